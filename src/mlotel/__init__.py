@@ -1,0 +1,34 @@
+"""mlotel: OpenTelemetry-native observability for ML inference.
+
+>>> import mlotel, mlotel.testing
+>>> with mlotel.testing.capture_telemetry() as captured:
+...     @mlotel.instrument(model_name="churn", model_version="3.1.0")
+...     def predict(features):
+...         return [[0.2, 0.8]]
+...     _ = predict([[1.0, 2.0]])
+>>> captured.spans[0].name, captured.logs[0].attributes["ml.features"]
+('predict churn', {'f0': 1.0, 'f1': 2.0})
+"""
+
+from __future__ import annotations
+
+from . import semconv
+from ._api import configure, force_flush, shutdown
+from ._config import ConfigError, Settings
+from ._instrument import InferenceCall, InstrumentedModel, inference, instrument
+
+__all__ = [
+    "ConfigError",
+    "InferenceCall",
+    "InstrumentedModel",
+    "Settings",
+    "__version__",
+    "configure",
+    "force_flush",
+    "inference",
+    "instrument",
+    "semconv",
+    "shutdown",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,294 @@
+"""mlotel-owned aggregation for hot-path instruments, exported through OTel readers.
+
+Why not call ``Histogram.record`` per value: the SDK's record path costs several
+microseconds per value (attribute hashing, locks, exemplar checks), so a
+1,024-row batch would cost milliseconds. Monitors instead hand whole numpy
+arrays to :class:`MetricStore`, which bins them with one ``searchsorted`` +
+``bincount``. At collection time the store turns its state into ordinary SDK
+``Metric`` objects and appends them to what the reader collected: the spec's
+*MetricProducer* bridge, which the Python SDK has no public hook for yet, so
+:func:`attach_store` wraps the reader's collect callback (the one private SDK
+touch-point, kept here).
+
+Temporality follows each reader's preference (cumulative for Prometheus, delta
+when the OTLP exporter is asked for it). User ``View``\\ s do not apply to these
+instruments.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from opentelemetry.sdk.metrics import Counter as SDKCounter
+from opentelemetry.sdk.metrics import Histogram as SDKHistogram
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    MetricReader,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from . import semconv
+from .semconv import Instrument
+
+__all__ = ["AttrKey", "MetricStore", "attach_store", "bucket_counts"]
+
+AttrKey = tuple[tuple[str, Any], ...]
+"""Attributes as a hashable, ordered tuple of pairs."""
+
+
+def bucket_counts(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Counts per explicit bucket, OTel semantics: bucket i holds (bounds[i-1], bounds[i]].
+
+    >>> bucket_counts(np.array([0.1, 0.5, 0.6, 2.0]), np.array([0.5, 1.0])).tolist()
+    [2, 1, 1]
+    """
+    index = np.searchsorted(bounds, values, side="left")
+    return np.bincount(index, minlength=len(bounds) + 1)
+
+
+@dataclass
+class _HistogramState:
+    counts: np.ndarray
+    total: float = 0.0
+    count: int = 0
+    minimum: float = float("inf")
+    maximum: float = float("-inf")
+
+
+@dataclass
+class _ReaderView:
+    """What one reader has not yet been told (delta) or everything so far (cumulative)."""
+
+    histogram_temporality: AggregationTemporality
+    counter_temporality: AggregationTemporality
+    start_ns: int
+    histograms: dict[tuple[str, AttrKey], _HistogramState] = field(default_factory=dict)
+    counters: dict[tuple[str, AttrKey], float] = field(default_factory=dict)
+
+
+class MetricStore:
+    """Thread-safe aggregation state, one view per attached reader."""
+
+    def __init__(self, scope_version: str = "") -> None:
+        self._lock = threading.Lock()
+        self._views: dict[int, _ReaderView] = {}
+        self._instruments: dict[str, Instrument] = {i.name: i for i in semconv.INSTRUMENTS}
+        self._bounds: dict[str, np.ndarray] = {
+            i.name: np.asarray(i.buckets, dtype=np.float64)
+            for i in semconv.INSTRUMENTS
+            if i.buckets is not None
+        }
+        self._scope = InstrumentationScope(semconv.SCOPE_NAME, scope_version)
+
+    # --- registration ---------------------------------------------------------
+    def add_reader(
+        self,
+        reader_id: int,
+        histogram_temporality: AggregationTemporality = AggregationTemporality.CUMULATIVE,
+        counter_temporality: AggregationTemporality = AggregationTemporality.CUMULATIVE,
+    ) -> None:
+        with self._lock:
+            self._views[reader_id] = _ReaderView(
+                histogram_temporality, counter_temporality, time.time_ns()
+            )
+
+    def reset(self) -> None:
+        """Forget every value (used in a forked child: its counts start at zero)."""
+        with self._lock:
+            now = time.time_ns()
+            for view in self._views.values():
+                view.histograms.clear()
+                view.counters.clear()
+                view.start_ns = now
+
+    # --- recording (called by monitors at flush time) --------------------------
+    def record_histogram(self, instrument: Instrument, attrs: AttrKey, values: np.ndarray) -> None:
+        """Add many values of one attribute set to a histogram in one vectorised step."""
+        if values.size == 0:
+            return
+        values = values.astype(np.float64, copy=False)
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return
+        counts = bucket_counts(finite, self._bounds[instrument.name])
+        total = float(finite.sum())
+        low = float(finite.min())
+        high = float(finite.max())
+        key = (instrument.name, attrs)
+        with self._lock:
+            for view in self._views.values():
+                state = view.histograms.get(key)
+                if state is None:
+                    state = _HistogramState(np.zeros(len(counts), dtype=np.int64))
+                    view.histograms[key] = state
+                state.counts += counts
+                state.total += total
+                state.count += int(finite.size)
+                state.minimum = min(state.minimum, low)
+                state.maximum = max(state.maximum, high)
+
+    def add(self, instrument: Instrument, attrs: AttrKey, amount: float = 1) -> None:
+        """Add to a monotonic counter."""
+        key = (instrument.name, attrs)
+        with self._lock:
+            for view in self._views.values():
+                view.counters[key] = view.counters.get(key, 0) + amount
+
+    # --- collection -----------------------------------------------------------
+    def collect(self, reader_id: int) -> list[Metric]:
+        """SDK ``Metric`` objects for one reader, honouring its temporality."""
+        now = time.time_ns()
+        with self._lock:
+            view = self._views.get(reader_id)
+            if view is None:
+                return []
+            histograms = list(view.histograms.items())
+            counters = list(view.counters.items())
+            start = view.start_ns
+            if view.histogram_temporality is AggregationTemporality.DELTA:
+                view.histograms = {}
+            if view.counter_temporality is AggregationTemporality.DELTA:
+                view.counters = {}
+            hist_start = start
+            counter_start = start
+            if AggregationTemporality.DELTA in (
+                view.histogram_temporality,
+                view.counter_temporality,
+            ):
+                view.start_ns = now
+            hist_points: dict[str, list[HistogramDataPoint]] = {}
+            for (name, attrs), state in histograms:
+                hist_points.setdefault(name, []).append(
+                    HistogramDataPoint(
+                        attributes=dict(attrs),
+                        start_time_unix_nano=hist_start,
+                        time_unix_nano=now,
+                        count=state.count,
+                        sum=state.total,
+                        bucket_counts=state.counts.tolist(),
+                        explicit_bounds=self._bounds[name].tolist(),
+                        min=state.minimum,
+                        max=state.maximum,
+                    )
+                )
+            sum_points: dict[str, list[NumberDataPoint]] = {}
+            for (name, attrs), value in counters:
+                sum_points.setdefault(name, []).append(
+                    NumberDataPoint(
+                        attributes=dict(attrs),
+                        start_time_unix_nano=counter_start,
+                        time_unix_nano=now,
+                        value=int(value) if float(value).is_integer() else value,
+                    )
+                )
+            hist_temporality = view.histogram_temporality
+            counter_temporality = view.counter_temporality
+        metrics: list[Metric] = []
+        for name, points in hist_points.items():
+            inst = self._instruments[name]
+            metrics.append(
+                Metric(
+                    name=name,
+                    description=inst.description,
+                    unit=inst.unit,
+                    data=Histogram(data_points=points, aggregation_temporality=hist_temporality),
+                )
+            )
+        for name, number_points in sum_points.items():
+            inst = self._instruments[name]
+            metrics.append(
+                Metric(
+                    name=name,
+                    description=inst.description,
+                    unit=inst.unit,
+                    data=Sum(
+                        data_points=number_points,
+                        aggregation_temporality=counter_temporality,
+                        is_monotonic=True,
+                    ),
+                )
+            )
+        return metrics
+
+    @property
+    def scope(self) -> InstrumentationScope:
+        return self._scope
+
+
+def _reader_temporality(reader: MetricReader, kind: type) -> AggregationTemporality:
+    table: dict[type, AggregationTemporality] = getattr(reader, "_instrument_class_temporality", {})
+    for cls, temporality in table.items():
+        if isinstance(cls, type) and issubclass(cls, kind):
+            return temporality
+    return AggregationTemporality.CUMULATIVE
+
+
+def attach_store(
+    reader: MetricReader,
+    store: MetricStore,
+    resource: Resource,
+    before_collect: Callable[[], None] | None = None,
+) -> Callable[[], None]:
+    """Make ``reader`` export ``store``'s metrics with its own; returns a detach function.
+
+    ``before_collect`` runs first (monitors flush their buffers) so a scrape
+    sees every call that finished before it.
+    """
+    original: Callable[..., MetricsData | None] | None = getattr(reader, "_collect", None)
+    if original is None:
+        raise RuntimeError("metric reader is not registered with a MeterProvider yet")
+    reader_id = id(reader)
+    store.add_reader(
+        reader_id,
+        _reader_temporality(reader, SDKHistogram),
+        _reader_temporality(reader, SDKCounter),
+    )
+
+    def collect(metric_reader: MetricReader, timeout_millis: float = 10_000) -> MetricsData | None:
+        if before_collect is not None:
+            before_collect()
+        data = original(metric_reader, timeout_millis=timeout_millis)
+        extra = store.collect(reader_id)
+        if not extra:
+            return data
+        return _merge(data, ScopeMetrics(scope=store.scope, metrics=extra, schema_url=""), resource)
+
+    reader._set_collect_callback(collect)
+
+    def detach() -> None:
+        reader._set_collect_callback(original)
+
+    return detach
+
+
+def _merge(data: MetricsData | None, scope_metrics: ScopeMetrics, resource: Resource) -> MetricsData:
+    if data is None or not data.resource_metrics:
+        return MetricsData(
+            resource_metrics=[
+                ResourceMetrics(resource=resource, scope_metrics=[scope_metrics], schema_url="")
+            ]
+        )
+    first, *rest = data.resource_metrics
+    merged: Sequence[ScopeMetrics] = [*first.scope_metrics, scope_metrics]
+    return MetricsData(
+        resource_metrics=[
+            ResourceMetrics(
+                resource=first.resource, scope_metrics=merged, schema_url=first.schema_url
+            ),
+            *rest,
+        ]
+    )

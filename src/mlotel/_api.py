@@ -1,0 +1,92 @@
+"""configure(), shutdown() and force_flush(): the process-level entry points."""
+
+from __future__ import annotations
+
+import atexit
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import _runtime
+from ._config import Settings, resolve_settings
+
+__all__ = ["Configuration", "configure", "force_flush", "shutdown"]
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What :func:`configure` set up."""
+
+    settings: Settings
+    metrics_url: str | None
+    """The embedded Prometheus endpoint, when one is being served."""
+    output_dir: str | None
+    """Where the local sink writes ``traces.jsonl`` and ``logs.jsonl``, when it is on."""
+
+
+def _describe(runtime: _runtime.Runtime) -> Configuration:
+    url = None
+    if runtime.prometheus_address is not None:
+        host, port = runtime.prometheus_address
+        url = f"http://{host}:{port}/metrics"
+    return Configuration(runtime.settings, url, runtime.output_dir)
+
+
+def configure(
+    *,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+    logger_provider: Any = None,
+    metric_readers: Sequence[Any] | None = None,
+    **settings: Any,
+) -> Configuration:
+    """Set up mlotel; optional (the first observed call configures from the environment).
+
+    Settings resolve as keyword arguments > ``MLOTEL_*`` env > ``OTEL_*`` env >
+    defaults (docs/configuration.md lists them). Global providers that the
+    application or ``opentelemetry-instrument`` already set are used, never
+    replaced. Calling it again replaces the previous configuration.
+
+    >>> import mlotel
+    >>> cfg = mlotel.configure(service_name="doc-example", exporter="none", set_global=False)
+    >>> cfg.settings.service_name, cfg.metrics_url
+    ('doc-example', None)
+    >>> mlotel.shutdown()
+    True
+    """
+    resolved = resolve_settings(settings)
+    previous = _runtime.current()
+    ignore: tuple[Any, ...] = tuple(previous._owned) if previous is not None else ()
+    if previous is not None:
+        previous.shutdown()
+    runtime = _runtime.build_runtime(
+        resolved,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+        metric_readers=list(metric_readers or []),
+        ignore=ignore,
+    )
+    _runtime.install(runtime)
+    return _describe(runtime)
+
+
+def force_flush(timeout: float | None = None) -> bool:
+    """Push everything buffered so far through the exporters (bounded by ``timeout`` s)."""
+    runtime = _runtime.current()
+    return True if runtime is None else runtime.force_flush(timeout)
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush and stop mlotel; returns within ``timeout`` seconds (default 5) even when the
+    collector is unreachable. Returns False when exporters did not finish in time."""
+    runtime = _runtime.current()
+    if runtime is None:
+        return True
+    finished = runtime.shutdown(timeout)
+    # Later calls pass straight through until configure() is called again.
+    _runtime.replace(_runtime.Runtime(Settings(disabled=True)))
+    return finished
+
+
+atexit.register(shutdown)

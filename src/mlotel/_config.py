@@ -1,0 +1,227 @@
+"""Settings: keyword arguments > ``MLOTEL_*`` env > ``OTEL_*`` env > defaults.
+
+Every field is documented in docs/configuration.md; a test keeps the two in
+step (tests/unit/test_config.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["ENV_VARS", "ConfigError", "Settings", "resolve_settings"]
+
+
+class ConfigError(ValueError):
+    """A setting has a value mlotel cannot use; the message names the setting."""
+
+
+_EXPORTERS = ("auto", "otlp", "embedded", "none")
+_SINKS = ("files", "console", "none")
+_PROTOCOLS = ("grpc", "http/protobuf")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build it with :func:`resolve_settings`."""
+
+    service_name: str | None = None
+    exporter: str = "auto"
+    otlp_endpoint: str | None = None
+    otlp_protocol: str = "http/protobuf"
+    prometheus: bool | None = None
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = 9464
+    local_sink: str | None = None
+    output_dir: str = "mlotel-telemetry"
+    output_max_bytes: int = 64 * 1024 * 1024
+    payload_enabled: bool = True
+    payload_sample_rate: float = 1.0
+    payload_max_bytes: int = 8192
+    payload_redact: frozenset[str] = field(default_factory=frozenset)
+    payload_allow: frozenset[str] | None = None
+    max_classes: int = 100
+    max_features: int = 512
+    flush_interval: float = 1.0
+    buffer_size: int = 1024
+    shutdown_timeout: float = 5.0
+    metric_export_interval: float | None = None
+    disabled: bool = False
+    set_global: bool = True
+
+    @property
+    def uses_otlp(self) -> bool:
+        return self.exporter == "otlp"
+
+    @property
+    def prometheus_enabled(self) -> bool:
+        if self.prometheus is not None:
+            return self.prometheus
+        return self.exporter == "embedded"
+
+    @property
+    def sink(self) -> str:
+        if self.local_sink is not None:
+            return self.local_sink
+        return "files" if self.exporter == "embedded" else "none"
+
+
+# --- parsers -------------------------------------------------------------------
+
+
+def _bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _int(minimum: int) -> Callable[[str, Any], int]:
+    def parse(name: str, raw: Any) -> int:
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}={raw!r} is not an integer") from None
+        if value < minimum:
+            raise ConfigError(f"{name}={raw!r} must be >= {minimum}")
+        return value
+
+    return parse
+
+
+def _float(low: float, high: float) -> Callable[[str, Any], float]:
+    def parse(name: str, raw: Any) -> float:
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}={raw!r} is not a number") from None
+        if not (low <= value <= high) or math.isnan(value):
+            raise ConfigError(f"{name}={raw!r} must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def parse(name: str, raw: Any) -> str:
+        value = str(raw).strip().lower()
+        if value not in options:
+            raise ConfigError(f"{name}={raw!r} must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _names(name: str, raw: Any) -> frozenset[str]:
+    if isinstance(raw, str):
+        items: Iterable[Any] = raw.split(",")
+    elif isinstance(raw, Iterable):
+        items = raw
+    else:
+        raise ConfigError(f"{name}={raw!r} must be a comma-separated list or an iterable of names")
+    return frozenset(str(item).strip() for item in items if str(item).strip())
+
+
+def _text(name: str, raw: Any) -> str:
+    return str(raw)
+
+
+def _millis_to_seconds(name: str, raw: Any) -> float:
+    return _float(0.001, 86_400_000)(name, raw) / 1000.0
+
+
+# field -> (parser, MLOTEL_* variable, OTEL_* variables in priority order)
+_SPEC: dict[str, tuple[Callable[[str, Any], Any], str, tuple[str, ...]]] = {
+    "service_name": (_text, "MLOTEL_SERVICE_NAME", ("OTEL_SERVICE_NAME",)),
+    "exporter": (_choice(_EXPORTERS), "MLOTEL_EXPORTER", ()),
+    "otlp_endpoint": (_text, "MLOTEL_OTLP_ENDPOINT", ("OTEL_EXPORTER_OTLP_ENDPOINT",)),
+    "otlp_protocol": (
+        _choice(_PROTOCOLS),
+        "MLOTEL_OTLP_PROTOCOL",
+        ("OTEL_EXPORTER_OTLP_PROTOCOL",),
+    ),
+    "prometheus": (_bool, "MLOTEL_PROMETHEUS", ()),
+    "prometheus_host": (_text, "MLOTEL_PROMETHEUS_HOST", ("OTEL_EXPORTER_PROMETHEUS_HOST",)),
+    "prometheus_port": (_int(0), "MLOTEL_PROMETHEUS_PORT", ("OTEL_EXPORTER_PROMETHEUS_PORT",)),
+    "local_sink": (_choice(_SINKS), "MLOTEL_LOCAL_SINK", ()),
+    "output_dir": (_text, "MLOTEL_OUTPUT_DIR", ()),
+    "output_max_bytes": (_int(1024), "MLOTEL_OUTPUT_MAX_BYTES", ()),
+    "payload_enabled": (_bool, "MLOTEL_PAYLOAD_ENABLED", ()),
+    "payload_sample_rate": (_float(0.0, 1.0), "MLOTEL_PAYLOAD_SAMPLE_RATE", ()),
+    "payload_max_bytes": (_int(256), "MLOTEL_PAYLOAD_MAX_BYTES", ()),
+    "payload_redact": (_names, "MLOTEL_PAYLOAD_REDACT", ()),
+    "payload_allow": (_names, "MLOTEL_PAYLOAD_ALLOW", ()),
+    "max_classes": (_int(1), "MLOTEL_MAX_CLASSES", ()),
+    "max_features": (_int(1), "MLOTEL_MAX_FEATURES", ()),
+    "flush_interval": (_float(0.01, 3600.0), "MLOTEL_FLUSH_INTERVAL", ()),
+    "buffer_size": (_int(1), "MLOTEL_BUFFER_SIZE", ()),
+    "shutdown_timeout": (_float(0.0, 600.0), "MLOTEL_SHUTDOWN_TIMEOUT", ()),
+    "metric_export_interval": (
+        _float(0.001, 86_400.0),
+        "MLOTEL_METRIC_EXPORT_INTERVAL",
+        (),
+    ),
+    "disabled": (_bool, "MLOTEL_DISABLED", ("OTEL_SDK_DISABLED",)),
+    "set_global": (_bool, "MLOTEL_SET_GLOBAL", ()),
+}
+
+ENV_VARS: tuple[str, ...] = tuple(spec[1] for spec in _SPEC.values())
+"""Every ``MLOTEL_*`` variable mlotel reads."""
+
+_OTLP_ENDPOINT_VARS = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+)
+
+
+def resolve_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Resolve settings from keyword overrides, then the environment, then defaults.
+
+    >>> resolve_settings({"payload_sample_rate": 0.5}, environ={}).payload_sample_rate
+    0.5
+    >>> resolve_settings(environ={"MLOTEL_PROMETHEUS_PORT": "9100"}).prometheus_port
+    9100
+    """
+    env = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for name, (parse, mlotel_var, otel_vars) in _SPEC.items():
+        if overrides.get(name) is not None:
+            values[name] = parse(name, overrides[name])
+            continue
+        for var in (mlotel_var, *otel_vars):
+            raw = env.get(var)
+            if raw is not None and raw.strip() != "":
+                values[name] = parse(var, raw)
+                break
+    if values.get("exporter", "auto") == "auto":
+        otlp_wanted = values.get("otlp_endpoint") is not None or any(
+            env.get(var, "").strip() for var in _OTLP_ENDPOINT_VARS
+        )
+        values["exporter"] = "otlp" if otlp_wanted else "embedded"
+    # A per-signal protocol variable wins for all signals only when the generic one is absent.
+    if "otlp_protocol" not in values:
+        for var in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"):
+            if env.get(var, "").strip():
+                values["otlp_protocol"] = _choice(_PROTOCOLS)(var, env[var])
+                break
+    if "metric_export_interval" not in values and env.get("OTEL_METRIC_EXPORT_INTERVAL", ""):
+        values["metric_export_interval"] = _millis_to_seconds(
+            "OTEL_METRIC_EXPORT_INTERVAL", env["OTEL_METRIC_EXPORT_INTERVAL"]
+        )
+    return Settings(**values)

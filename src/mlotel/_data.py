@@ -1,0 +1,332 @@
+"""Understanding model inputs and outputs without importing the libraries they come from.
+
+Inputs: Python scalars, lists, dicts, numpy arrays (1-D = one row, 2-D = rows),
+pandas DataFrames/Series, torch tensors (recognised by type, never by importing
+torch). Outputs: labels, regression values and ``predict_proba``-style score
+matrices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MAX_STRING",
+    "batch_size",
+    "clean_value",
+    "default_names",
+    "feature_names_of",
+    "features_payload",
+    "interpret_output",
+    "output_array",
+]
+
+MAX_STRING = 256
+"""Longest string value kept in a payload; longer ones are cut and marked with '…'."""
+
+_NAME_CACHE: dict[int, tuple[str, ...]] = {}
+
+
+def default_names(count: int) -> tuple[str, ...]:
+    """``f0 … f{count-1}``, cached per width."""
+    names = _NAME_CACHE.get(count)
+    if names is None:
+        names = tuple(f"f{i}" for i in range(count))
+        if len(_NAME_CACHE) < 64:
+            _NAME_CACHE[count] = names
+    return names
+
+
+def _module(obj: Any) -> str:
+    return type(obj).__module__.partition(".")[0]
+
+
+def _is_torch(obj: Any) -> bool:
+    return _module(obj) == "torch" and hasattr(obj, "detach")
+
+
+def _is_dataframe(obj: Any) -> bool:
+    return _module(obj) == "pandas" and hasattr(obj, "columns") and hasattr(obj, "iloc")
+
+
+def _is_series(obj: Any) -> bool:
+    return _module(obj) == "pandas" and hasattr(obj, "index") and not hasattr(obj, "columns")
+
+
+def _torch_to_numpy(tensor: Any) -> np.ndarray:
+    return np.asarray(tensor.detach().cpu().numpy())
+
+
+def batch_size(x: Any) -> int:
+    """Rows in one model input.
+
+    >>> batch_size(np.zeros((32, 4))), batch_size([1.0, 2.0]), batch_size({"a": [1, 2, 3]})
+    (32, 1, 3)
+    """
+    if isinstance(x, np.ndarray):
+        return int(x.shape[0]) if x.ndim >= 2 else 1
+    if _is_torch(x):
+        shape = tuple(x.shape)
+        return int(shape[0]) if len(shape) >= 2 else 1
+    if _is_dataframe(x):
+        return len(x)
+    if isinstance(x, Mapping):
+        for value in x.values():
+            if isinstance(value, (list, tuple, np.ndarray)):
+                return len(value)
+            return 1
+        return 1
+    if isinstance(x, (list, tuple)):
+        if x and isinstance(x[0], (list, tuple, Mapping, np.ndarray)):
+            return len(x)
+        return 1
+    return 1
+
+
+def feature_names_of(x: Any) -> tuple[str, ...] | None:
+    """Names carried by the input itself (DataFrame columns, Series index, dict keys)."""
+    if _is_dataframe(x):
+        return tuple(str(c) for c in x.columns)
+    if _is_series(x):
+        return tuple(str(i) for i in x.index)
+    if isinstance(x, Mapping):
+        return tuple(str(k) for k in x)
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], Mapping):
+        return tuple(str(k) for k in x[0])
+    return None
+
+
+def clean_value(value: Any) -> Any:
+    """A value safe for an OTel attribute: bool/int/float/str/None, long strings cut."""
+    if value is None or isinstance(value, (bool, int, float)):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            return str(value)
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= MAX_STRING else value[: MAX_STRING - 1] + "…"
+    if isinstance(value, np.generic):
+        return clean_value(value.item())
+    if isinstance(value, bytes):
+        return clean_value(value.decode("utf-8", "replace"))
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return clean_value(text)
+
+
+def _value_bytes(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value) + 2
+    if value is None or isinstance(value, bool):
+        return 4
+    return 8
+
+
+def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
+    """(2-D numpy array or list of row sequences, names carried by x, total rows)."""
+    if isinstance(x, np.ndarray):
+        arr = x if x.ndim == 2 else x.reshape(1, -1) if x.ndim < 2 else x.reshape(len(x), -1)
+        return arr[:max_rows], None, arr.shape[0]
+    if _is_torch(x):
+        shape = tuple(x.shape)
+        head = x[:max_rows] if len(shape) >= 2 else x
+        arr = _torch_to_numpy(head)
+        total = shape[0] if len(shape) >= 2 else 1
+        return (arr if arr.ndim == 2 else arr.reshape(len(arr) if arr.ndim > 2 else 1, -1)), None, total
+    if _is_dataframe(x):
+        names = tuple(str(c) for c in x.columns)
+        return x.iloc[:max_rows].to_numpy(), names, len(x)
+    if _is_series(x):
+        names = tuple(str(i) for i in x.index)
+        return [list(x.to_numpy())], names, 1
+    if isinstance(x, Mapping):
+        names = tuple(str(k) for k in x)
+        columns = list(x.values())
+        if columns and isinstance(columns[0], (list, tuple, np.ndarray)):
+            total = len(columns[0])
+            rows = [
+                [col[i] if i < len(col) else None for col in columns]
+                for i in range(min(total, max_rows))
+            ]
+            return rows, names, total
+        return [columns], names, 1
+    if isinstance(x, (list, tuple)):
+        if not x:
+            return [[]], None, 0
+        first = x[0]
+        if isinstance(first, Mapping):
+            names = tuple(str(k) for k in first)
+            keys = list(first)
+            rows = [
+                [row.get(k) if isinstance(row, Mapping) else None for k in keys]
+                for row in x[:max_rows]
+            ]
+            return rows, names, len(x)
+        if isinstance(first, (list, tuple, np.ndarray)):
+            return [list(r) if isinstance(r, (list, tuple, np.ndarray)) else [r] for r in x[:max_rows]], None, len(x)
+        return [list(x)], None, 1
+    return [[x]], None, 1
+
+
+def features_payload(
+    x: Any,
+    names: Sequence[str] | None,
+    max_bytes: int,
+    max_features: int,
+) -> tuple[dict[str, Any], bool, int]:
+    """The feature map of one call, within ``max_bytes`` (approximate encoded size).
+
+    One row gives ``{name: value}``; a batch gives ``{name: [values of the rows that
+    fit]}``. Returns ``(payload, truncated, features_dropped_by_cap)``.
+
+    >>> features_payload(np.array([[1.0, 2.0]]), ("age", "income"), 8192, 100)
+    ({'age': 1.0, 'income': 2.0}, False, 0)
+    """
+    # Bound the work before converting: never more rows than could fit.
+    row_cap = max(1, max_bytes // 4)
+    rows, carried, total = _rows_of(x, row_cap)
+    width = rows.shape[1] if isinstance(rows, np.ndarray) else max((len(r) for r in rows), default=0)
+    if names is None or len(names) != width:
+        names = carried if carried is not None and len(carried) == width else default_names(width)
+    dropped = max(0, width - max_features)
+    kept = min(width, max_features)
+    names = names[:kept]
+    budget = max_bytes - sum(len(n) + 4 for n in names)
+    truncated = dropped > 0
+    if budget <= 0:
+        # Names alone overflow the cap: keep as many features as fit.
+        fit = 0
+        room = max_bytes
+        for n in names:
+            room -= len(n) + 12
+            if room < 0:
+                break
+            fit += 1
+        dropped += kept - fit
+        kept = fit
+        names = names[:kept]
+        budget = max(0, room)
+        truncated = True
+    n_rows = len(rows)
+    single = total == 1 and n_rows == 1
+    if isinstance(rows, np.ndarray) and rows.dtype.kind in "biuf":
+        per_row = max(1, 8 * kept)
+        fit_rows = min(n_rows, max(0, budget // per_row)) if not single else 1
+        if fit_rows < total:
+            truncated = True
+        block = rows[:fit_rows, :kept]
+        if block.dtype.kind == "u" and block.dtype.itemsize == 8:
+            block = block.astype(np.float64)
+        if single:
+            return dict(zip(names, block[0].tolist())), truncated, dropped
+        return dict(zip(names, block.T.tolist())), truncated, dropped
+    # Generic path: values of any type, cleaned one by one until the budget is spent.
+    columns: list[list[Any]] = [[] for _ in range(kept)]
+    spent = 0
+    used_rows = 0
+    for row in rows:
+        cells = [clean_value(row[i]) if i < len(row) else None for i in range(kept)]
+        cost = sum(_value_bytes(c) for c in cells)
+        if spent + cost > budget and used_rows > 0:
+            break
+        if spent + cost > budget:
+            cells = [c if not isinstance(c, str) else c[:16] for c in cells]
+        spent += cost
+        used_rows += 1
+        for i, cell in enumerate(cells):
+            columns[i].append(cell)
+    if used_rows < total:
+        truncated = True
+    if single:
+        return {n: col[0] if col else None for n, col in zip(names, columns)}, truncated, dropped
+    return dict(zip(names, columns)), truncated, dropped
+
+
+def output_array(y: Any) -> np.ndarray | None:
+    """A private numpy copy of a model output (so later mutation cannot change telemetry)."""
+    if y is None:
+        return None
+    if isinstance(y, np.ndarray):
+        return y.copy()
+    if _is_torch(y):
+        return _torch_to_numpy(y).copy()
+    if _module(y) == "pandas" and hasattr(y, "to_numpy"):
+        return np.asarray(y.to_numpy()).copy()
+    if isinstance(y, (list, tuple)):
+        try:
+            return np.asarray(y)
+        except ValueError:  # ragged
+            arr = np.empty(len(y), dtype=object)
+            arr[:] = [clean_value(v) for v in y]
+            return arr
+    if isinstance(y, (bool, int, float, str, np.generic)):
+        return np.asarray([y])
+    return None
+
+
+_PROBA_OPERATIONS = ("predict_proba",)
+_NO_LABEL_OPERATIONS = ("transform", "score_samples", "decision_function", "embed")
+
+
+def interpret_output(
+    arr: np.ndarray,
+    operation: str,
+    output_kind: str,
+    class_labels: Sequence[Any] | None,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """``(labels, max_scores, values)`` for a stacked output block.
+
+    ``output_kind`` is ``auto``, ``labels``, ``probabilities``, ``regression`` or ``none``.
+    ``auto`` reads ``predict_proba``/``predict_log_proba`` outputs as probabilities,
+    a 2-D float matrix whose rows sum to 1 as probabilities, integer/string/bool
+    1-D outputs as labels and float 1-D outputs as regression values.
+    """
+    kind = output_kind
+    if kind == "none" or arr.size == 0:
+        return None, None, None
+    if operation == "predict_log_proba" and kind in ("auto", "probabilities"):
+        arr = np.exp(arr.astype(np.float64))
+        kind = "probabilities"
+    if kind == "auto":
+        if operation in _NO_LABEL_OPERATIONS:
+            return None, None, None
+        if operation in _PROBA_OPERATIONS:
+            kind = "probabilities"
+        elif arr.ndim == 2 and arr.shape[1] >= 2 and arr.dtype.kind == "f":
+            sums = arr.sum(axis=1)
+            inside = bool(np.all((arr >= 0.0) & (arr <= 1.0)))
+            kind = "probabilities" if inside and bool(np.allclose(sums, 1.0, atol=1e-3)) else "none"
+        elif arr.dtype.kind == "f":
+            kind = "regression"
+        else:
+            kind = "labels"
+        if kind == "none":
+            return None, None, None
+    if kind == "probabilities":
+        matrix = arr.astype(np.float64, copy=False)
+        if matrix.ndim == 1:  # a single row of class probabilities
+            matrix = matrix.reshape(1, -1)
+        if matrix.ndim != 2:
+            return None, None, None
+        if matrix.shape[1] == 1:  # P(positive) only
+            matrix = np.hstack([1.0 - matrix, matrix])
+        winner = np.argmax(matrix, axis=1)
+        scores = matrix[np.arange(len(matrix)), winner]
+        if class_labels is not None and len(class_labels) == matrix.shape[1]:
+            labels = np.asarray(class_labels, dtype=object)[winner]
+        else:
+            labels = winner
+        return labels, scores, None
+    flat = arr.reshape(len(arr), -1)[:, 0] if arr.ndim > 1 else arr
+    if kind == "regression":
+        return None, None, flat.astype(np.float64, copy=False)
+    return flat, None, None
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

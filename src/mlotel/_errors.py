@@ -1,0 +1,75 @@
+"""Fail-open bookkeeping: contained faults and deliberate drops, counted and logged once.
+
+A fault inside mlotel never reaches the caller of ``predict``: it increments
+``mlotel.internal.errors{mlotel.component}`` and is logged once per component
+through the stdlib ``mlotel`` logger. Deliberate drops (caps) increment
+``mlotel.internal.dropped{mlotel.component, mlotel.drop.reason}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+
+from . import semconv
+from ._aggregation import MetricStore
+
+__all__ = ["Tally", "logger", "tally"]
+
+logger = logging.getLogger("mlotel")
+
+
+class Tally:
+    """Process-wide counts of contained errors and drops, mirrored into the metric store."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.errors: Counter[str] = Counter()
+        self.dropped: Counter[tuple[str, str]] = Counter()
+        self._logged: set[str] = set()
+        self.store: MetricStore | None = None
+
+    def error(self, component: str, exc: BaseException | None = None) -> None:
+        """Count one contained fault in ``component``; log it the first time."""
+        with self._lock:
+            self.errors[component] += 1
+            first = component not in self._logged
+            self._logged.add(component)
+            store = self.store
+        if store is not None:
+            store.add(semconv.INTERNAL_ERRORS, ((semconv.ATTR_COMPONENT, component),))
+        if first:
+            logger.warning(
+                "mlotel contained an internal error in %s (the predict call was not affected; "
+                "further errors here are only counted in mlotel.internal.errors)",
+                component,
+                exc_info=exc,
+            )
+
+    def drop(self, component: str, reason: str, amount: int = 1) -> None:
+        """Count values dropped on purpose (a cap was reached)."""
+        if amount <= 0:
+            return
+        with self._lock:
+            self.dropped[(component, reason)] += amount
+            store = self.store
+        if store is not None:
+            store.add(
+                semconv.INTERNAL_DROPPED,
+                ((semconv.ATTR_COMPONENT, component), (semconv.ATTR_DROP_REASON, reason)),
+                amount,
+            )
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self.store = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self.errors.clear()
+            self.dropped.clear()
+            self._logged.clear()
+
+
+tally = Tally()

@@ -1,0 +1,577 @@
+"""The decorator, the object proxy and the ``inference()`` context manager.
+
+All three share one hot path (:func:`_start` / :func:`_finish`): start a span,
+call the model, hand a :class:`~mlotel._monitor.CallRecord` to the model's
+monitor, end the span. Model exceptions are recorded and re-raised unchanged;
+faults inside mlotel are counted and swallowed.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import random
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import _runtime, semconv
+from ._data import batch_size, feature_names_of, features_payload, output_array
+from ._errors import tally
+from ._monitor import CallRecord, Monitor
+
+__all__ = ["InferenceCall", "ModelSpec", "inference", "instrument"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MODEL_METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "transform",
+    "score_samples",
+)
+"""Methods the object proxy observes when the model has them (plus ``__call__``)."""
+
+_SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+_OUTPUT_KINDS = ("auto", "labels", "probabilities", "regression", "none")
+_INPUT_KWARGS = ("X", "x", "features", "inputs", "input", "data")
+_perf_counter = time.perf_counter
+_time_ns = time.time_ns
+_get_value = otel_context.get_value
+_attach = otel_context.attach
+_detach = otel_context.detach
+_set_span_in_context = trace.set_span_in_context
+
+
+class ModelSpec:
+    """What one instrumented callable reports: model identity and how to read its I/O."""
+
+    __slots__ = (
+        "class_labels",
+        "feature_names",
+        "framework",
+        "model_name",
+        "model_version",
+        "operation",
+        "output_kind",
+        "_monitor",
+        "_runtime",
+        "_span_attrs",
+        "_span_name",
+    )
+
+    def __init__(
+        self,
+        model_name: str,
+        model_version: str | None,
+        framework: str | None,
+        operation: str,
+        feature_names: Sequence[str] | None,
+        output_kind: str,
+        class_labels: Sequence[Any] | None = None,
+    ) -> None:
+        if not isinstance(model_name, str) or not model_name:
+            raise ValueError("model_name must be a non-empty string")
+        if output_kind not in _OUTPUT_KINDS:
+            raise ValueError(f"output={output_kind!r} must be one of {', '.join(_OUTPUT_KINDS)}")
+        self.model_name = model_name
+        self.model_version = None if model_version is None else str(model_version)
+        self.framework = framework
+        self.operation = operation
+        self.feature_names = None if feature_names is None else tuple(map(str, feature_names))
+        self.output_kind = output_kind
+        self.class_labels = class_labels
+        self._runtime: _runtime.Runtime | None = None
+        self._monitor: Monitor | None = None
+        self._span_name = f"{operation} {model_name}"
+        attrs: dict[str, Any] = {
+            semconv.ATTR_MODEL_NAME: model_name,
+            semconv.ATTR_OPERATION_NAME: operation,
+        }
+        if self.model_version is not None:
+            attrs[semconv.ATTR_MODEL_VERSION] = self.model_version
+        if framework:
+            attrs[semconv.ATTR_MODEL_FRAMEWORK] = framework
+        self._span_attrs = attrs
+
+    def with_operation(self, operation: str) -> ModelSpec:
+        return ModelSpec(
+            self.model_name,
+            self.model_version,
+            self.framework,
+            operation,
+            self.feature_names,
+            self.output_kind,
+            self.class_labels,
+        )
+
+    def monitor(self, runtime: _runtime.Runtime) -> Monitor:
+        if self._runtime is not runtime or self._monitor is None:
+            self._monitor = runtime.monitor(self.model_name, self.model_version, self.framework)
+            self._runtime = runtime
+        return self._monitor
+
+
+# --- the shared hot path -------------------------------------------------------------
+
+
+class _Call:
+    """State of one observed call between start and finish."""
+
+    __slots__ = ("monitor", "runtime", "span", "start", "token")
+
+    def __init__(
+        self, runtime: _runtime.Runtime, monitor: Monitor, span: trace.Span, token: object
+    ) -> None:
+        self.runtime = runtime
+        self.monitor = monitor
+        self.span = span
+        self.token = token
+        self.start = _perf_counter()
+
+
+def _start(spec: ModelSpec) -> _Call | None:
+    """Begin observing a call; None means "just call the model" (disabled, suppressed, fault)."""
+    runtime = _runtime._current
+    if runtime is None or runtime.stale:
+        runtime = _runtime.lazy_runtime()
+    if runtime.disabled or _get_value(_SUPPRESS_KEY):
+        return None
+    try:
+        monitor = spec.monitor(runtime)
+        span = runtime.tracer.start_span(
+            spec._span_name, kind=SpanKind.INTERNAL, attributes=spec._span_attrs
+        )
+        token = _attach(_set_span_in_context(span))
+    except Exception as exc:
+        tally.error("instrument.start", exc)
+        return None
+    return _Call(runtime, monitor, span, token)
+
+
+def _finish(
+    call: _Call,
+    spec: ModelSpec,
+    features: Any,
+    result: Any,
+    error: BaseException | None,
+    class_labels: Sequence[Any] | None,
+    feature_names: Sequence[str] | None,
+    scores: Any = None,
+) -> None:
+    """Hand the finished call to its monitor and end the span. Never raises."""
+    duration = _perf_counter() - call.start
+    span = call.span
+    try:
+        _detach(call.token)
+    except Exception as exc:
+        tally.error("instrument.context", exc)
+    try:
+        settings = call.runtime.settings
+        rows = batch_size(features)
+        span_id = span.get_span_context().span_id
+        prediction_id = format(span_id if span_id else random.getrandbits(64), "016x")
+        error_type = None
+        if error is not None:
+            error_type = type(error).__qualname__
+            span.set_status(Status(StatusCode.ERROR, str(error)[:256]))
+            span.record_exception(error, escaped=True)
+        span.set_attributes(
+            {semconv.ATTR_BATCH_SIZE: rows, semconv.ATTR_PREDICTION_ID: prediction_id}
+            if error_type is None
+            else {
+                semconv.ATTR_BATCH_SIZE: rows,
+                semconv.ATTR_PREDICTION_ID: prediction_id,
+                semconv.ATTR_ERROR_TYPE: error_type,
+            }
+        )
+        payload = None
+        truncated = False
+        if settings.payload_enabled and (
+            error is not None
+            or settings.payload_sample_rate >= 1.0
+            or random.random() < settings.payload_sample_rate
+        ):
+            payload, truncated = _payload(features, feature_names or spec.feature_names, settings)
+        call.monitor.observe(
+            CallRecord(
+                _time_ns(),
+                duration,
+                spec.operation,
+                error_type,
+                rows,
+                output_array(result) if error is None else None,
+                payload,
+                truncated,
+                span,
+                prediction_id,
+                class_labels if class_labels is not None else spec.class_labels,
+                spec.output_kind,
+                output_array(scores) if scores is not None else None,
+            )
+        )
+    except Exception as exc:
+        tally.error("instrument.finish", exc)
+    finally:
+        span.end()
+
+
+def _payload(features: Any, names: Sequence[str] | None, settings: Any) -> tuple[Any, bool]:
+    payload, truncated, dropped = features_payload(
+        features, names, settings.payload_max_bytes, settings.max_features
+    )
+    if dropped:
+        tally.drop("payload", "max_features", dropped)
+    redact = settings.payload_redact
+    allow = settings.payload_allow
+    if redact or allow is not None:
+        for key in payload:
+            if key in redact or (allow is not None and key not in allow):
+                payload[key] = semconv.REDACTED
+    return payload, truncated
+
+
+def _input_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if args:
+        return args[0]
+    for name in _INPUT_KWARGS:
+        if name in kwargs:
+            return kwargs[name]
+    return None
+
+
+def _observe_sync(
+    spec: ModelSpec,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    class_labels: Sequence[Any] | None = None,
+    feature_names: Sequence[str] | None = None,
+) -> Any:
+    call = _start(spec)
+    if call is None:
+        return fn(*args, **kwargs)
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        _finish(call, spec, _input_of(args, kwargs), None, exc, class_labels, feature_names)
+        raise
+    _finish(call, spec, _input_of(args, kwargs), result, None, class_labels, feature_names)
+    return result
+
+
+async def _observe_async(
+    spec: ModelSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    call = _start(spec)
+    if call is None:
+        return await fn(*args, **kwargs)
+    try:
+        result = await fn(*args, **kwargs)
+    except BaseException as exc:
+        _finish(call, spec, _input_of(args, kwargs), None, exc, None, None)
+        raise
+    _finish(call, spec, _input_of(args, kwargs), result, None, None, None)
+    return result
+
+
+# --- object proxy ---------------------------------------------------------------------
+
+
+def _framework_of(model: Any) -> str | None:
+    root = type(model).__module__.partition(".")[0]
+    known = {
+        "sklearn": "sklearn",
+        "torch": "pytorch",
+        "xgboost": "xgboost",
+        "lightgbm": "lightgbm",
+        "onnxruntime": "onnxruntime",
+        "tensorflow": "tensorflow",
+        "keras": "keras",
+        "catboost": "catboost",
+    }
+    return known.get(root)
+
+
+class InstrumentedModel(wrapt.ObjectProxy):  # type: ignore[misc]
+    """A transparent proxy that observes a model's inference methods.
+
+    Attributes and other methods pass through to the model unchanged;
+    ``isinstance`` checks against the model's class still hold.
+    """
+
+    def __init__(self, model: Any, spec: ModelSpec) -> None:
+        super().__init__(model)
+        self._self_specs = {
+            method: spec.with_operation("predict" if method == "__call__" else method)
+            for method in (*MODEL_METHODS, "__call__")
+        }
+
+    def _self_observe(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        model = self.__wrapped__
+        fn = getattr(model, method)
+        spec = self._self_specs[method]
+        names = spec.feature_names
+        if names is None:
+            carried = getattr(model, "feature_names_in_", None)
+            names = tuple(map(str, carried)) if carried is not None else None
+        labels = getattr(model, "classes_", None)
+        return _observe_sync(spec, fn, args, kwargs, labels, names)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return self.__wrapped__.__reduce_ex__(protocol)
+
+
+_PROXY_CLASSES: dict[tuple[str, ...], type[InstrumentedModel]] = {}
+
+
+def _method(name: str) -> Callable[..., Any]:
+    def observed(self: InstrumentedModel, *args: Any, **kwargs: Any) -> Any:
+        return self._self_observe(name, args, kwargs)
+
+    observed.__name__ = name
+    return observed
+
+
+def _proxy_class(methods: tuple[str, ...]) -> type[InstrumentedModel]:
+    """One proxy subclass per set of present methods, so ``hasattr`` stays truthful."""
+    cls = _PROXY_CLASSES.get(methods)
+    if cls is None:
+        namespace = {name: _method(name) for name in methods}
+        cls = type("InstrumentedModel", (InstrumentedModel,), namespace)
+        _PROXY_CLASSES[methods] = cls
+    return cls
+
+
+# --- public API -----------------------------------------------------------------------
+
+
+def _default_name(fn: Callable[..., Any]) -> str:
+    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "model")
+    parts = [p for p in qualname.split(".") if p != "<locals>"]
+    if len(parts) > 1 and parts[-1] in (*MODEL_METHODS, "__call__", "forward", "infer", "run"):
+        return parts[-2]
+    return parts[-1]
+
+
+def _wrap_function(fn: F, spec_args: dict[str, Any]) -> F:
+    operation = spec_args["operation"] or (
+        fn.__name__ if getattr(fn, "__name__", "") in MODEL_METHODS else "predict"
+    )
+    spec = ModelSpec(
+        spec_args["model_name"] or _default_name(fn),
+        spec_args["model_version"],
+        spec_args["framework"],
+        operation,
+        spec_args["feature_names"],
+        spec_args["output"],
+        spec_args["class_labels"],
+    )
+    if inspect.iscoroutinefunction(fn):
+
+        @wrapt.decorator  # type: ignore[untyped-decorator]
+        async def async_wrapper(
+            wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            return await _observe_async(spec, wrapped, args, kwargs)
+
+        return async_wrapper(fn)  # type: ignore[no-any-return]
+
+    @wrapt.decorator  # type: ignore[untyped-decorator]
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        return _observe_sync(spec, wrapped, args, kwargs)
+
+    return wrapper(fn)  # type: ignore[no-any-return]
+
+
+def _wrap_object(model: Any, spec_args: dict[str, Any]) -> Any:
+    if isinstance(model, InstrumentedModel):
+        return model
+    methods = tuple(m for m in MODEL_METHODS if callable(getattr(model, m, None)))
+    if callable(model):
+        methods = (*methods, "__call__")
+    if not methods:
+        raise TypeError(
+            f"mlotel.instrument: {type(model).__name__} has none of "
+            f"{', '.join(MODEL_METHODS)} and is not callable; decorate its inference "
+            "function instead"
+        )
+    spec = ModelSpec(
+        spec_args["model_name"] or type(model).__name__,
+        spec_args["model_version"],
+        spec_args["framework"] or _framework_of(model),
+        "predict",
+        spec_args["feature_names"],
+        spec_args["output"],
+        spec_args["class_labels"],
+    )
+    return _proxy_class(methods)(model, spec)
+
+
+@overload
+def instrument(target: F, **options: Any) -> F: ...
+@overload
+def instrument(target: None = None, **options: Any) -> Callable[[F], F]: ...
+
+
+def instrument(
+    target: Any = None,
+    *,
+    model_name: str | None = None,
+    model_version: str | None = None,
+    framework: str | None = None,
+    operation: str | None = None,
+    feature_names: Sequence[str] | None = None,
+    output: str = "auto",
+    class_labels: Sequence[Any] | None = None,
+) -> Any:
+    """Observe a model's inference: decorator, decorator factory or object proxy.
+
+    Every call emits a span ``"{operation} {model_name}"``, the inference
+    metrics and (sampled) one ``ml.prediction`` log record with the features.
+
+    Args:
+        target: a function/method to decorate, or a model object to wrap in a proxy
+            (its ``predict``, ``predict_proba``, ``predict_log_proba``,
+            ``decision_function``, ``transform``, ``score_samples`` and ``__call__``
+            are observed). Omit it to get a decorator.
+        model_name: defaults to the function's class or name, or the model's class name.
+        model_version: reported as ``ml.model.version``.
+        framework: ``ml.model.framework``; detected for wrapped model objects.
+        operation: ``ml.operation.name`` of a decorated function (default: its name if
+            it is one of the model methods, else ``predict``).
+        feature_names: names for columns of array inputs (default: DataFrame columns,
+            the model's ``feature_names_in_``, dict keys, or ``f0..fN``).
+        output: how to read the return value: ``auto``, ``labels``,
+            ``probabilities``, ``regression`` or ``none``.
+        class_labels: labels of the columns of a probability output.
+
+    >>> import mlotel, mlotel.testing
+    >>> with mlotel.testing.capture_telemetry() as captured:
+    ...     @mlotel.instrument(model_name="doubler", model_version="1")
+    ...     def predict(rows):
+    ...         return [2.0 * r[0] for r in rows]
+    ...     predict([[1.0], [2.0]])
+    [2.0, 4.0]
+    >>> captured.spans[0].name
+    'predict doubler'
+    """
+    if isinstance(target, type):
+        raise TypeError(
+            "mlotel.instrument() got a class; instrument an instance "
+            "(mlotel.instrument(model)) or decorate its methods"
+        )
+    spec_args = {
+        "model_name": model_name,
+        "model_version": model_version,
+        "framework": framework,
+        "operation": operation,
+        "feature_names": feature_names,
+        "output": output,
+        "class_labels": class_labels,
+    }
+    ModelSpec("x", None, None, "predict", None, output)  # validate options early
+    if target is None:
+        return functools.partial(_instrument_target, spec_args=spec_args)
+    return _instrument_target(target, spec_args)
+
+
+def _instrument_target(target: Any, spec_args: dict[str, Any]) -> Any:
+    if isinstance(target, type):
+        raise TypeError("mlotel.instrument() got a class; instrument an instance instead")
+    if inspect.isfunction(target) or inspect.ismethod(target) or inspect.isbuiltin(target):
+        return _wrap_function(target, spec_args)
+    if isinstance(target, (staticmethod, classmethod)):
+        raise TypeError("apply @mlotel.instrument below @staticmethod/@classmethod")
+    return _wrap_object(target, spec_args)
+
+
+class InferenceCall:
+    """One observed block of inference code; see :func:`inference`."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self._spec = spec
+        self._call: _Call | None = None
+        self._features: Any = None
+        self._prediction: Any = None
+        self._scores: Any = None
+        self._names: Sequence[str] | None = None
+        self._class_labels: Sequence[Any] | None = None
+
+    def record(
+        self,
+        *,
+        features: Any = None,
+        prediction: Any = None,
+        scores: Any = None,
+        feature_names: Sequence[str] | None = None,
+        class_labels: Sequence[Any] | None = None,
+    ) -> None:
+        """Attach this call's inputs and outputs (any of them; call again to replace)."""
+        if features is not None:
+            self._features = features
+        if prediction is not None:
+            self._prediction = prediction
+        if scores is not None:
+            self._scores = scores
+        if feature_names is not None:
+            self._names = feature_names
+        if class_labels is not None:
+            self._class_labels = class_labels
+
+    def __enter__(self) -> InferenceCall:
+        self._call = _start(self._spec)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        call = self._call
+        self._call = None
+        if call is None:
+            return
+        _finish(
+            call,
+            self._spec,
+            self._features,
+            self._prediction,
+            exc,
+            self._class_labels,
+            self._names,
+            self._scores,
+        )
+
+
+def inference(
+    model_name: str,
+    *,
+    model_version: str | None = None,
+    operation: str = "predict",
+    framework: str | None = None,
+    feature_names: Sequence[str] | None = None,
+    output: str = "auto",
+) -> InferenceCall:
+    """Observe any block of inference code as one call.
+
+    >>> import mlotel, mlotel.testing
+    >>> with mlotel.testing.capture_telemetry() as captured:
+    ...     with mlotel.inference("ranker", model_version="7") as call:
+    ...         call.record(features={"query_len": 3}, prediction=[1], scores=[[0.2, 0.8]])
+    >>> captured.spans[0].attributes["ml.model.version"]
+    '7'
+    """
+    spec = ModelSpec(model_name, model_version, framework, operation, feature_names, output)
+    return InferenceCall(spec)

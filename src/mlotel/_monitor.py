@@ -1,0 +1,279 @@
+"""Per-model aggregation: the bridge from finished calls to metrics and log records.
+
+Hot path (:meth:`Monitor.observe`): one ``deque.append`` of a tuple. Flush
+(size-triggered in the background, before every metric collection, and at
+shutdown): durations, batch sizes, classes and scores of all buffered calls are
+aggregated with numpy in one pass, and one ``ml.prediction`` log record per
+sampled call is emitted in that call's span context with its own timestamp.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+
+from . import semconv
+from ._aggregation import AttrKey, MetricStore
+from ._config import Settings
+from ._data import clean_value, interpret_output
+from ._errors import tally
+from ._otel_logs import Logger
+
+__all__ = ["CallRecord", "Monitor"]
+
+
+class CallRecord(NamedTuple):
+    """Everything a finished call hands to its monitor (built on the caller's thread)."""
+
+    end_ns: int
+    duration: float
+    operation: str
+    error_type: str | None
+    rows: int
+    output: np.ndarray | None
+    features: dict[str, Any] | None  # None: payload not sampled for this call
+    truncated: bool
+    span: trace.Span | None
+    prediction_id: str
+    class_labels: Sequence[Any] | None
+    output_kind: str
+    scores: np.ndarray | None = None  # explicit scores (inference().record(scores=...))
+
+
+class Monitor:
+    """Aggregates the calls of one model (name + version)."""
+
+    def __init__(
+        self,
+        model_name: str,
+        model_version: str | None,
+        framework: str | None,
+        settings: Settings,
+        store: MetricStore,
+        logger: Logger | None,
+        wake: Callable[[], None],
+    ) -> None:
+        self.model_name = model_name
+        self.model_version = model_version
+        self.framework = framework
+        self._settings = settings
+        self._store = store
+        self._logger = logger
+        self._wake = wake
+        self._buffer: deque[CallRecord] = deque()
+        self._flush_lock = threading.Lock()
+        self._threshold = settings.buffer_size
+        self._hard_cap = settings.buffer_size * 8
+        base: list[tuple[str, Any]] = [(semconv.ATTR_MODEL_NAME, model_name)]
+        if model_version is not None:
+            base.append((semconv.ATTR_MODEL_VERSION, model_version))
+        self.base_attrs: AttrKey = tuple(base)
+        self._log_base: dict[str, Any] = dict(base)
+        if framework:
+            self._log_base[semconv.ATTR_MODEL_FRAMEWORK] = framework
+        self._classes: dict[str, None] = {}
+
+    # --- hot path -----------------------------------------------------------------
+    def observe(self, record: CallRecord) -> None:
+        buffer = self._buffer
+        buffer.append(record)
+        size = len(buffer)
+        if size >= self._threshold:
+            if size >= self._hard_cap:
+                # The background flusher is behind: the caller flushes (backpressure, no loss).
+                self.flush()
+            else:
+                self._wake()
+
+    # --- flush ----------------------------------------------------------------
+    def flush(self) -> None:
+        """Aggregate and emit everything buffered so far. Thread-safe; never raises."""
+        with self._flush_lock:
+            buffer = self._buffer
+            count = len(buffer)
+            if not count:
+                return
+            records = [buffer.popleft() for _ in range(count)]
+            try:
+                self._aggregate(records)
+            except Exception as exc:  # fail open: count, never propagate
+                tally.error("monitor.flush", exc)
+
+    def _aggregate(self, records: list[CallRecord]) -> None:
+        store = self._store
+        base = self.base_attrs
+        durations: dict[tuple[str, str | None], list[float]] = {}
+        sizes: dict[str, list[int]] = {}
+        outputs: dict[tuple[Any, ...], list[int]] = {}
+        unknown_rows = 0
+        for index, rec in enumerate(records):
+            durations.setdefault((rec.operation, rec.error_type), []).append(rec.duration)
+            sizes.setdefault(rec.operation, []).append(rec.rows)
+            if rec.error_type is not None:
+                continue
+            out = rec.output
+            if out is None or out.ndim == 0:
+                unknown_rows += rec.rows
+                continue
+            key = (
+                rec.operation,
+                rec.output_kind,
+                id(rec.class_labels),
+                out.ndim,
+                out.shape[1:],
+                out.dtype.kind,
+                None if rec.scores is None else rec.scores.shape[1:],
+            )
+            outputs.setdefault(key, []).append(index)
+        for (operation, error_type), values in durations.items():
+            attrs = (*base, (semconv.ATTR_OPERATION_NAME, operation))
+            if error_type is not None:
+                attrs = (*attrs, (semconv.ATTR_ERROR_TYPE, error_type))
+            store.record_histogram(semconv.INFERENCE_DURATION, attrs, np.asarray(values))
+        for operation, rows in sizes.items():
+            attrs = (*base, (semconv.ATTR_OPERATION_NAME, operation))
+            store.record_histogram(semconv.INFERENCE_BATCH_SIZE, attrs, np.asarray(rows))
+        if unknown_rows:
+            store.add(semconv.PREDICTIONS, base, unknown_rows)
+
+        # Per-record prediction payloads, filled group by group.
+        log_predictions: dict[int, tuple[Any, Any]] = {}
+        for (operation, output_kind, _, _, _, _, score_shape), indexes in outputs.items():
+            first = records[indexes[0]]
+            block = np.concatenate([records[i].output for i in indexes])  # type: ignore[misc]
+            labels, scores, values = interpret_output(
+                block, operation, output_kind, first.class_labels
+            )
+            if score_shape is not None:
+                scores = _explicit_scores([records[i].scores for i in indexes], len(block))
+            if labels is not None:
+                self._count_classes(labels)
+            else:
+                store.add(semconv.PREDICTIONS, base, len(block))
+            if scores is not None:
+                store.record_histogram(semconv.PREDICTION_SCORE, base, scores)
+            shown = labels if labels is not None else values
+            if shown is None and self._logger is not None:
+                shown = block
+            self._split_for_logs(records, indexes, shown, scores, log_predictions)
+        if self._logger is not None:
+            self._emit_logs(records, log_predictions)
+
+    def _count_classes(self, labels: np.ndarray) -> None:
+        if labels.dtype.kind in "biu":
+            uniques, counts = np.unique(labels, return_counts=True)
+            names = [str(u) for u in uniques.tolist()]
+        else:
+            text = np.asarray([str(v) for v in labels.tolist()])
+            uniques, counts = np.unique(text, return_counts=True)
+            names = uniques.tolist()
+        known = self._classes
+        cap = self._settings.max_classes
+        overflow = 0
+        for name, count in zip(names, counts.tolist()):
+            if name not in known:
+                if len(known) >= cap:
+                    overflow += count
+                    continue
+                known[name] = None
+            self._store.add(
+                semconv.PREDICTIONS,
+                (*self.base_attrs, (semconv.ATTR_PREDICTION_CLASS, name)),
+                count,
+            )
+        if overflow:
+            self._store.add(
+                semconv.PREDICTIONS,
+                (*self.base_attrs, (semconv.ATTR_PREDICTION_CLASS, semconv.OTHER_CLASS)),
+                overflow,
+            )
+            tally.drop("classes", "max_classes", overflow)
+
+    def _split_for_logs(
+        self,
+        records: list[CallRecord],
+        indexes: list[int],
+        shown: np.ndarray | None,
+        scores: np.ndarray | None,
+        into: dict[int, tuple[Any, Any]],
+    ) -> None:
+        if self._logger is None:
+            return
+        offset = 0
+        limit = max(1, self._settings.payload_max_bytes // 16)
+        for i in indexes:
+            rec = records[i]
+            n = len(rec.output)  # type: ignore[arg-type]
+            if rec.features is not None:
+                into[i] = (
+                    _payload_values(shown, offset, n, limit),
+                    _payload_values(scores, offset, n, limit),
+                )
+            offset += n
+
+    def _emit_logs(
+        self, records: list[CallRecord], predictions: dict[int, tuple[Any, Any]]
+    ) -> None:
+        logger = self._logger
+        assert logger is not None
+        for index, rec in enumerate(records):
+            if rec.features is None:
+                continue
+            attributes = dict(self._log_base)
+            attributes[semconv.ATTR_OPERATION_NAME] = rec.operation
+            attributes[semconv.ATTR_PREDICTION_ID] = rec.prediction_id
+            attributes[semconv.ATTR_BATCH_SIZE] = rec.rows
+            attributes[semconv.ATTR_FEATURES] = rec.features
+            prediction, score = predictions.get(index, (None, None))
+            if prediction is not None:
+                attributes[semconv.ATTR_PREDICTION] = prediction
+            if score is not None:
+                attributes[semconv.ATTR_PREDICTION_SCORE] = score
+            if rec.truncated:
+                attributes[semconv.ATTR_PAYLOAD_TRUNCATED] = True
+            severity = SeverityNumber.INFO
+            if rec.error_type is not None:
+                attributes[semconv.ATTR_ERROR_TYPE] = rec.error_type
+                severity = SeverityNumber.ERROR
+            context = trace.set_span_in_context(rec.span) if rec.span is not None else None
+            try:
+                logger.emit(
+                    timestamp=rec.end_ns,
+                    context=context,
+                    severity_number=severity,
+                    severity_text=severity.name,
+                    event_name=semconv.EVENT_PREDICTION,
+                    attributes=attributes,
+                )
+            except Exception as exc:
+                tally.error("logs.emit", exc)
+
+
+def _explicit_scores(parts: list[np.ndarray | None], rows: int) -> np.ndarray | None:
+    """Max score per row from user-supplied scores (a probability matrix or one score a row)."""
+    block = np.concatenate([p for p in parts if p is not None]).astype(np.float64)
+    if block.ndim == 2:
+        block = block.max(axis=1)
+    block = block.reshape(-1)
+    return block if len(block) == rows else None
+
+
+def _payload_values(values: np.ndarray | None, offset: int, n: int, limit: int) -> Any:
+    """One call's slice of a stacked output, as log-friendly Python values (capped)."""
+    if values is None:
+        return None
+    part = values[offset : offset + min(n, limit)]
+    if n == 1:
+        item = part[0]
+        if isinstance(item, np.ndarray):
+            return [clean_value(v) for v in item.tolist()[:limit]]
+        return clean_value(item.item() if isinstance(item, np.generic) else item)
+    if part.ndim > 1:
+        part = part.reshape(len(part), -1)[:, 0]
+    return [clean_value(v) for v in part.tolist()]

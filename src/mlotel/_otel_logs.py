@@ -1,0 +1,73 @@
+"""Every import of the OpenTelemetry logs API and SDK lives here.
+
+The logs API is still private upstream (``opentelemetry._logs``,
+``opentelemetry.sdk._logs``); keeping it in one module makes the next rename a
+one-file change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry._logs import (
+    Logger,
+    LoggerProvider,
+    NoOpLoggerProvider,
+    get_logger_provider,
+    set_logger_provider,
+)
+from opentelemetry.sdk._logs import LoggerProvider as SDKLoggerProvider
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    ConsoleLogExporter,
+    InMemoryLogExporter,
+    LogExporter,
+    LogExportResult,
+    SimpleLogRecordProcessor,
+)
+
+__all__ = [
+    "BatchLogRecordProcessor",
+    "ConsoleLogExporter",
+    "InMemoryLogExporter",
+    "LogExportResult",
+    "LogExporter",
+    "Logger",
+    "LoggerProvider",
+    "NoOpLoggerProvider",
+    "ReadableLogRecord",
+    "SDKLoggerProvider",
+    "SimpleLogRecordProcessor",
+    "get_logger_provider",
+    "is_configured_logger_provider",
+    "otlp_log_exporter",
+    "record_fields",
+    "set_logger_provider",
+]
+
+
+def is_configured_logger_provider(provider: Any) -> bool:
+    """True when the global logger provider is a real one set by the app or a launcher."""
+    name = type(provider).__name__
+    return not (isinstance(provider, NoOpLoggerProvider) or name.startswith(("Proxy", "NoOp")))
+
+
+def otlp_log_exporter(protocol: str, endpoint: str | None) -> LogExporter:
+    """The OTLP log exporter for ``protocol`` (``grpc`` or ``http/protobuf``)."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter(endpoint=endpoint) if endpoint else OTLPLogExporter()
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+        OTLPLogExporter as HTTPLogExporter,
+    )
+
+    if endpoint:
+        return HTTPLogExporter(endpoint=endpoint.rstrip("/") + "/v1/logs")
+    return HTTPLogExporter()
+
+
+def record_fields(record: Any) -> Any:
+    """The API-level log record inside an SDK readable record (the SDK nests it)."""
+    return getattr(record, "log_record", record)

@@ -1,0 +1,464 @@
+"""configure() / shutdown(): providers, readers, exporters, monitors and the flusher.
+
+A :class:`Runtime` is everything one configuration built. Instrumented calls
+read the current runtime from a module global (one attribute read), so
+re-configuring (or ``mlotel.testing``) swaps it atomically.
+
+Providers: an explicit provider argument wins; otherwise a provider the
+application or ``opentelemetry-instrument`` already set globally is used as is
+(mlotel adds nothing to it but its metric bridge); otherwise mlotel builds its
+own and, unless ``set_global=False``, makes it the global one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import metrics as metrics_api
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+from . import _otel_logs as logs
+from . import semconv
+from ._aggregation import MetricStore, attach_store
+from ._config import Settings, resolve_settings
+from ._errors import logger, tally
+from ._monitor import Monitor
+from ._sinks import JsonLinesLogExporter, JsonLinesSpanExporter
+
+__all__ = ["Runtime", "build_runtime", "current", "install", "lazy_runtime", "replace"]
+
+VERSION = "0.1.0"
+
+
+class Runtime:
+    """Providers, the metric store, the monitors and the background flusher of one configuration."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.disabled = settings.disabled
+        self.tracer: trace.Tracer = trace.NoOpTracer()
+        self.logger: logs.Logger | None = None
+        self.store = MetricStore(VERSION)
+        self.resource = Resource.get_empty()
+        self.monitors: dict[tuple[str, str | None], Monitor] = {}
+        self.prometheus_address: tuple[str, int] | None = None
+        self.output_dir: str | None = None
+        self.tracer_provider: Any = None
+        self.meter_provider: Any = None
+        self.logger_provider: Any = None
+        self._owned: list[Any] = []
+        self._detach: list[Callable[[], None]] = []
+        self._http_server: Any = None
+        self._lock = threading.Lock()
+        self._wake_event = threading.Event()
+        self._stop_event = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self.stale = False  # set in a forked child: rebuild before use
+        self.closed = False
+
+    # --- monitors -------------------------------------------------------------
+    def monitor(self, name: str, version: str | None, framework: str | None) -> Monitor:
+        key = (name, version)
+        found = self.monitors.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self.monitors.get(key)
+            if found is None:
+                found = Monitor(
+                    name, version, framework, self.settings, self.store, self.logger, self.wake
+                )
+                self.monitors[key] = found
+                self._start_flusher()
+            return found
+
+    def flush_monitors(self) -> None:
+        for monitor in list(self.monitors.values()):
+            monitor.flush()
+
+    # --- background flusher ------------------------------------------------------
+    def wake(self) -> None:
+        self._wake_event.set()
+
+    def _start_flusher(self) -> None:
+        if self._flusher is not None or self.closed:
+            return
+        thread = threading.Thread(target=self._run_flusher, name="mlotel-flusher", daemon=True)
+        self._flusher = thread
+        thread.start()
+
+    def _run_flusher(self) -> None:
+        interval = self.settings.flush_interval
+        while not self._stop_event.is_set():
+            self._wake_event.wait(interval)
+            self._wake_event.clear()
+            try:
+                self.flush_monitors()
+            except Exception as exc:  # pragma: no cover - flush_monitors already contains faults
+                tally.error("flusher", exc)
+
+    # --- lifecycle ------------------------------------------------------------
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Flush monitors, then every provider mlotel can reach, within ``timeout`` seconds."""
+        self.flush_monitors()
+        if self.disabled:
+            return True
+        millis = int((timeout if timeout is not None else self.settings.shutdown_timeout) * 1000)
+        ok = True
+        for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
+            flush = getattr(provider, "force_flush", None)
+            if flush is None:
+                continue
+            try:
+                result = flush(millis) if provider is not self.meter_provider else flush(millis)
+                ok = ok and result is not False
+            except Exception as exc:
+                tally.error("force_flush", exc)
+                ok = False
+        return ok
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush and stop what this runtime owns; returns within ``timeout`` (default 5 s)."""
+        if self.closed:
+            return True
+        self.closed = True
+        limit = self.settings.shutdown_timeout if timeout is None else timeout
+        self._stop_event.set()
+        self._wake_event.set()
+        self.flush_monitors()
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                for provider in self._owned:
+                    try:
+                        provider.shutdown()
+                    except Exception as exc:
+                        tally.error("shutdown", exc)
+            finally:
+                done.set()
+
+        # Exporters retry with backoff when the collector is down: run their shutdown in a
+        # daemon thread and stop waiting at the bound, so the application can exit.
+        worker = threading.Thread(target=work, name="mlotel-shutdown", daemon=True)
+        worker.start()
+        finished = done.wait(limit)
+        for detach in self._detach:
+            try:
+                detach()
+            except Exception as exc:
+                tally.error("shutdown", exc)
+        if self._http_server is not None:
+            try:
+                self._http_server.shutdown()
+                self._http_server.server_close()
+            except Exception as exc:
+                tally.error("prometheus_endpoint", exc)
+        if not finished:
+            logger.warning(
+                "mlotel.shutdown: exporters did not finish within %.1f s (collector unreachable?); "
+                "unsent telemetry was dropped. Raise MLOTEL_SHUTDOWN_TIMEOUT to wait longer.",
+                limit,
+            )
+        if tally.store is self.store:
+            tally.store = None
+        return finished
+
+
+# --- building ---------------------------------------------------------------------
+
+
+def _is_configured(provider: Any) -> bool:
+    name = type(provider).__name__
+    return not (name.startswith(("Proxy", "_Proxy", "NoOp", "_NoOp", "Default")))
+
+
+def _resource(settings: Settings) -> Resource:
+    attributes: dict[str, Any] = {
+        "service.instance.id": str(uuid.uuid4()),
+        "process.pid": os.getpid(),
+        "telemetry.distro.name": "mlotel",
+        "telemetry.distro.version": VERSION,
+    }
+    if settings.service_name:
+        attributes["service.name"] = settings.service_name
+    # Resource.create also reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME.
+    base = Resource.create({})
+    return base.merge(Resource(attributes))
+
+
+def _span_exporter(settings: Settings) -> Any:
+    if settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=settings.otlp_endpoint) if settings.otlp_endpoint else OTLPSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HTTPSpanExporter,
+    )
+
+    if settings.otlp_endpoint:
+        return HTTPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces")
+    return HTTPSpanExporter()
+
+
+def _metric_exporter(settings: Settings) -> Any:
+    if settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        return (
+            OTLPMetricExporter(endpoint=settings.otlp_endpoint)
+            if settings.otlp_endpoint
+            else OTLPMetricExporter()
+        )
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HTTPMetricExporter,
+    )
+
+    if settings.otlp_endpoint:
+        return HTTPMetricExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/metrics")
+    return HTTPMetricExporter()
+
+
+def _start_prometheus(runtime: Runtime, settings: Settings) -> MetricReader | None:
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry(auto_describe=True)
+    try:
+        server, _thread = start_http_server(
+            settings.prometheus_port, addr=settings.prometheus_host, registry=registry
+        )
+    except OSError as exc:
+        tally.error("prometheus_endpoint")
+        logger.error(
+            "mlotel: cannot serve Prometheus metrics on %s:%s (%s). Another process (a second "
+            "worker?) holds the port. Give each worker its own MLOTEL_PROMETHEUS_PORT, or export "
+            "over OTLP to a collector (OTEL_EXPORTER_OTLP_ENDPOINT). Predictions continue; "
+            "metrics of this process are not served.",
+            settings.prometheus_host,
+            settings.prometheus_port,
+            exc,
+        )
+        return None
+    runtime._http_server = server
+    runtime.prometheus_address = (settings.prometheus_host, int(server.server_address[1]))
+    return PrometheusMetricReader(registry=registry)
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+    logger_provider: Any = None,
+    metric_readers: list[MetricReader] | None = None,
+    use_globals: bool = True,
+    ignore: tuple[Any, ...] = (),
+) -> Runtime:
+    """Build a runtime for ``settings``; see the module docstring for provider selection."""
+    runtime = Runtime(settings)
+    if settings.disabled:
+        return runtime
+
+    def usable_global(provider: Any) -> bool:
+        # A provider of an earlier mlotel configuration is shut down: never reuse it.
+        return use_globals and _is_configured(provider) and all(provider is not p for p in ignore)
+
+    resource = _resource(settings)
+    runtime.resource = resource
+    set_global = settings.set_global
+
+    # --- traces ---
+    if tracer_provider is None and usable_global(trace.get_tracer_provider()):
+        tracer_provider = trace.get_tracer_provider()
+    if tracer_provider is None:
+        tracer_provider = TracerProvider(resource=resource)
+        if settings.uses_otlp:
+            tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings)))
+        elif settings.sink == "files":
+            path = os.path.join(settings.output_dir, "traces.jsonl")
+            tracer_provider.add_span_processor(
+                BatchSpanProcessor(JsonLinesSpanExporter(path, settings.output_max_bytes))
+            )
+            runtime.output_dir = settings.output_dir
+        elif settings.sink == "console":
+            tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        runtime._owned.append(tracer_provider)
+        if set_global and not _is_configured(trace.get_tracer_provider()):
+            trace.set_tracer_provider(tracer_provider)
+    runtime.tracer_provider = tracer_provider
+    runtime.tracer = tracer_provider.get_tracer(semconv.SCOPE_NAME, VERSION)
+
+    # --- logs ---
+    if logger_provider is None and usable_global(logs.get_logger_provider()):
+        logger_provider = logs.get_logger_provider()
+    if logger_provider is None:
+        logger_provider = logs.SDKLoggerProvider(resource=resource)
+        if settings.uses_otlp:
+            logger_provider.add_log_record_processor(
+                logs.BatchLogRecordProcessor(
+                    logs.otlp_log_exporter(settings.otlp_protocol, settings.otlp_endpoint)
+                )
+            )
+        elif settings.sink == "files":
+            path = os.path.join(settings.output_dir, "logs.jsonl")
+            logger_provider.add_log_record_processor(
+                logs.BatchLogRecordProcessor(JsonLinesLogExporter(path, settings.output_max_bytes))
+            )
+        elif settings.sink == "console":
+            logger_provider.add_log_record_processor(
+                logs.BatchLogRecordProcessor(logs.ConsoleLogExporter())
+            )
+        runtime._owned.append(logger_provider)
+        if set_global and not _is_configured(logs.get_logger_provider()):
+            logs.set_logger_provider(logger_provider)
+    runtime.logger_provider = logger_provider
+    if settings.payload_enabled:
+        runtime.logger = logger_provider.get_logger(semconv.SCOPE_NAME, VERSION)
+
+    # --- metrics ---
+    if meter_provider is None and usable_global(metrics_api.get_meter_provider()):
+        meter_provider = metrics_api.get_meter_provider()
+    readers: list[MetricReader] = list(metric_readers or [])
+    if meter_provider is None:
+        if settings.uses_otlp:
+            interval = settings.metric_export_interval
+            readers.append(
+                PeriodicExportingMetricReader(
+                    _metric_exporter(settings),
+                    export_interval_millis=interval * 1000 if interval else None,
+                )
+            )
+        if settings.prometheus_enabled:
+            prometheus_reader = _start_prometheus(runtime, settings)
+            if prometheus_reader is not None:
+                readers.append(prometheus_reader)
+        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        runtime._owned.append(meter_provider)
+        if set_global and not _is_configured(metrics_api.get_meter_provider()):
+            metrics_api.set_meter_provider(meter_provider)
+    else:
+        sdk_config = getattr(meter_provider, "_sdk_config", None)
+        found = getattr(meter_provider, "_metric_readers", None)
+        if found is None:
+            found = getattr(sdk_config, "metric_readers", ())
+        readers = list(found or ()) + readers
+        resource = getattr(sdk_config, "resource", resource)
+        if not readers:
+            logger.warning(
+                "mlotel: the global MeterProvider (%s) exposes no SDK metric readers; "
+                "mlotel's metrics cannot be exported through it",
+                type(meter_provider).__name__,
+            )
+    runtime.meter_provider = meter_provider
+    for reader in readers:
+        try:
+            runtime._detach.append(
+                attach_store(reader, runtime.store, resource, runtime.flush_monitors)
+            )
+        except Exception as exc:
+            tally.error("metrics.bridge", exc)
+    tally.store = runtime.store
+    return runtime
+
+
+# --- the current runtime -----------------------------------------------------------
+
+_current: Runtime | None = None
+_install_lock = threading.RLock()
+
+
+def current() -> Runtime | None:
+    return _current
+
+
+def install(runtime: Runtime) -> Runtime | None:
+    """Make ``runtime`` current; returns the previous one (not shut down)."""
+    global _current
+    with _install_lock:
+        previous = _current
+        _current = runtime
+        return previous
+
+
+def replace(runtime: Runtime | None) -> None:
+    global _current
+    with _install_lock:
+        _current = runtime
+
+
+def lazy_runtime() -> Runtime:
+    """The current runtime, configuring from the environment on first use.
+
+    A configuration error here must not break the caller's predict call: it is
+    logged and mlotel runs disabled until configure() is called.
+    """
+    runtime = _current
+    if runtime is not None and not runtime.stale:
+        return runtime
+    with _install_lock:
+        runtime = _current
+        if runtime is not None and not runtime.stale:
+            return runtime
+        if runtime is not None:
+            runtime = _after_fork(runtime)
+        else:
+            try:
+                runtime = build_runtime(resolve_settings())
+            except Exception as exc:
+                logger.error("mlotel: configuration failed, telemetry is disabled: %s", exc)
+                tally.error("configure", exc)
+                runtime = Runtime(Settings(disabled=True))
+        install(runtime)
+        return runtime
+
+
+def _after_fork(parent: Runtime) -> Runtime:
+    """A fresh runtime for a forked child: its own buffers, threads, locks and counts.
+
+    When mlotel owns the providers it builds new ones (a new resource with the
+    child's pid and instance id; the embedded Prometheus endpoint stays with the
+    parent, which holds the port). Providers owned by the application are kept:
+    the OTel SDK restarts their export threads after fork itself.
+    """
+    settings = parent.settings
+    if parent.disabled:
+        return Runtime(settings)
+    owned = set(map(id, parent._owned))
+    kwargs: dict[str, Any] = {}
+    if id(parent.tracer_provider) not in owned:
+        kwargs["tracer_provider"] = parent.tracer_provider
+    if id(parent.logger_provider) not in owned:
+        kwargs["logger_provider"] = parent.logger_provider
+    if id(parent.meter_provider) not in owned:
+        kwargs["meter_provider"] = parent.meter_provider
+    child_settings = Settings(
+        **{**settings.__dict__, "prometheus": False, "set_global": False}
+    )
+    if settings.prometheus_enabled and id(parent.meter_provider) in owned:
+        logger.info(
+            "mlotel: forked worker %s does not serve the embedded Prometheus endpoint (the parent "
+            "holds the port); configure MLOTEL_PROMETHEUS_PORT per worker or use OTLP",
+            os.getpid(),
+        )
+    return build_runtime(child_settings, use_globals=False, **kwargs)
+
+
+def _mark_forked() -> None:
+    global _install_lock
+    _install_lock = threading.RLock()
+    tally.after_fork()
+    if _current is not None:
+        _current.stale = True
+
+
+os.register_at_fork(after_in_child=_mark_forked)

@@ -1,0 +1,145 @@
+"""Names, units and bucket boundaries of every signal mlotel emits.
+
+This module is the single source of truth: ``docs/semantic-conventions.md``,
+the collector config, dashboards and alert rules use exactly these names, and
+``tests/unit/test_semconv_doc.py`` fails when the document and this module
+disagree.
+
+>>> from mlotel import semconv
+>>> semconv.INFERENCE_DURATION.name
+'ml.inference.duration'
+>>> semconv.INFERENCE_DURATION.prometheus_name
+'ml_inference_duration_seconds'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ATTR_BATCH_SIZE",
+    "ATTR_COMPONENT",
+    "ATTR_DROP_REASON",
+    "ATTR_ERROR_TYPE",
+    "ATTR_FEATURES",
+    "ATTR_MODEL_FRAMEWORK",
+    "ATTR_MODEL_NAME",
+    "ATTR_MODEL_VERSION",
+    "ATTR_OPERATION_NAME",
+    "ATTR_PAYLOAD_TRUNCATED",
+    "ATTR_PREDICTION",
+    "ATTR_PREDICTION_CLASS",
+    "ATTR_PREDICTION_ID",
+    "ATTR_PREDICTION_SCORE",
+    "BATCH_SIZE_BUCKETS",
+    "DURATION_BUCKETS",
+    "EVENT_PREDICTION",
+    "INFERENCE_BATCH_SIZE",
+    "INFERENCE_DURATION",
+    "INSTRUMENTS",
+    "INTERNAL_DROPPED",
+    "INTERNAL_ERRORS",
+    "OTHER_CLASS",
+    "PREDICTIONS",
+    "PREDICTION_SCORE",
+    "REDACTED",
+    "SCORE_BUCKETS",
+    "SCOPE_NAME",
+    "Instrument",
+]
+
+SCOPE_NAME = "mlotel"
+"""Instrumentation scope name of every span, metric and log record."""
+
+# --- attributes ---------------------------------------------------------------
+ATTR_MODEL_NAME = "ml.model.name"
+ATTR_MODEL_VERSION = "ml.model.version"
+ATTR_MODEL_FRAMEWORK = "ml.model.framework"
+ATTR_OPERATION_NAME = "ml.operation.name"
+ATTR_BATCH_SIZE = "ml.batch.size"
+ATTR_PREDICTION_ID = "ml.prediction.id"
+ATTR_PREDICTION_CLASS = "ml.prediction.class"
+ATTR_FEATURES = "ml.features"
+ATTR_PREDICTION = "ml.prediction"
+ATTR_PREDICTION_SCORE = "ml.prediction.score"
+ATTR_PAYLOAD_TRUNCATED = "ml.payload.truncated"
+ATTR_ERROR_TYPE = "error.type"
+ATTR_COMPONENT = "mlotel.component"
+ATTR_DROP_REASON = "mlotel.drop.reason"
+
+EVENT_PREDICTION = "ml.prediction"
+"""``event_name`` of the structured log record emitted per prediction call."""
+
+OTHER_CLASS = "__other__"
+"""Class label that replaces labels beyond the ``max_classes`` cap."""
+
+REDACTED = "[REDACTED]"
+"""Value logged in place of a redacted feature."""
+
+# --- buckets ------------------------------------------------------------------
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+BATCH_SIZE_BUCKETS: tuple[float, ...] = tuple(float(2**i) for i in range(0, 17))  # 1 … 65536
+SCORE_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One metric instrument: its OTel name, kind, unit and Prometheus names.
+
+    ``prometheus_name`` is the base series name both export paths produce (the
+    Python Prometheus exporter and the collector's translator agree because
+    dimensionless instruments carry no unit and ``{...}`` units are dropped).
+    """
+
+    name: str
+    kind: str  # "histogram" | "counter" | "gauge"
+    unit: str
+    description: str
+    buckets: tuple[float, ...] | None = None
+
+    @property
+    def prometheus_name(self) -> str:
+        base = self.name.replace(".", "_")
+        if self.unit == "s":
+            base += "_seconds"
+        if self.kind == "counter":
+            base += "_total"
+        return base
+
+
+INFERENCE_DURATION = Instrument(
+    "ml.inference.duration", "histogram", "s",
+    "Wall-clock duration of one inference call.", DURATION_BUCKETS,
+)  # fmt: skip
+INFERENCE_BATCH_SIZE = Instrument(
+    "ml.inference.batch.size", "histogram", "{row}",
+    "Rows per inference call.", BATCH_SIZE_BUCKETS,
+)  # fmt: skip
+PREDICTIONS = Instrument(
+    "ml.predictions", "counter", "{prediction}",
+    "Predicted rows, by class for classifiers.",
+)  # fmt: skip
+PREDICTION_SCORE = Instrument(
+    "ml.prediction.score", "histogram", "",
+    "Highest class probability of each predicted row.", SCORE_BUCKETS,
+)  # fmt: skip
+INTERNAL_ERRORS = Instrument(
+    "mlotel.internal.errors", "counter", "{error}",
+    "Faults inside mlotel that were contained (the predict call went on).",
+)  # fmt: skip
+INTERNAL_DROPPED = Instrument(
+    "mlotel.internal.dropped", "counter", "{value}",
+    "Values mlotel dropped or collapsed on purpose (caps, sampling is not counted).",
+)  # fmt: skip
+
+INSTRUMENTS: tuple[Instrument, ...] = (
+    INFERENCE_DURATION,
+    INFERENCE_BATCH_SIZE,
+    PREDICTIONS,
+    PREDICTION_SCORE,
+    INTERNAL_ERRORS,
+    INTERNAL_DROPPED,
+)
+"""Every metric instrument mlotel defines, in documentation order."""

@@ -1,0 +1,138 @@
+"""In-memory capture of mlotel's spans, metrics and log records, for your own tests.
+
+Modelled on structlog's ``capture_logs``: inside the block every instrumented
+call reports to in-memory exporters instead of the configured ones; the
+previous configuration comes back afterwards.
+
+>>> import mlotel
+>>> from mlotel.testing import capture_telemetry
+>>> with capture_telemetry() as captured:
+...     clf = mlotel.instrument(lambda rows: [1 for _ in rows], model_name="ones")
+...     _ = clf([[0.5], [0.7]])
+>>> captured.counter_value("ml.predictions", {"ml.prediction.class": "1"})
+2
+>>> captured.histogram_count("ml.inference.duration")
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Metric
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from . import _otel_logs as logs
+from . import _runtime
+from ._config import resolve_settings
+from ._errors import tally
+
+__all__ = ["CapturedTelemetry", "capture_telemetry"]
+
+
+class CapturedTelemetry:
+    """What instrumented code emitted inside :func:`capture_telemetry`."""
+
+    def __init__(self, runtime: _runtime.Runtime, spans: InMemorySpanExporter,
+                 logs_exporter: Any, reader: InMemoryMetricReader) -> None:
+        self.runtime = runtime
+        self._spans = spans
+        self._logs = logs_exporter
+        self._reader = reader
+
+    def flush(self) -> None:
+        """Hand every buffered call to the exporters (properties below call it)."""
+        self.runtime.flush_monitors()
+        self.runtime.logger_provider.force_flush()
+
+    @property
+    def spans(self) -> list[ReadableSpan]:
+        """Finished spans, in end order."""
+        self.flush()
+        return list(self._spans.get_finished_spans())
+
+    @property
+    def logs(self) -> list[Any]:
+        """Emitted log records (the API-level records: ``.attributes``, ``.trace_id`` …)."""
+        self.flush()
+        return [logs.record_fields(r) for r in self._logs.get_finished_logs()]
+
+    def metrics(self) -> dict[str, Metric]:
+        """Collect now and return every metric by name (cumulative)."""
+        data = self._reader.get_metrics_data()
+        found: dict[str, Metric] = {}
+        if data is None:
+            return found
+        for resource_metrics in data.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    found[metric.name] = metric
+        return found
+
+    def points(self, name: str, attributes: Mapping[str, Any] | None = None) -> list[Any]:
+        """Data points of metric ``name`` whose attributes include ``attributes``."""
+        metric = self.metrics().get(name)
+        if metric is None:
+            return []
+        wanted = dict(attributes or {})
+        return [
+            p for p in metric.data.data_points
+            if all(dict(p.attributes or {}).get(k) == v for k, v in wanted.items())
+        ]
+
+    def counter_value(self, name: str, attributes: Mapping[str, Any] | None = None) -> float:
+        """Sum of a counter's points matching ``attributes`` (0 when none)."""
+        return sum(p.value for p in self.points(name, attributes))
+
+    def histogram_count(self, name: str, attributes: Mapping[str, Any] | None = None) -> int:
+        """Number of values recorded into a histogram's matching points."""
+        return sum(p.count for p in self.points(name, attributes))
+
+    def clear(self) -> None:
+        self.flush()
+        self._spans.clear()
+        self._logs.clear()
+
+
+@contextmanager
+def capture_telemetry(**settings: Any) -> Iterator[CapturedTelemetry]:
+    """Capture everything mlotel emits inside the block, in memory.
+
+    Keyword arguments are mlotel settings (e.g. ``payload_sample_rate=0.5``);
+    exporters, the Prometheus endpoint and global providers are not touched.
+    """
+    settings.setdefault("exporter", "none")
+    settings.setdefault("set_global", False)
+    settings.setdefault("prometheus", False)
+    settings.setdefault("local_sink", "none")
+    resolved = resolve_settings(settings, environ={})
+    span_exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    log_exporter = logs.InMemoryLogExporter()
+    logger_provider = logs.SDKLoggerProvider()
+    logger_provider.add_log_record_processor(logs.SimpleLogRecordProcessor(log_exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    runtime = _runtime.build_runtime(
+        resolved,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+    )
+    previous_store = tally.store
+    previous = _runtime.install(runtime)
+    try:
+        yield CapturedTelemetry(runtime, span_exporter, log_exporter, reader)
+    finally:
+        runtime.flush_monitors()
+        _runtime.replace(previous)
+        tally.store = previous_store
+        runtime.shutdown(timeout=2.0)
+        for provider in (tracer_provider, logger_provider, meter_provider):
+            provider.shutdown()

@@ -1,0 +1,1 @@
+"""Test-support helpers: an in-process OTLP receiver and a real Prometheus server."""
