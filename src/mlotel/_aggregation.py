@@ -267,15 +267,17 @@ def attach_store(
             return data
         return _merge(data, ScopeMetrics(scope=store.scope, metrics=extra, schema_url=""), resource)
 
-    reader._set_collect_callback(collect)
+    reader._set_collect_callback(collect)  # type: ignore[arg-type]
 
     def detach() -> None:
-        reader._set_collect_callback(original)
+        reader._set_collect_callback(original)  # type: ignore[arg-type]
 
     return detach
 
 
-def _merge(data: MetricsData | None, scope_metrics: ScopeMetrics, resource: Resource) -> MetricsData:
+def _merge(
+    data: MetricsData | None, scope_metrics: ScopeMetrics, resource: Resource
+) -> MetricsData:
     if data is None or not data.resource_metrics:
         return MetricsData(
             resource_metrics=[

@@ -137,7 +137,11 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
         head = x[:max_rows] if len(shape) >= 2 else x
         arr = _torch_to_numpy(head)
         total = shape[0] if len(shape) >= 2 else 1
-        return (arr if arr.ndim == 2 else arr.reshape(len(arr) if arr.ndim > 2 else 1, -1)), None, total
+        return (
+            (arr if arr.ndim == 2 else arr.reshape(len(arr) if arr.ndim > 2 else 1, -1)),
+            None,
+            total,
+        )
     if _is_dataframe(x):
         names = tuple(str(c) for c in x.columns)
         return x.iloc[:max_rows].to_numpy(), names, len(x)
@@ -168,7 +172,14 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
             ]
             return rows, names, len(x)
         if isinstance(first, (list, tuple, np.ndarray)):
-            return [list(r) if isinstance(r, (list, tuple, np.ndarray)) else [r] for r in x[:max_rows]], None, len(x)
+            return (
+                [
+                    list(r) if isinstance(r, (list, tuple, np.ndarray)) else [r]
+                    for r in x[:max_rows]
+                ],
+                None,
+                len(x),
+            )
         return [list(x)], None, 1
     return [[x]], None, 1
 
@@ -190,7 +201,9 @@ def features_payload(
     # Bound the work before converting: never more rows than could fit.
     row_cap = max(1, max_bytes // 4)
     rows, carried, total = _rows_of(x, row_cap)
-    width = rows.shape[1] if isinstance(rows, np.ndarray) else max((len(r) for r in rows), default=0)
+    width = (
+        rows.shape[1] if isinstance(rows, np.ndarray) else max((len(r) for r in rows), default=0)
+    )
     if names is None or len(names) != width:
         names = carried if carried is not None and len(carried) == width else default_names(width)
     dropped = max(0, width - max_features)
@@ -252,11 +265,12 @@ def output_array(y: Any) -> np.ndarray | None:
     if y is None:
         return None
     if isinstance(y, np.ndarray):
-        return y.copy()
+        return np.array(y, copy=True)
     if _is_torch(y):
-        return _torch_to_numpy(y).copy()
+        return np.array(_torch_to_numpy(y), copy=True)
     if _module(y) == "pandas" and hasattr(y, "to_numpy"):
-        return np.asarray(y.to_numpy()).copy()
+        converted: np.ndarray = np.asarray(y.to_numpy()).copy()
+        return converted
     if isinstance(y, (list, tuple)):
         try:
             return np.asarray(y)

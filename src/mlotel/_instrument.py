@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -22,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _runtime, semconv
-from ._data import batch_size, feature_names_of, features_payload, output_array
+from ._data import batch_size, features_payload, output_array
 from ._errors import tally
 from ._monitor import CallRecord, Monitor
 
@@ -55,6 +55,10 @@ class ModelSpec:
     """What one instrumented callable reports: model identity and how to read its I/O."""
 
     __slots__ = (
+        "_monitor",
+        "_runtime",
+        "_span_attrs",
+        "_span_name",
         "class_labels",
         "feature_names",
         "framework",
@@ -62,10 +66,6 @@ class ModelSpec:
         "model_version",
         "operation",
         "output_kind",
-        "_monitor",
-        "_runtime",
-        "_span_attrs",
-        "_span_name",
     )
 
     def __init__(
@@ -129,7 +129,7 @@ class _Call:
     __slots__ = ("monitor", "runtime", "span", "start", "token")
 
     def __init__(
-        self, runtime: _runtime.Runtime, monitor: Monitor, span: trace.Span, token: object
+        self, runtime: _runtime.Runtime, monitor: Monitor, span: trace.Span, token: Any
     ) -> None:
         self.runtime = runtime
         self.monitor = monitor
@@ -301,7 +301,7 @@ def _framework_of(model: Any) -> str | None:
     return known.get(root)
 
 
-class InstrumentedModel(wrapt.ObjectProxy):  # type: ignore[misc]
+class InstrumentedModel(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """A transparent proxy that observes a model's inference methods.
 
     Attributes and other methods pass through to the model unchanged;
@@ -355,7 +355,7 @@ def _proxy_class(methods: tuple[str, ...]) -> type[InstrumentedModel]:
 
 
 def _default_name(fn: Callable[..., Any]) -> str:
-    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "model")
+    qualname = str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "model"))
     parts = [p for p in qualname.split(".") if p != "<locals>"]
     if len(parts) > 1 and parts[-1] in (*MODEL_METHODS, "__call__", "forward", "infer", "run"):
         return parts[-2]
@@ -377,21 +377,24 @@ def _wrap_function(fn: F, spec_args: dict[str, Any]) -> F:
     )
     if inspect.iscoroutinefunction(fn):
 
-        @wrapt.decorator  # type: ignore[untyped-decorator]
+        @wrapt.decorator
         async def async_wrapper(
-            wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
         ) -> Any:
             return await _observe_async(spec, wrapped, args, kwargs)
 
-        return async_wrapper(fn)  # type: ignore[no-any-return]
+        return cast(F, async_wrapper(fn))
 
-    @wrapt.decorator  # type: ignore[untyped-decorator]
+    @wrapt.decorator
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         return _observe_sync(spec, wrapped, args, kwargs)
 
-    return wrapper(fn)  # type: ignore[no-any-return]
+    return cast(F, wrapper(fn))
 
 
 def _wrap_object(model: Any, spec_args: dict[str, Any]) -> Any:
@@ -416,12 +419,6 @@ def _wrap_object(model: Any, spec_args: dict[str, Any]) -> Any:
         spec_args["class_labels"],
     )
     return _proxy_class(methods)(model, spec)
-
-
-@overload
-def instrument(target: F, **options: Any) -> F: ...
-@overload
-def instrument(target: None = None, **options: Any) -> Callable[[F], F]: ...
 
 
 def instrument(

@@ -131,11 +131,11 @@ class Monitor:
                 None if rec.scores is None else rec.scores.shape[1:],
             )
             outputs.setdefault(key, []).append(index)
-        for (operation, error_type), values in durations.items():
+        for (operation, error_type), seconds in durations.items():
             attrs = (*base, (semconv.ATTR_OPERATION_NAME, operation))
             if error_type is not None:
                 attrs = (*attrs, (semconv.ATTR_ERROR_TYPE, error_type))
-            store.record_histogram(semconv.INFERENCE_DURATION, attrs, np.asarray(values))
+            store.record_histogram(semconv.INFERENCE_DURATION, attrs, np.asarray(seconds))
         for operation, rows in sizes.items():
             attrs = (*base, (semconv.ATTR_OPERATION_NAME, operation))
             store.record_histogram(semconv.INFERENCE_BATCH_SIZE, attrs, np.asarray(rows))
@@ -146,7 +146,7 @@ class Monitor:
         log_predictions: dict[int, tuple[Any, Any]] = {}
         for (operation, output_kind, _, _, _, _, score_shape), indexes in outputs.items():
             first = records[indexes[0]]
-            block = np.concatenate([records[i].output for i in indexes])  # type: ignore[misc]
+            block = np.concatenate([records[i].output for i in indexes])
             labels, scores, values = interpret_output(
                 block, operation, output_kind, first.class_labels
             )

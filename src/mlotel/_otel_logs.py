@@ -53,7 +53,7 @@ def is_configured_logger_provider(provider: Any) -> bool:
     return not (isinstance(provider, NoOpLoggerProvider) or name.startswith(("Proxy", "NoOp")))
 
 
-def otlp_log_exporter(protocol: str, endpoint: str | None) -> LogExporter:
+def otlp_log_exporter(protocol: str, endpoint: str | None) -> Any:
     """The OTLP log exporter for ``protocol`` (``grpc`` or ``http/protobuf``)."""
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter

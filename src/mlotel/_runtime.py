@@ -119,7 +119,7 @@ class Runtime:
             if flush is None:
                 continue
             try:
-                result = flush(millis) if provider is not self.meter_provider else flush(millis)
+                result = flush(millis)
                 ok = ok and result is not False
             except Exception as exc:
                 tally.error("force_flush", exc)
@@ -200,7 +200,11 @@ def _span_exporter(settings: Settings) -> Any:
     if settings.otlp_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter(endpoint=settings.otlp_endpoint) if settings.otlp_endpoint else OTLPSpanExporter()
+        return (
+            OTLPSpanExporter(endpoint=settings.otlp_endpoint)
+            if settings.otlp_endpoint
+            else OTLPSpanExporter()
+        )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
         OTLPSpanExporter as HTTPSpanExporter,
     )
@@ -441,9 +445,7 @@ def _after_fork(parent: Runtime) -> Runtime:
         kwargs["logger_provider"] = parent.logger_provider
     if id(parent.meter_provider) not in owned:
         kwargs["meter_provider"] = parent.meter_provider
-    child_settings = Settings(
-        **{**settings.__dict__, "prometheus": False, "set_global": False}
-    )
+    child_settings = Settings(**{**settings.__dict__, "prometheus": False, "set_global": False})
     if settings.prometheus_enabled and id(parent.meter_provider) in owned:
         logger.info(
             "mlotel: forked worker %s does not serve the embedded Prometheus endpoint (the parent "

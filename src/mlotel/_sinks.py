@@ -89,7 +89,7 @@ class JsonLinesLogExporter(LogExporter):
     def __init__(self, path: str | os.PathLike[str], max_bytes: int) -> None:
         self.file = JsonLinesFile(path, max_bytes)
 
-    def export(self, batch: Sequence[Any]) -> LogExportResult:
+    def export(self, batch: Sequence[Any]) -> Any:
         try:
             self.file.write(otlp_json(encode_logs(batch)))
         except OSError:

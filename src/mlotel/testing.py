@@ -38,8 +38,13 @@ __all__ = ["CapturedTelemetry", "capture_telemetry"]
 class CapturedTelemetry:
     """What instrumented code emitted inside :func:`capture_telemetry`."""
 
-    def __init__(self, runtime: _runtime.Runtime, spans: InMemorySpanExporter,
-                 logs_exporter: Any, reader: InMemoryMetricReader) -> None:
+    def __init__(
+        self,
+        runtime: _runtime.Runtime,
+        spans: InMemorySpanExporter,
+        logs_exporter: Any,
+        reader: InMemoryMetricReader,
+    ) -> None:
         self.runtime = runtime
         self._spans = spans
         self._logs = logs_exporter
@@ -81,13 +86,14 @@ class CapturedTelemetry:
             return []
         wanted = dict(attributes or {})
         return [
-            p for p in metric.data.data_points
+            p
+            for p in metric.data.data_points
             if all(dict(p.attributes or {}).get(k) == v for k, v in wanted.items())
         ]
 
     def counter_value(self, name: str, attributes: Mapping[str, Any] | None = None) -> float:
         """Sum of a counter's points matching ``attributes`` (0 when none)."""
-        return sum(p.value for p in self.points(name, attributes))
+        return float(sum(p.value for p in self.points(name, attributes)))
 
     def histogram_count(self, name: str, attributes: Mapping[str, Any] | None = None) -> int:
         """Number of values recorded into a histogram's matching points."""
@@ -114,7 +120,7 @@ def capture_telemetry(**settings: Any) -> Iterator[CapturedTelemetry]:
     span_exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    log_exporter = logs.InMemoryLogExporter()
+    log_exporter = logs.InMemoryLogExporter()  # type: ignore[no-untyped-call]
     logger_provider = logs.SDKLoggerProvider()
     logger_provider.add_log_record_processor(logs.SimpleLogRecordProcessor(log_exporter))
     reader = InMemoryMetricReader()
