@@ -55,6 +55,7 @@ class Runtime:
         self.tracer_provider: Any = None
         self.meter_provider: Any = None
         self.logger_provider: Any = None
+        self.readers: list[MetricReader] = []
         self._owned: list[Any] = []
         self._detach: list[Callable[[], None]] = []
         self._http_server: Any = None
@@ -114,8 +115,12 @@ class Runtime:
             return True
         millis = int((timeout if timeout is not None else self.settings.shutdown_timeout) * 1000)
         ok = True
-        for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
-            flush = getattr(provider, "force_flush", None)
+        flushers: list[Any] = [self.tracer_provider, self.logger_provider]
+        # Pull readers (Prometheus) are skipped: a collect outside a scrape queues a second
+        # copy of every series in the exporter, which the next scrape would serve twice.
+        flushers += [r for r in self.readers if "Prometheus" not in type(r).__name__]
+        for target in flushers:
+            flush = getattr(target, "force_flush", None)
             if flush is None:
                 continue
             try:
@@ -364,6 +369,7 @@ def build_runtime(
                 type(meter_provider).__name__,
             )
     runtime.meter_provider = meter_provider
+    runtime.readers = readers
     for reader in readers:
         try:
             runtime._detach.append(

@@ -1,0 +1,172 @@
+"""The ``mlotel`` command: ``mlotel demo`` and ``mlotel version``.
+
+``mlotel demo`` trains a small scikit-learn classifier on a dataset that ships
+inside scikit-learn (no download), serves predictions under synthetic traffic
+for a bounded time on the embedded default (Prometheus endpoint on 127.0.0.1,
+OTLP-JSON files for spans and logs), and prints what to look at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+_SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.eE+\-naNInf]+)")
+
+
+def _scrape(url: str) -> dict[str, float]:
+    """Sum every series of the endpoint by metric name (what a person would eyeball)."""
+    totals: dict[str, float] = {}
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback URL we serve
+        text = response.read().decode("utf-8")
+    for line in text.splitlines():
+        match = _SERIES.match(line)
+        if match:
+            name, _, value = match.groups()
+            try:
+                totals[name] = totals.get(name, 0.0) + float(value)
+            except ValueError:
+                continue
+    return totals
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        import numpy as np
+        from sklearn.datasets import load_breast_cancer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import train_test_split
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+    except ImportError:
+        print("mlotel demo needs scikit-learn: pip install 'mlotel[demo]'", file=sys.stderr)
+        return 2
+
+    import mlotel
+
+    cfg = mlotel.configure(
+        service_name="mlotel-demo",
+        exporter="embedded",
+        prometheus_host=args.host,
+        prometheus_port=args.port,
+        output_dir=args.output_dir,
+        local_sink="files",
+        flush_interval=0.5,
+    )
+    data = load_breast_cancer()
+    names = [str(n).replace(" ", "_") for n in data.feature_names]
+    x_train, x_test, y_train, _ = train_test_split(
+        data.data, data.target, test_size=0.3, random_state=7
+    )
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x_train, y_train)
+    clf = mlotel.instrument(
+        model, model_name="breast-cancer", model_version="1.0.0", feature_names=names
+    )
+
+    print("mlotel demo: model 'breast-cancer' v1.0.0 (scikit-learn LogisticRegression)")
+    if cfg.metrics_url:
+        print(f"  metrics (Prometheus): {cfg.metrics_url}")
+    else:
+        print("  metrics endpoint unavailable (port in use?): see the warning above, or --port")
+    print(f"  spans: {Path(args.output_dir, 'traces.jsonl')}")
+    print(f"  logs:  {Path(args.output_dir, 'logs.jsonl')}")
+    print(f"  serving synthetic traffic for {args.duration:.0f} s at ~{args.rate:.0f} calls/s ...")
+
+    rng = np.random.default_rng(0)
+    deadline = time.monotonic() + args.duration
+    next_report = time.monotonic() + args.report_every
+    calls = errors = 0
+    pause = 1.0 / args.rate if args.rate > 0 else 0.0
+    while time.monotonic() < deadline:
+        rows = int(rng.choice([1, 1, 1, 4, 16, 64]))
+        batch = x_test[rng.integers(0, len(x_test), rows)]
+        batch = batch * rng.normal(1.0, 0.05, batch.shape)  # live traffic is never the test set
+        try:
+            if rng.random() < 0.02:  # a client sends the wrong number of features
+                clf.predict_proba(batch[:, :5])
+            elif rng.random() < 0.5:
+                clf.predict_proba(batch)
+            else:
+                clf.predict(batch)
+        except ValueError:
+            errors += 1
+        calls += 1
+        if time.monotonic() >= next_report and cfg.metrics_url:
+            next_report += args.report_every
+            _report(cfg.metrics_url, calls, errors)
+        if pause:
+            time.sleep(pause)
+    mlotel.force_flush()
+    if cfg.metrics_url:
+        _report(cfg.metrics_url, calls, errors)
+    print()
+    print("What to look at:")
+    if cfg.metrics_url:
+        print(f"  curl -s {cfg.metrics_url} | grep '^ml_'")
+    print(f"  jq -c '.resourceSpans[].scopeSpans[].spans[] | {{name, traceId}}' "
+          f"{Path(args.output_dir, 'traces.jsonl')} | head")
+    print(f"  jq -c '.resourceLogs[].scopeLogs[].logRecords[]' "
+          f"{Path(args.output_dir, 'logs.jsonl')} | head -1")
+    print("  With a collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 mlotel demo")
+    if args.serve_after > 0 and cfg.metrics_url:
+        print(f"  serving {cfg.metrics_url} for {args.serve_after:.0f} more s (Ctrl-C stops)")
+        try:
+            time.sleep(args.serve_after)
+        except KeyboardInterrupt:
+            pass
+    mlotel.shutdown()
+    return 0
+
+
+def _report(url: str, calls: int, errors: int) -> None:
+    try:
+        seen = _scrape(url)
+    except OSError as exc:
+        print(f"  (could not read {url}: {exc})")
+        return
+    count = seen.get("ml_inference_duration_seconds_count", 0.0)
+    total = seen.get("ml_inference_duration_seconds_sum", 0.0)
+    rows = seen.get("ml_predictions_total", 0.0)
+    mean_ms = 1000.0 * total / count if count else 0.0
+    print(
+        f"  calls made {calls:6d} (model errors {errors:3d}) | exported: "
+        f"inferences {count:6.0f}, predicted rows {rows:7.0f}, mean latency {mean_ms:6.3f} ms"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mlotel`` console script."""
+    parser = argparse.ArgumentParser(prog="mlotel", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run an instrumented model under synthetic traffic")
+    demo.add_argument("--duration", type=float, default=20.0, help="seconds of traffic (20)")
+    demo.add_argument("--rate", type=float, default=200.0, help="calls per second (200)")
+    demo.add_argument("--host", default="127.0.0.1", help="metrics endpoint host (127.0.0.1)")
+    demo.add_argument("--port", type=int, default=9464, help="metrics endpoint port (9464)")
+    demo.add_argument("--output-dir", default="mlotel-telemetry", help="spans/logs directory")
+    demo.add_argument("--report-every", type=float, default=5.0, help="seconds between reports")
+    demo.add_argument(
+        "--serve-after", type=float, default=0.0, help="keep serving metrics this long after"
+    )
+    sub.add_parser("version", help="print the mlotel version")
+    args = parser.parse_args(argv)
+    if args.command == "version":
+        import mlotel
+
+        print(json.dumps({"mlotel": mlotel.__version__}))
+        return 0
+    if args.duration <= 0 or args.duration > 86_400:
+        parser.error("--duration must be between 0 and 86400 seconds")
+    return _demo(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
