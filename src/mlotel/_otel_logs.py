@@ -18,13 +18,17 @@ from opentelemetry._logs import (
 )
 from opentelemetry.sdk._logs import LoggerProvider as SDKLoggerProvider
 from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    ConsoleLogExporter,
-    InMemoryLogExporter,
-    LogExporter,
-    LogExportResult,
-    SimpleLogRecordProcessor,
+from opentelemetry.sdk._logs import export as _export
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, SimpleLogRecordProcessor
+
+# SDK 1.39+ renamed the exporter classes; prefer the new names, fall back to the old ones.
+LogExporter: Any = getattr(_export, "LogRecordExporter", None) or _export.LogExporter
+LogExportResult: Any = getattr(_export, "LogRecordExportResult", None) or _export.LogExportResult
+InMemoryLogExporter: Any = (
+    getattr(_export, "InMemoryLogRecordExporter", None) or _export.InMemoryLogExporter
+)
+ConsoleLogExporter: Any = (
+    getattr(_export, "ConsoleLogRecordExporter", None) or _export.ConsoleLogExporter
 )
 
 __all__ = [

@@ -83,7 +83,7 @@ class JsonLinesSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-class JsonLinesLogExporter(LogExporter):
+class JsonLinesLogExporter(LogExporter):  # type: ignore[misc]
     """Writes log records as OTLP/JSON lines (``logs.jsonl``)."""
 
     def __init__(self, path: str | os.PathLike[str], max_bytes: int) -> None:

@@ -111,10 +111,14 @@ def _demo(args: argparse.Namespace) -> int:
     print("What to look at:")
     if cfg.metrics_url:
         print(f"  curl -s {cfg.metrics_url} | grep '^ml_'")
-    print(f"  jq -c '.resourceSpans[].scopeSpans[].spans[] | {{name, traceId}}' "
-          f"{Path(args.output_dir, 'traces.jsonl')} | head")
-    print(f"  jq -c '.resourceLogs[].scopeLogs[].logRecords[]' "
-          f"{Path(args.output_dir, 'logs.jsonl')} | head -1")
+    print(
+        f"  jq -c '.resourceSpans[].scopeSpans[].spans[] | {{name, traceId}}' "
+        f"{Path(args.output_dir, 'traces.jsonl')} | head"
+    )
+    print(
+        f"  jq -c '.resourceLogs[].scopeLogs[].logRecords[]' "
+        f"{Path(args.output_dir, 'logs.jsonl')} | head -1"
+    )
     print("  With a collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 mlotel demo")
     if args.serve_after > 0 and cfg.metrics_url:
         print(f"  serving {cfg.metrics_url} for {args.serve_after:.0f} more s (Ctrl-C stops)")

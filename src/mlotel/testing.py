@@ -120,7 +120,7 @@ def capture_telemetry(**settings: Any) -> Iterator[CapturedTelemetry]:
     span_exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    log_exporter = logs.InMemoryLogExporter()  # type: ignore[no-untyped-call]
+    log_exporter = logs.InMemoryLogExporter()
     logger_provider = logs.SDKLoggerProvider()
     logger_provider.add_log_record_processor(logs.SimpleLogRecordProcessor(log_exporter))
     reader = InMemoryMetricReader()

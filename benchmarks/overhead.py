@@ -1,0 +1,418 @@
+"""mlotel overhead benchmark: ratios against bare and hand-written baselines.
+
+Run ``python benchmarks/overhead.py`` (about 1-2 minutes) or with ``--quick``
+(under 30 s). Every number comes from this one process run; see
+``benchmarks/README.md`` for what each ratio means and its target.
+
+Method: each variant is timed as one loop of N calls followed by the flush of
+everything deferred (mlotel's monitors and every provider's background queue),
+all inside the timed region, so work done later on other threads is counted.
+The per-call time of a variant is the median over several repeats; repeats of
+the variants being compared are interleaved to cancel drift. All OTel
+variants share the same providers and null exporters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    LogRecordExportResult,
+)
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import Counter as PromCounter
+from prometheus_client import Histogram as PromHistogram
+
+import mlotel
+
+MODEL = "churn"
+MODEL_VERSION = "1"
+SPAN_NAME = f"predict {MODEL}"
+N_FEATURES = 20
+BATCH_ROWS = 1024
+FEATURE_NAMES = tuple(f"f{i}" for i in range(N_FEATURES))
+
+
+# --- null exporters and shared providers -------------------------------------------------
+
+
+class NullSpanExporter(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class NullLogExporter(LogRecordExporter):
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+@dataclass
+class Providers:
+    """One tracer provider (per sampler), one logger provider, one meter provider."""
+
+    tracer_provider: TracerProvider
+    logger_provider: LoggerProvider
+    meter_provider: MeterProvider
+
+    def flush(self) -> None:
+        """What every baseline does after its loop: drain each provider's queue."""
+        self.tracer_provider.force_flush()
+        self.logger_provider.force_flush()
+        self.meter_provider.force_flush()
+
+
+def tracer_provider(sampler: Sampler) -> TracerProvider:
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(BatchSpanProcessor(NullSpanExporter()))
+    return provider
+
+
+def configure_mlotel(providers: Providers) -> None:
+    mlotel.configure(
+        tracer_provider=providers.tracer_provider,
+        meter_provider=providers.meter_provider,
+        logger_provider=providers.logger_provider,
+        set_global=False,
+        exporter="none",
+        prometheus=False,
+        local_sink="none",
+        payload_enabled=True,
+        payload_sample_rate=1.0,
+    )
+
+
+# --- the model and its inputs -----------------------------------------------------------
+
+_RNG = np.random.default_rng(7)
+X_ROW = _RNG.random((1, N_FEATURES))
+X_BATCH = _RNG.random((BATCH_ROWS, N_FEATURES))
+_P1 = _RNG.random(BATCH_ROWS)
+BATCH_PROBA = np.column_stack([_P1, 1.0 - _P1])
+
+
+def model_row(x: np.ndarray) -> np.ndarray:
+    """A trivial single-row model: P(no churn), P(churn)."""
+    return np.array([[0.3, 0.7]])
+
+
+def model_batch(x: np.ndarray) -> np.ndarray:
+    """A trivial batch model: a precomputed probability matrix of len(x) rows."""
+    return BATCH_PROBA
+
+
+# --- variants ---------------------------------------------------------------------------
+
+Call = Callable[[np.ndarray], Any]
+
+
+@dataclass
+class Variant:
+    name: str
+    call: Call
+    x: np.ndarray
+    flush: Callable[[], None]
+    calls: int
+
+
+def bare_span(providers: Providers, fn: Call) -> Call:
+    tracer = providers.tracer_provider.get_tracer("bench.bare")
+
+    def call(x: np.ndarray) -> Any:
+        with tracer.start_as_current_span(SPAN_NAME):
+            return fn(x)
+
+    return call
+
+
+def naive_otel(providers: Providers, fn: Call) -> Call:
+    """What a user would write by hand with the OTel API for the same signals."""
+    tracer = providers.tracer_provider.get_tracer("bench.naive")
+    meter = providers.meter_provider.get_meter("bench.naive")
+    otel_logger = providers.logger_provider.get_logger("bench.naive")
+    predictions = meter.create_counter("naive.predictions", unit="{prediction}")
+    duration = meter.create_histogram("naive.inference.duration", unit="s")
+    score_hist = meter.create_histogram("naive.prediction.score", unit="1")
+    base = {"ml.model.name": MODEL, "ml.model.version": MODEL_VERSION}
+
+    def call(x: np.ndarray) -> Any:
+        with tracer.start_as_current_span(SPAN_NAME, attributes=base) as span:
+            start = time.perf_counter()
+            y = fn(x)
+            elapsed = time.perf_counter() - start
+            proba = y[0]
+            label = int(proba.argmax())
+            score = float(proba[label])
+            span.set_attribute("ml.batch.size", len(x))
+            predictions.add(1, {**base, "ml.prediction.class": str(label)})
+            duration.record(elapsed, base)
+            score_hist.record(score, base)
+            features = dict(zip(FEATURE_NAMES, x[0].tolist()))
+            otel_logger.emit(
+                event_name="ml.prediction",
+                attributes={
+                    **base,
+                    "ml.prediction.id": format(span.get_span_context().span_id, "016x"),
+                    "ml.prediction": label,
+                    "ml.prediction.score": score,
+                    "ml.features": features,
+                },
+            )
+            return y
+
+    return call
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "ts": record.created,
+            "level": record.levelname,
+            "msg": record.getMessage(),
+            **record.__dict__.get("fields", {}),
+        }
+        return json.dumps(payload)
+
+
+@dataclass
+class PromJson:
+    call: Call
+    flush: Callable[[], None]
+
+
+def prometheus_json(providers: Providers, fn: Call) -> PromJson:
+    """prometheus_client metrics + one stdlib-logging JSON line (and the same span)."""
+    tracer = providers.tracer_provider.get_tracer("bench.prom")
+    registry = CollectorRegistry()
+    predictions = PromCounter(
+        "predictions", "predictions", ["model", "version", "cls"], registry=registry
+    )
+    latency = PromHistogram("latency_seconds", "latency", ["model", "version"], registry=registry)
+    score_hist = PromHistogram(
+        "prediction_score",
+        "score",
+        ["model", "version"],
+        registry=registry,
+        buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    )
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    json_logger = logging.getLogger("bench.predictions")
+    json_logger.handlers[:] = [handler]
+    json_logger.setLevel(logging.INFO)
+    json_logger.propagate = False
+
+    def call(x: np.ndarray) -> Any:
+        with tracer.start_as_current_span(SPAN_NAME) as span:
+            start = time.perf_counter()
+            y = fn(x)
+            elapsed = time.perf_counter() - start
+            proba = y[0]
+            label = int(proba.argmax())
+            score = float(proba[label])
+            predictions.labels(MODEL, MODEL_VERSION, str(label)).inc()
+            latency.labels(MODEL, MODEL_VERSION).observe(elapsed)
+            score_hist.labels(MODEL, MODEL_VERSION).observe(score)
+            json_logger.info(
+                "prediction",
+                extra={
+                    "fields": {
+                        "model": MODEL,
+                        "version": MODEL_VERSION,
+                        "prediction_id": format(span.get_span_context().span_id, "016x"),
+                        "prediction": label,
+                        "score": score,
+                        "features": dict(zip(FEATURE_NAMES, x[0].tolist())),
+                    }
+                },
+            )
+            return y
+
+    def flush() -> None:
+        providers.flush()
+        generate_latest(registry)  # one scrape, like the metric collection on the OTel side
+        stream.seek(0)
+        stream.truncate()
+
+    return PromJson(call, flush)
+
+
+# --- timing -----------------------------------------------------------------------------
+
+
+def run_once(variant: Variant) -> float:
+    """Seconds per call for one loop of ``variant.calls`` calls plus the flush."""
+    call, x, flush = variant.call, variant.x, variant.flush
+    gc.collect()
+    start = time.perf_counter()
+    for _ in range(variant.calls):
+        call(x)
+    flush()
+    return (time.perf_counter() - start) / variant.calls
+
+
+def measure(variants: list[Variant], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each variant; repeats are interleaved across variants."""
+    for variant in variants:  # warm up: caches, lazily built monitors, first exports
+        warm = Variant(variant.name, variant.call, variant.x, variant.flush, 200)
+        run_once(warm)
+    samples: dict[str, list[float]] = {v.name: [] for v in variants}
+    for _ in range(repeats):
+        for variant in variants:
+            samples[variant.name].append(run_once(variant))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def noop() -> None:
+    return None
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+def header(quick: bool, calls: int, repeats: int) -> None:
+    print("mlotel overhead benchmark")
+    print(
+        f"python {platform.python_version()} ({platform.python_implementation()}), "
+        f"opentelemetry-sdk {version('opentelemetry-sdk')}, "
+        f"opentelemetry-api {version('opentelemetry-api')}, numpy {np.__version__}, "
+        f"prometheus_client {version('prometheus_client')}, mlotel {version('mlotel')}"
+    )
+    print(f"{platform.platform()}, {os.cpu_count()} CPUs")
+    print(
+        f"mode: {'quick' if quick else 'full'}; {calls} single-row calls / "
+        f"{max(1, calls // 10)} batch calls per loop, median of {repeats} loops; "
+        "every loop ends with a flush of all deferred work, inside the timed region"
+    )
+    print()
+
+
+def report(name: str, value: float, target: float, extra: str = "") -> bool:
+    print(f"{name}: {value:.2f}x (target ≤ {target:g}{extra})")
+    return value <= target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter loops (<30 s)")
+    args = parser.parse_args(argv)
+    calls, repeats = (1000, 5) if args.quick else (4000, 11)
+    batch_calls = max(1, calls // 10)
+    header(args.quick, calls, repeats)
+
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(NullLogExporter()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    sampled = Providers(tracer_provider(ALWAYS_ON), logger_provider, meter_provider)
+    unsampled = Providers(tracer_provider(ALWAYS_OFF), logger_provider, meter_provider)
+
+    ml_row = mlotel.instrument(model_row, model_name=MODEL, model_version=MODEL_VERSION)
+    ml_batch = mlotel.instrument(model_batch, model_name=MODEL, model_version=MODEL_VERSION)
+
+    def mlotel_flush() -> None:
+        mlotel.force_flush()
+
+    gc.collect()
+    gc.freeze()  # setup objects out of the way of the collector; gc stays on while timing
+
+    # --- sampled tracing: ratios 1, 2 and 4 -------------------------------------------
+    configure_mlotel(sampled)
+    group_a = [
+        Variant("bare function, 1 row", model_row, X_ROW, noop, calls),
+        Variant("bare OTel span, 1 row", bare_span(sampled, model_row), X_ROW, sampled.flush, calls),
+        Variant("naive OTel, 1 row", naive_otel(sampled, model_row), X_ROW, sampled.flush, calls),
+        Variant("mlotel, 1 row", ml_row, X_ROW, mlotel_flush, calls),
+        Variant("bare function, 1024 rows", model_batch, X_BATCH, noop, batch_calls),
+        Variant("mlotel, 1024 rows", ml_batch, X_BATCH, mlotel_flush, batch_calls),
+    ]
+    a = measure(group_a, repeats)
+
+    # --- tracing sampled out: ratio 3 ---------------------------------------------------
+    configure_mlotel(unsampled)
+    prom = prometheus_json(unsampled, model_row)
+    group_b = [
+        Variant("prometheus_client + JSON log, 1 row, unsampled span", prom.call, X_ROW,
+                prom.flush, calls),
+        Variant("mlotel, 1 row, unsampled span", ml_row, X_ROW, mlotel_flush, calls),
+    ]
+    b = measure(group_b, repeats)
+    mlotel.shutdown()
+
+    print("absolute time per call (µs, median, flush included):")
+    for name, seconds in {**a, **b}.items():
+        print(f"  {name:<52} {seconds * 1e6:9.2f}")
+    print()
+
+    overhead_row = a["mlotel, 1 row"] - a["bare function, 1 row"]
+    overhead_batch = a["mlotel, 1024 rows"] - a["bare function, 1024 rows"]
+    results = [
+        report(
+            "1. mlotel all signals / bare OTel span",
+            a["mlotel, 1 row"] / a["bare OTel span, 1 row"],
+            1.5,
+            ", stretch ≤ 1.2",
+        ),
+        report(
+            "2. mlotel / naive OTel (span + counter + 2 histograms + log)",
+            a["mlotel, 1 row"] / a["naive OTel, 1 row"],
+            0.5,
+        ),
+        report(
+            "3. mlotel / prometheus_client + JSON logging (span sampled out)",
+            b["mlotel, 1 row, unsampled span"]
+            / b["prometheus_client + JSON log, 1 row, unsampled span"],
+            1.0,
+        ),
+        report(
+            "4. mlotel overhead per 1024-row call / per 1-row call",
+            overhead_batch / overhead_row,
+            3.0,
+        ),
+    ]
+    print()
+    print(
+        f"mlotel overhead: {overhead_row * 1e6:.2f} µs per 1-row call, "
+        f"{overhead_batch * 1e6:.2f} µs per {BATCH_ROWS}-row call "
+        f"(mlotel time minus the bare function)"
+    )
+    print(f"targets met: {sum(results)}/{len(results)}")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

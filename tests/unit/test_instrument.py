@@ -1,0 +1,261 @@
+"""The three ways to instrument, their spans, metrics and log records (in memory)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import traceback
+from typing import Any
+
+import numpy as np
+import pytest
+from opentelemetry.trace import SpanKind, StatusCode
+
+import mlotel
+from mlotel import semconv
+from mlotel.testing import capture_telemetry
+
+
+class Model:
+    """A tiny classifier with the sklearn method names."""
+
+    classes_ = np.array(["no", "yes"])
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        p = 1.0 / (1.0 + np.exp(-x.sum(axis=1)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, x: Any) -> np.ndarray:
+        return self.classes_[(self.predict_proba(x)[:, 1] > 0.5).astype(int)]
+
+
+def test_decorator_emits_span_metrics_and_log() -> None:
+    with capture_telemetry() as captured:
+
+        @mlotel.instrument(model_name="churn", model_version="3.1.0")
+        def predict(features: Any) -> np.ndarray:
+            return Model().predict_proba(features)
+
+        result = predict(np.array([[2.0, 1.0]]))
+        assert result.shape == (1, 2)
+        (span,) = captured.spans
+        assert span.name == "predict churn"
+        assert span.kind is SpanKind.INTERNAL
+        assert span.instrumentation_scope is not None
+        assert span.instrumentation_scope.name == "mlotel"
+        attrs = dict(span.attributes or {})
+        assert attrs[semconv.ATTR_MODEL_NAME] == "churn"
+        assert attrs[semconv.ATTR_MODEL_VERSION] == "3.1.0"
+        assert attrs[semconv.ATTR_OPERATION_NAME] == "predict"
+        assert attrs[semconv.ATTR_BATCH_SIZE] == 1
+        assert attrs[semconv.ATTR_PREDICTION_ID] == format(span.context.span_id, "016x")
+
+        (log,) = captured.logs
+        assert log.event_name == semconv.EVENT_PREDICTION
+        assert log.trace_id == span.context.trace_id
+        assert log.span_id == span.context.span_id
+        assert log.attributes[semconv.ATTR_FEATURES] == {"f0": 2.0, "f1": 1.0}
+        assert log.attributes[semconv.ATTR_PREDICTION] == 1  # argmax index: no labels given
+        assert log.attributes[semconv.ATTR_PREDICTION_SCORE] == pytest.approx(result.max())
+        assert log.attributes[semconv.ATTR_PREDICTION_ID] == attrs[semconv.ATTR_PREDICTION_ID]
+
+        base = {"ml.model.name": "churn", "ml.model.version": "3.1.0"}
+        metrics = captured.metrics()
+        duration = metrics["ml.inference.duration"]
+        assert duration.unit == "s"
+        (point,) = duration.data.data_points
+        assert point.count == 1
+        assert tuple(point.explicit_bounds) == semconv.DURATION_BUCKETS
+        assert dict(point.attributes) == {**base, "ml.operation.name": "predict"}
+        batch = metrics["ml.inference.batch.size"]
+        assert batch.unit == "{row}"
+        assert tuple(batch.data.data_points[0].explicit_bounds) == semconv.BATCH_SIZE_BUCKETS
+        score = metrics["ml.prediction.score"]
+        assert tuple(score.data.data_points[0].explicit_bounds) == semconv.SCORE_BUCKETS
+        assert score.data.data_points[0].sum == pytest.approx(result.max())
+        assert captured.counter_value("ml.predictions", {"ml.prediction.class": "1"}) == 1
+        assert metrics["ml.predictions"].unit == "{prediction}"
+
+
+def test_object_proxy_uses_class_labels_and_passes_attributes_through() -> None:
+    model = Model()
+    with capture_telemetry() as captured:
+        clf = mlotel.instrument(model, model_name="churn")
+        assert isinstance(clf, Model)
+        assert clf.classes_ is model.classes_
+        assert not hasattr(clf, "decision_function")
+        x = np.array([[3.0, 0.0], [-3.0, 0.0], [4.0, 1.0]])
+        labels = clf.predict(x)
+        proba = clf.predict_proba(x)
+        assert labels.tolist() == ["yes", "no", "yes"]
+        assert proba.shape == (3, 2)
+        names = sorted(s.name for s in captured.spans)
+        assert names == ["predict churn", "predict_proba churn"]
+        assert captured.counter_value("ml.predictions", {"ml.prediction.class": "yes"}) == 4
+        assert captured.counter_value("ml.predictions", {"ml.prediction.class": "no"}) == 2
+        assert captured.histogram_count("ml.prediction.score") == 3
+        assert captured.histogram_count("ml.inference.batch.size") == 2
+        proba_log = next(r for r in captured.logs if r.attributes["ml.operation.name"] == "predict_proba")
+        assert list(proba_log.attributes["ml.prediction"]) == ["yes", "no", "yes"]
+
+
+def test_method_decorator_and_default_model_name() -> None:
+    class Ranker:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        @mlotel.instrument
+        def predict(self, rows: list[list[float]]) -> list[float]:
+            self.calls += 1
+            return [sum(r) for r in rows]
+
+    with capture_telemetry() as captured:
+        ranker = Ranker()
+        assert ranker.predict([[1.0, 2.0], [3.0, 4.0]]) == [3.0, 7.0]
+        assert ranker.calls == 1
+        (span,) = captured.spans
+        assert span.name == "predict Ranker"
+        assert span.attributes["ml.batch.size"] == 2
+        # float outputs are regression values: counted without a class
+        assert captured.counter_value("ml.predictions") == 2
+        assert captured.points("ml.predictions", {"ml.prediction.class": "3.0"}) == []
+
+
+def test_async_function_keeps_caller_context() -> None:
+    with capture_telemetry() as captured:
+        tracer = captured.runtime.tracer_provider.get_tracer("caller")
+
+        @mlotel.instrument(model_name="scorer")
+        async def score(x: list[float]) -> list[int]:
+            await asyncio.sleep(0)
+            return [1]
+
+        async def handler() -> list[int]:
+            with tracer.start_as_current_span("request"):
+                return await score([1.0])
+
+        assert asyncio.run(handler()) == [1]
+        spans = {s.name: s for s in captured.spans}
+        assert spans["predict scorer"].parent is not None
+        assert spans["predict scorer"].parent.span_id == spans["request"].context.span_id
+
+
+def test_model_exception_reraised_unchanged_and_recorded() -> None:
+    boom = ValueError("X has 5 features, expected 30")
+
+    @mlotel.instrument(model_name="fragile")
+    def predict(x: Any) -> Any:
+        raise boom
+
+    with capture_telemetry(payload_sample_rate=0.0) as captured:
+        with pytest.raises(ValueError) as info:
+            predict([[1.0, 2.0]])
+        assert info.value is boom
+        frames = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+        assert frames[-1] == "predict"
+        (span,) = captured.spans
+        assert span.status.status_code is StatusCode.ERROR
+        assert span.attributes["error.type"] == "ValueError"
+        assert any(e.name == "exception" for e in span.events)
+        # failed calls are logged even when sampling drops successful ones
+        (log,) = captured.logs
+        assert log.attributes["error.type"] == "ValueError"
+        assert log.severity_text == "ERROR"
+        assert captured.histogram_count("ml.inference.duration", {"error.type": "ValueError"}) == 1
+        assert captured.counter_value("ml.predictions") == 0
+
+
+def test_inference_context_manager_records_explicit_outputs() -> None:
+    with capture_telemetry() as captured:
+        with mlotel.inference("ranker", model_version="7", operation="rank") as call:
+            call.record(
+                features={"query_len": 3, "lang": "en"},
+                prediction=["a", "b"],
+                scores=[[0.9, 0.1], [0.3, 0.7]],
+            )
+        (span,) = captured.spans
+        assert span.name == "rank ranker"
+        assert captured.counter_value("ml.predictions", {"ml.prediction.class": "a"}) == 1
+        (score,) = captured.points("ml.prediction.score")
+        assert score.count == 2
+        assert score.sum == pytest.approx(1.6)
+        (log,) = captured.logs
+        assert log.attributes["ml.features"] == {"query_len": 3, "lang": "en"}
+
+
+def test_inference_block_exception_propagates() -> None:
+    with capture_telemetry() as captured:
+        with pytest.raises(KeyError), mlotel.inference("lookup"):
+            raise KeyError("missing")
+        (span,) = captured.spans
+        assert span.attributes["error.type"] == "KeyError"
+
+
+def test_disabled_is_a_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    mlotel.configure()
+    calls = []
+
+    @mlotel.instrument(model_name="off")
+    def predict(x: Any) -> Any:
+        calls.append(x)
+        return x
+
+    assert predict(5) == 5
+    from mlotel import _runtime
+
+    runtime = _runtime.current()
+    assert runtime is not None and runtime.disabled
+    assert runtime.monitors == {}
+    assert calls == [5]
+
+
+def test_payload_sampling_redaction_and_cap() -> None:
+    with capture_telemetry(
+        payload_redact="ssn", payload_max_bytes=256, payload_sample_rate=1.0
+    ) as captured:
+
+        @mlotel.instrument(model_name="m", feature_names=["age", "ssn"])
+        def predict(x: Any) -> Any:
+            return np.zeros(len(x))
+
+        predict(np.array([[40.0, 123456789.0]]))
+        predict(np.arange(2000, dtype=float).reshape(1000, 2))
+        first, second = captured.logs
+        assert first.attributes["ml.features"] == {"age": 40.0, "ssn": "[REDACTED]"}
+        assert "ml.payload.truncated" not in first.attributes
+        assert second.attributes["ml.payload.truncated"] is True
+        assert second.attributes["ml.features"]["ssn"] == "[REDACTED]"
+        assert 0 < len(second.attributes["ml.features"]["age"]) < 40
+
+    with capture_telemetry(payload_allow=["age"]) as captured:
+
+        @mlotel.instrument(model_name="m2")
+        def predict2(x: Any) -> Any:
+            return [0]
+
+        predict2({"age": 3, "income": 9})
+        assert captured.logs[0].attributes["ml.features"] == {"age": 3, "income": "[REDACTED]"}
+
+    with capture_telemetry(payload_sample_rate=0.0) as captured:
+        predict2({"age": 3})
+        assert captured.logs == []
+        assert captured.histogram_count("ml.inference.duration") == 1
+
+
+def test_torch_is_never_imported() -> None:
+    had_torch = "torch" in sys.modules
+    with capture_telemetry() as captured:
+        mlotel.instrument(lambda x: [1], model_name="t")([[1.0]])
+        assert len(captured.spans) == 1
+    assert ("torch" in sys.modules) == had_torch
+
+
+def test_instrument_rejects_classes_and_bad_options() -> None:
+    with pytest.raises(TypeError, match="got a class"):
+        mlotel.instrument(Model)
+    with pytest.raises(ValueError, match="output="):
+        mlotel.instrument(model_name="x", output="weird")
+    with pytest.raises(TypeError, match="none of"):
+        mlotel.instrument(object())
