@@ -353,7 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_mlotel(sampled)
     group_a = [
         Variant("bare function, 1 row", model_row, X_ROW, noop, calls),
-        Variant("bare OTel span, 1 row", bare_span(sampled, model_row), X_ROW, sampled.flush, calls),
+        Variant(
+            "bare OTel span, 1 row", bare_span(sampled, model_row), X_ROW, sampled.flush, calls
+        ),
         Variant("naive OTel, 1 row", naive_otel(sampled, model_row), X_ROW, sampled.flush, calls),
         Variant("mlotel, 1 row", ml_row, X_ROW, mlotel_flush, calls),
         Variant("bare function, 1024 rows", model_batch, X_BATCH, noop, batch_calls),
@@ -365,8 +367,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_mlotel(unsampled)
     prom = prometheus_json(unsampled, model_row)
     group_b = [
-        Variant("prometheus_client + JSON log, 1 row, unsampled span", prom.call, X_ROW,
-                prom.flush, calls),
+        Variant(
+            "prometheus_client + JSON log, 1 row, unsampled span",
+            prom.call,
+            X_ROW,
+            prom.flush,
+            calls,
+        ),
         Variant("mlotel, 1 row, unsampled span", ml_row, X_ROW, mlotel_flush, calls),
     ]
     b = measure(group_b, repeats)

@@ -1,0 +1,42 @@
+"""`mlotel demo` end to end, as a user runs it: a subprocess on the embedded default."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_serves_metrics_and_writes_spans_and_logs(tmp_path: Path) -> None:
+    out = tmp_path / "telemetry"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlotel.cli", "demo", "--duration", "3", "--report-every", "1",
+         "--port", "0", "--output-dir", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert re.search(r"metrics \(Prometheus\): http://127\.0\.0\.1:\d+/metrics", text)
+    reports = re.findall(r"calls made\s+(\d+) .*inferences\s+(\d+)", text)
+    assert reports, text
+    made, exported = map(int, reports[-1])
+    assert made > 0 and exported == made  # every call reached the endpoint, none twice
+    spans = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
+    names = {
+        s["name"]
+        for req in spans
+        for rs in req["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for s in ss["spans"]
+    }
+    assert names <= {"predict breast-cancer", "predict_proba breast-cancer"} and names
+    assert (out / "logs.jsonl").stat().st_size > 0
+
+
+def test_version_command() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlotel.cli", "version"], capture_output=True, text=True, timeout=60
+    )
+    assert json.loads(proc.stdout)["mlotel"]

@@ -1,0 +1,91 @@
+"""Settings resolution order, validation messages, and the configuration doc."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from mlotel._config import ENV_VARS, ConfigError, Settings, resolve_settings
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def test_kwargs_beat_mlotel_env_beat_otel_env_beat_defaults() -> None:
+    env = {"MLOTEL_SERVICE_NAME": "from-mlotel", "OTEL_SERVICE_NAME": "from-otel"}
+    assert resolve_settings({"service_name": "kw"}, env).service_name == "kw"
+    assert resolve_settings({}, env).service_name == "from-mlotel"
+    assert resolve_settings({}, {"OTEL_SERVICE_NAME": "from-otel"}).service_name == "from-otel"
+    assert resolve_settings({}, {}).service_name is None
+
+
+def test_exporter_auto_follows_otlp_endpoint() -> None:
+    assert resolve_settings({}, {}).exporter == "embedded"
+    otlp = resolve_settings({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    assert otlp.exporter == "otlp"
+    assert not otlp.prometheus_enabled and otlp.sink == "none"
+    embedded = resolve_settings({}, {})
+    assert embedded.prometheus_enabled and embedded.sink == "files"
+    assert embedded.prometheus_host == "127.0.0.1" and embedded.prometheus_port == 9464
+    grpc = resolve_settings({}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    assert grpc.otlp_protocol == "grpc"
+    assert resolve_settings({}, {}).otlp_protocol == "http/protobuf"
+
+
+def test_otel_sdk_disabled_and_metric_interval() -> None:
+    assert resolve_settings({}, {"OTEL_SDK_DISABLED": "true"}).disabled
+    interval = resolve_settings({}, {"OTEL_METRIC_EXPORT_INTERVAL": "1500"})
+    assert interval.metric_export_interval == 1.5
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MLOTEL_PAYLOAD_SAMPLE_RATE": "2"}, "MLOTEL_PAYLOAD_SAMPLE_RATE='2' must be between"),
+        ({"MLOTEL_PROMETHEUS_PORT": "http"}, "MLOTEL_PROMETHEUS_PORT='http' is not an integer"),
+        ({"MLOTEL_EXPORTER": "kafka"}, "MLOTEL_EXPORTER='kafka' must be one of"),
+        ({"OTEL_SDK_DISABLED": "maybe"}, "OTEL_SDK_DISABLED='maybe' is not a boolean"),
+    ],
+)
+def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        resolve_settings({}, env)
+
+
+def test_unknown_keyword_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="unknown setting"):
+        resolve_settings({"sample_rate": 1.0}, {})
+
+
+def test_lists_parse_from_env_and_kwargs() -> None:
+    s = resolve_settings({}, {"MLOTEL_PAYLOAD_REDACT": "ssn, email ,"})
+    assert s.payload_redact == frozenset({"ssn", "email"})
+    assert resolve_settings({"payload_allow": ["a"]}, {}).payload_allow == frozenset({"a"})
+
+
+def test_every_setting_and_variable_is_documented() -> None:
+    text = DOC.read_text()
+    for f in fields(Settings):
+        assert f"| `{f.name}` |" in text, f.name
+    for var in ENV_VARS:
+        assert f"`{var}`" in text, var
+
+
+def test_configure_rejects_bad_values_with_clear_error() -> None:
+    import mlotel
+
+    with pytest.raises(ConfigError, match="max_classes"):
+        mlotel.configure(max_classes=0, exporter="none")
+
+
+def test_lazy_configuration_error_never_breaks_predict(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlotel
+    from mlotel import _runtime
+
+    monkeypatch.setenv("MLOTEL_PAYLOAD_SAMPLE_RATE", "lots")
+    _runtime.replace(None)
+    predict = mlotel.instrument(lambda x: x * 2, model_name="lazy")
+    assert predict(21) == 42
+    runtime = _runtime.current()
+    assert runtime is not None and runtime.disabled
