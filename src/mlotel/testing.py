@@ -49,6 +49,12 @@ class CapturedTelemetry:
         self._spans = spans
         self._logs = logs_exporter
         self._reader = reader
+        self._final: dict[str, Metric] | None = None
+
+    def _freeze(self) -> None:
+        """Keep the last collection readable after the block ends."""
+        self.flush()
+        self._final = self.metrics()
 
     def flush(self) -> None:
         """Hand every buffered call to the exporters (properties below call it)."""
@@ -69,6 +75,8 @@ class CapturedTelemetry:
 
     def metrics(self) -> dict[str, Metric]:
         """Collect now and return every metric by name (cumulative)."""
+        if self._final is not None:
+            return self._final
         data = self._reader.get_metrics_data()
         found: dict[str, Metric] = {}
         if data is None:
@@ -93,7 +101,8 @@ class CapturedTelemetry:
 
     def counter_value(self, name: str, attributes: Mapping[str, Any] | None = None) -> float:
         """Sum of a counter's points matching ``attributes`` (0 when none)."""
-        return float(sum(p.value for p in self.points(name, attributes)))
+        total: float = sum(p.value for p in self.points(name, attributes))
+        return total
 
     def histogram_count(self, name: str, attributes: Mapping[str, Any] | None = None) -> int:
         """Number of values recorded into a histogram's matching points."""
@@ -133,10 +142,11 @@ def capture_telemetry(**settings: Any) -> Iterator[CapturedTelemetry]:
     )
     previous_store = tally.store
     previous = _runtime.install(runtime)
+    captured = CapturedTelemetry(runtime, span_exporter, log_exporter, reader)
     try:
-        yield CapturedTelemetry(runtime, span_exporter, log_exporter, reader)
+        yield captured
     finally:
-        runtime.flush_monitors()
+        captured._freeze()
         _runtime.replace(previous)
         tally.store = previous_store
         runtime.shutdown(timeout=2.0)
