@@ -12,9 +12,24 @@ from pathlib import Path
 def test_demo_serves_metrics_and_writes_spans_and_logs(tmp_path: Path) -> None:
     out = tmp_path / "telemetry"
     proc = subprocess.run(
-        [sys.executable, "-m", "mlotel.cli", "demo", "--duration", "3", "--report-every", "1",
-         "--port", "0", "--output-dir", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "mlotel.cli",
+            "demo",
+            "--duration",
+            "3",
+            "--report-every",
+            "1",
+            "--port",
+            "0",
+            "--output-dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout

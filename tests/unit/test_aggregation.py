@@ -36,7 +36,9 @@ def test_cumulative_and_delta_views() -> None:
     assert second_cum["ml.predictions"].data.data_points[0].value == 5
     assert second_delta["ml.predictions"].data.data_points[0].value == 2
     assert "ml.prediction.score" not in second_delta
-    assert second_delta["ml.predictions"].data.aggregation_temporality is AggregationTemporality.DELTA
+    assert (
+        second_delta["ml.predictions"].data.aggregation_temporality is AggregationTemporality.DELTA
+    )
 
 
 def test_delta_reader_through_configure() -> None:

@@ -96,7 +96,9 @@ def test_object_proxy_uses_class_labels_and_passes_attributes_through() -> None:
         assert captured.counter_value("ml.predictions", {"ml.prediction.class": "no"}) == 2
         assert captured.histogram_count("ml.prediction.score") == 3
         assert captured.histogram_count("ml.inference.batch.size") == 2
-        proba_log = next(r for r in captured.logs if r.attributes["ml.operation.name"] == "predict_proba")
+        proba_log = next(
+            r for r in captured.logs if r.attributes["ml.operation.name"] == "predict_proba"
+        )
         assert list(proba_log.attributes["ml.prediction"]) == ["yes", "no", "yes"]
 
 

@@ -23,7 +23,7 @@ def test_every_instrument_is_documented_with_kind_unit_and_prometheus_name() -> 
     rows = _metric_rows()
     assert set(rows) == {i.name for i in semconv.INSTRUMENTS}
     for inst in semconv.INSTRUMENTS:
-        name, kind, unit, prom, _attrs, buckets = rows[inst.name]
+        _name, kind, unit, prom, _attrs, buckets = rows[inst.name]
         assert kind == inst.kind, inst.name
         assert unit.strip("`") == inst.unit, inst.name
         assert prom.strip("`") == inst.prometheus_name, inst.name
@@ -35,13 +35,13 @@ def test_every_instrument_is_documented_with_kind_unit_and_prometheus_name() -> 
 def test_every_attribute_constant_is_documented() -> None:
     text = DOC.read_text()
     documented = set(re.findall(r"^\| `([a-z_.]+)` \|", text, flags=re.M))
-    constants = {
-        getattr(semconv, n) for n in semconv.__all__ if n.startswith("ATTR_")
-    }
+    constants = {getattr(semconv, n) for n in semconv.__all__ if n.startswith("ATTR_")}
     assert constants <= documented, constants - documented
     assert f'`event_name = "{semconv.EVENT_PREDICTION}"`' in text
 
 
 def test_batch_buckets_are_powers_of_two() -> None:
     assert semconv.BATCH_SIZE_BUCKETS[0] == 1.0
-    assert all(b == 2 * a for a, b in zip(semconv.BATCH_SIZE_BUCKETS, semconv.BATCH_SIZE_BUCKETS[1:]))
+    assert all(
+        b == 2 * a for a, b in zip(semconv.BATCH_SIZE_BUCKETS, semconv.BATCH_SIZE_BUCKETS[1:])
+    )
