@@ -144,6 +144,10 @@ class Runtime:
 
         def work() -> None:
             try:
+                if any(p not in self._owned for p in (self.meter_provider, self.logger_provider)):
+                    # Providers the app owns outlive us: push our last data through them
+                    # before the bridge is detached.
+                    self.force_flush(limit)
                 for provider in self._owned:
                     try:
                         provider.shutdown()
