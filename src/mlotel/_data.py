@@ -205,11 +205,16 @@ def features_payload(
         rows.shape[1] if isinstance(rows, np.ndarray) else max((len(r) for r in rows), default=0)
     )
     if names is None or len(names) != width:
-        names = carried if carried is not None and len(carried) == width else default_names(width)
+        # Only the kept names: a million-wide row must not build (and cache) a million names.
+        names = (
+            carried
+            if carried is not None and len(carried) == width
+            else default_names(min(width, max_features))
+        )
     dropped = max(0, width - max_features)
     kept = min(width, max_features)
     names = names[:kept]
-    budget = max_bytes - sum(len(n) + 4 for n in names)
+    budget = max_bytes - sum(map(len, names)) - 4 * len(names)
     truncated = dropped > 0
     if budget <= 0:
         # Names alone overflow the cap: keep as many features as fit.
@@ -243,11 +248,19 @@ def features_payload(
     spent = 0
     used_rows = 0
     for row in rows:
-        cells = [clean_value(row[i]) if i < len(row) else None for i in range(kept)]
+        raw = [row[i] if i < len(row) else None for i in range(kept)]
+        cells = [clean_value(v) for v in raw]
+        if not truncated and any(
+            c is not v and isinstance(c, str) and len(c) == MAX_STRING and c[-1] == "…"
+            for c, v in zip(cells, raw)
+        ):
+            truncated = True  # a long string (or repr) was cut to MAX_STRING
         cost = sum(_value_bytes(c) for c in cells)
         if spent + cost > budget and used_rows > 0:
             break
         if spent + cost > budget:
+            if any(isinstance(c, str) and len(c) > 16 for c in cells):
+                truncated = True
             cells = [c if not isinstance(c, str) else c[:16] for c in cells]
         spent += cost
         used_rows += 1

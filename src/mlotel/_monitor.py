@@ -27,6 +27,9 @@ from ._otel_logs import Logger
 
 __all__ = ["CallRecord", "Monitor"]
 
+_INT64_MIN = -(2**63)  # clean_value turns integers with abs(v) >= 2**63 into strings
+_INT64_LIMIT = 2**63
+
 
 class CallRecord(NamedTuple):
     """Everything a finished call hands to its monitor (built on the caller's thread)."""
@@ -272,8 +275,28 @@ def _payload_values(values: np.ndarray | None, offset: int, n: int, limit: int) 
     if n == 1:
         item = part[0]
         if isinstance(item, np.ndarray):
-            return [clean_value(v) for v in item.tolist()[:limit]]
+            return _clean_list(item[:limit])
         return clean_value(item.item() if isinstance(item, np.generic) else item)
     if part.ndim > 1:
         part = part.reshape(len(part), -1)[:, 0]
-    return [clean_value(v) for v in part.tolist()]
+    return _clean_list(part)
+
+
+def _clean_list(values: np.ndarray) -> list[Any]:
+    """``[clean_value(v) for v in values.tolist()]``, skipping the per-value pass where
+    it cannot change anything: bool, float (≤ 64 bit) and integers below ±2**63."""
+    kind = values.dtype.kind
+    if values.ndim == 1 and (
+        kind == "b"
+        or (kind == "f" and values.dtype.itemsize <= 8)
+        or (
+            kind in "iu"
+            and (
+                values.dtype.itemsize < 8
+                or not values.size
+                or (values.min() > _INT64_MIN and values.max() < _INT64_LIMIT)
+            )
+        )
+    ):
+        return values.tolist()  # type: ignore[no-any-return]
+    return [clean_value(v) for v in values.tolist()]

@@ -159,7 +159,10 @@ class Runtime:
         # Exporters retry with backoff when the collector is down: run their shutdown in a
         # daemon thread and stop waiting at the bound, so the application can exit.
         worker = threading.Thread(target=work, name="mlotel-shutdown", daemon=True)
-        worker.start()
+        try:
+            worker.start()
+        except RuntimeError:  # Python 3.12.0/3.12.1 refuse new threads in atexit handlers
+            work()
         finished = done.wait(limit)
         for detach in self._detach:
             try:
@@ -294,7 +297,9 @@ def build_runtime(
     if tracer_provider is None and usable_global(trace.get_tracer_provider()):
         tracer_provider = trace.get_tracer_provider()
     if tracer_provider is None:
-        tracer_provider = TracerProvider(resource=resource)
+        # shutdown_on_exit=False: the SDK's own atexit shutdown is unbounded (it waits out
+        # exporter retries); mlotel's atexit shutdown() is bounded by shutdown_timeout.
+        tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         if settings.uses_otlp:
             tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings)))
         elif settings.sink == "files":
@@ -315,7 +320,7 @@ def build_runtime(
     if logger_provider is None and usable_global(logs.get_logger_provider()):
         logger_provider = logs.get_logger_provider()
     if logger_provider is None:
-        logger_provider = logs.SDKLoggerProvider(resource=resource)
+        logger_provider = logs.SDKLoggerProvider(resource=resource, shutdown_on_exit=False)
         if settings.uses_otlp:
             logger_provider.add_log_record_processor(
                 logs.BatchLogRecordProcessor(
@@ -355,7 +360,9 @@ def build_runtime(
             prometheus_reader = _start_prometheus(runtime, settings)
             if prometheus_reader is not None:
                 readers.append(prometheus_reader)
-        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        meter_provider = MeterProvider(
+            resource=resource, metric_readers=readers, shutdown_on_exit=False
+        )
         runtime._owned.append(meter_provider)
         if set_global and not _is_configured(metrics_api.get_meter_provider()):
             metrics_api.set_meter_provider(meter_provider)

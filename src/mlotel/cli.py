@@ -9,6 +9,7 @@ OTLP-JSON files for spans and logs), and prints what to look at.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -25,7 +26,7 @@ _SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.eE+\-naNI
 def _scrape(url: str) -> dict[str, float]:
     """Sum every series of the endpoint by metric name (what a person would eyeball)."""
     totals: dict[str, float] = {}
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback URL we serve
+    with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode("utf-8")
     for line in text.splitlines():
         match = _SERIES.match(line)
@@ -122,10 +123,8 @@ def _demo(args: argparse.Namespace) -> int:
     print("  With a collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 mlotel demo")
     if args.serve_after > 0 and cfg.metrics_url:
         print(f"  serving {cfg.metrics_url} for {args.serve_after:.0f} more s (Ctrl-C stops)")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             time.sleep(args.serve_after)
-        except KeyboardInterrupt:
-            pass
     mlotel.shutdown()
     return 0
 
