@@ -6,7 +6,7 @@
 ...     def predict(features):
 ...         return [[0.2, 0.8]]
 ...     _ = predict([[1.0, 2.0]])
->>> captured.spans[0].name, captured.logs[0].attributes["ml.features"]
+>>> captured.spans[0].name, mlotel.testing.log_payload(captured.logs[0])["ml.features"]
 ('predict churn', {'f0': 1.0, 'f1': 2.0})
 """
 

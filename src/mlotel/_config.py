@@ -41,6 +41,7 @@ class Settings:
     payload_enabled: bool = True
     payload_sample_rate: float = 1.0
     payload_max_bytes: int = 8192
+    payload_location: str = "body"
     payload_redact: frozenset[str] = field(default_factory=frozenset)
     payload_allow: frozenset[str] | None = None
     max_classes: int = 100
@@ -156,6 +157,7 @@ _SPEC: dict[str, tuple[Callable[[str, Any], Any], str, tuple[str, ...]]] = {
     "payload_enabled": (_bool, "MLOTEL_PAYLOAD_ENABLED", ()),
     "payload_sample_rate": (_float(0.0, 1.0), "MLOTEL_PAYLOAD_SAMPLE_RATE", ()),
     "payload_max_bytes": (_int(256), "MLOTEL_PAYLOAD_MAX_BYTES", ()),
+    "payload_location": (_choice(("body", "attributes")), "MLOTEL_PAYLOAD_LOCATION", ()),
     "payload_redact": (_names, "MLOTEL_PAYLOAD_REDACT", ()),
     "payload_allow": (_names, "MLOTEL_PAYLOAD_ALLOW", ()),
     "max_classes": (_int(1), "MLOTEL_MAX_CLASSES", ()),

@@ -81,6 +81,7 @@ class Monitor:
         if framework:
             self._log_base[semconv.ATTR_MODEL_FRAMEWORK] = framework
         self._classes: dict[str, None] = {}
+        self._payload_in_attributes = settings.payload_location == "attributes"
 
     # --- hot path -----------------------------------------------------------------
     def observe(self, record: CallRecord) -> None:
@@ -214,9 +215,12 @@ class Monitor:
             rec = records[i]
             n = len(rec.output)  # type: ignore[arg-type]
             if rec.features is not None:
+                # Log the outputs of the rows whose features were logged, so row i of
+                # every list belongs together.
+                rows = _logged_rows(rec.features, limit)
                 into[i] = (
-                    _payload_values(shown, offset, n, limit),
-                    _payload_values(scores, offset, n, limit),
+                    _payload_values(shown, offset, n, rows),
+                    _payload_values(scores, offset, n, rows),
                 )
             offset += n
 
@@ -232,12 +236,13 @@ class Monitor:
             attributes[semconv.ATTR_OPERATION_NAME] = rec.operation
             attributes[semconv.ATTR_PREDICTION_ID] = rec.prediction_id
             attributes[semconv.ATTR_BATCH_SIZE] = rec.rows
-            attributes[semconv.ATTR_FEATURES] = rec.features
+            payload = attributes if self._payload_in_attributes else {}
+            payload[semconv.ATTR_FEATURES] = rec.features
             prediction, score = predictions.get(index, (None, None))
             if prediction is not None:
-                attributes[semconv.ATTR_PREDICTION] = prediction
+                payload[semconv.ATTR_PREDICTION] = prediction
             if score is not None:
-                attributes[semconv.ATTR_PREDICTION_SCORE] = score
+                payload[semconv.ATTR_PREDICTION_SCORE] = score
             if rec.truncated:
                 attributes[semconv.ATTR_PAYLOAD_TRUNCATED] = True
             severity = SeverityNumber.INFO
@@ -253,9 +258,19 @@ class Monitor:
                     severity_text=severity.name,
                     event_name=semconv.EVENT_PREDICTION,
                     attributes=attributes,
+                    body=None if payload is attributes else payload,
                 )
             except Exception as exc:
                 tally.error("logs.emit", exc)
+
+
+def _logged_rows(features: dict[str, Any], limit: int) -> int:
+    """Rows present in a logged feature map (1 for a single row)."""
+    for value in features.values():
+        if isinstance(value, list):
+            return max(1, min(len(value), limit))
+        return 1
+    return limit
 
 
 def _explicit_scores(parts: list[np.ndarray | None], rows: int) -> np.ndarray | None:

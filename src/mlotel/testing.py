@@ -32,7 +32,7 @@ from . import _runtime
 from ._config import resolve_settings
 from ._errors import tally
 
-__all__ = ["CapturedTelemetry", "capture_telemetry"]
+__all__ = ["CapturedTelemetry", "capture_telemetry", "log_payload"]
 
 
 class CapturedTelemetry:
@@ -112,6 +112,15 @@ class CapturedTelemetry:
         self.flush()
         self._spans.clear()
         self._logs.clear()
+
+
+def log_payload(record: Any) -> dict[str, Any]:
+    """A log record's attributes and map body as one dict (the payload lives in the body
+    by default, in the attributes with ``payload_location="attributes"``)."""
+    fields = dict(record.attributes or {})
+    if isinstance(record.body, Mapping):
+        fields.update(record.body)
+    return fields
 
 
 @contextmanager

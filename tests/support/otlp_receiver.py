@@ -398,3 +398,12 @@ class OTLPReceiver:
                 return False
             with self._lock:
                 self._lock.wait(min(interval, remaining))
+
+
+def log_fields(record: Any) -> dict[str, Any]:
+    """A log record's attributes merged with its body when the body is a map."""
+    fields = attributes_to_dict(record.attributes)
+    body = anyvalue_to_python(record.body) if record.HasField("body") else None
+    if isinstance(body, dict):
+        fields.update(body)
+    return fields

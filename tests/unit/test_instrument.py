@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import mlotel
 from mlotel import semconv
-from mlotel.testing import capture_telemetry
+from mlotel.testing import capture_telemetry, log_payload
 
 
 class Model:
@@ -55,9 +55,9 @@ def test_decorator_emits_span_metrics_and_log() -> None:
         assert log.event_name == semconv.EVENT_PREDICTION
         assert log.trace_id == span.context.trace_id
         assert log.span_id == span.context.span_id
-        assert log.attributes[semconv.ATTR_FEATURES] == {"f0": 2.0, "f1": 1.0}
-        assert log.attributes[semconv.ATTR_PREDICTION] == 1  # argmax index: no labels given
-        assert log.attributes[semconv.ATTR_PREDICTION_SCORE] == pytest.approx(result.max())
+        assert log_payload(log)[semconv.ATTR_FEATURES] == {"f0": 2.0, "f1": 1.0}
+        assert log_payload(log)[semconv.ATTR_PREDICTION] == 1  # argmax index: no labels given
+        assert log_payload(log)[semconv.ATTR_PREDICTION_SCORE] == pytest.approx(result.max())
         assert log.attributes[semconv.ATTR_PREDICTION_ID] == attrs[semconv.ATTR_PREDICTION_ID]
 
         base = {"ml.model.name": "churn", "ml.model.version": "3.1.0"}
@@ -99,7 +99,7 @@ def test_object_proxy_uses_class_labels_and_passes_attributes_through() -> None:
         proba_log = next(
             r for r in captured.logs if r.attributes["ml.operation.name"] == "predict_proba"
         )
-        assert list(proba_log.attributes["ml.prediction"]) == ["yes", "no", "yes"]
+        assert list(log_payload(proba_log)["ml.prediction"]) == ["yes", "no", "yes"]
 
 
 def test_method_decorator_and_default_model_name() -> None:
@@ -183,7 +183,7 @@ def test_inference_context_manager_records_explicit_outputs() -> None:
         assert score.count == 2
         assert score.sum == pytest.approx(1.6)
         (log,) = captured.logs
-        assert log.attributes["ml.features"] == {"query_len": 3, "lang": "en"}
+        assert log_payload(log)["ml.features"] == {"query_len": 3, "lang": "en"}
 
 
 def test_inference_block_exception_propagates() -> None:
@@ -225,11 +225,11 @@ def test_payload_sampling_redaction_and_cap() -> None:
         predict(np.array([[40.0, 123456789.0]]))
         predict(np.arange(2000, dtype=float).reshape(1000, 2))
         first, second = captured.logs
-        assert first.attributes["ml.features"] == {"age": 40.0, "ssn": "[REDACTED]"}
+        assert log_payload(first)["ml.features"] == {"age": 40.0, "ssn": "[REDACTED]"}
         assert "ml.payload.truncated" not in first.attributes
         assert second.attributes["ml.payload.truncated"] is True
-        assert second.attributes["ml.features"]["ssn"] == "[REDACTED]"
-        assert 0 < len(second.attributes["ml.features"]["age"]) < 40
+        assert log_payload(second)["ml.features"]["ssn"] == "[REDACTED]"
+        assert 0 < len(log_payload(second)["ml.features"]["age"]) < 40
 
     with capture_telemetry(payload_allow=["age"]) as captured:
 
@@ -238,7 +238,7 @@ def test_payload_sampling_redaction_and_cap() -> None:
             return [0]
 
         predict2({"age": 3, "income": 9})
-        assert captured.logs[0].attributes["ml.features"] == {"age": 3, "income": "[REDACTED]"}
+        assert log_payload(captured.logs[0])["ml.features"] == {"age": 3, "income": "[REDACTED]"}
 
     with capture_telemetry(payload_sample_rate=0.0) as captured:
         predict2({"age": 3})
@@ -261,3 +261,17 @@ def test_instrument_rejects_classes_and_bad_options() -> None:
         mlotel.instrument(model_name="x", output="weird")
     with pytest.raises(TypeError, match="none of"):
         mlotel.instrument(object())
+
+
+def test_payload_location_attributes() -> None:
+    with capture_telemetry(payload_location="attributes") as captured:
+        mlotel.instrument(lambda x: [1], model_name="attrs")({"a": 1.0})
+        (log,) = captured.logs
+        assert log.attributes["ml.features"] == {"a": 1.0}
+        assert log.attributes["ml.prediction"] == 1
+        assert log.body is None
+    with capture_telemetry() as captured:
+        mlotel.instrument(lambda x: [1], model_name="body")({"a": 1.0})
+        (log,) = captured.logs
+        assert "ml.features" not in log.attributes
+        assert log.body == {"ml.features": {"a": 1.0}, "ml.prediction": 1}

@@ -28,7 +28,8 @@ def test_files_sink_writes_otlp_json_with_hex_ids(tmp_path: Path) -> None:
     assert len(span["traceId"]) == 32 and int(span["traceId"], 16)
     assert record["traceId"] == span["traceId"] and record["spanId"] == span["spanId"]
     assert record["eventName"] == "ml.prediction"
-    features = next(a for a in record["attributes"] if a["key"] == "ml.features")
+    body = record["body"]["kvlistValue"]["values"]
+    features = next(a for a in body if a["key"] == "ml.features")
     keys = [kv["key"] for kv in features["value"]["kvlistValue"]["values"]]
     assert keys == ["f0", "f1"]
 

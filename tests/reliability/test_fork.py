@@ -1,0 +1,193 @@
+"""Pre-fork servers: each forked child reports as its own process with its own counts.
+
+The forking happens in a subprocess (so the pytest process never forks); the
+OTLP receiver runs here and the subprocess exports to it (HTTP and gRPC).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlotel import semconv
+from support.otlp_receiver import OTLPReceiver, log_fields
+
+PARENT_CALLS = 3
+CHILD_CALLS = {"a": 5, "b": 7}
+TAGS = {"parent": 0.0, "a": 1.0, "b": 2.0}  # feature f1 marks which process predicted
+
+_SCRIPT = textwrap.dedent(
+    """
+    import json, os, signal, sys, time, traceback
+    import numpy as np
+    import mlotel
+
+    endpoint, protocol = sys.argv[1], sys.argv[2]
+    plan = json.loads(sys.argv[3])
+    mlotel.configure(
+        exporter="otlp",
+        otlp_endpoint=endpoint,
+        otlp_protocol=protocol,
+        service_name="forking-server",
+        set_global=False,
+        metric_export_interval=0.3,
+    )
+
+    @mlotel.instrument(model_name="forked", model_version="1")
+    def predict(rows):
+        return rows[:, 0] + 1.0
+
+    def run(calls, tag):
+        for i in range(calls):
+            out = predict(np.array([[float(i), tag]]))
+            assert out.tolist() == [i + 1.0], out
+
+    run(plan["parent_calls"], plan["tags"]["parent"])  # not flushed before the forks
+    children = {}
+    for label, calls in plan["children"].items():
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                run(calls, plan["tags"][label])
+                if not mlotel.shutdown(timeout=10.0):
+                    code = 3
+            except BaseException:
+                traceback.print_exc()
+                code = 4
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[label] = pid
+
+    exit_codes = {}
+    deadline = time.monotonic() + 30.0
+    for label, pid in children.items():
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                exit_codes[label] = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                exit_codes[label] = "killed after 30 s"
+                break
+            time.sleep(0.02)
+
+    run(1, plan["tags"]["parent"])  # the parent keeps working after forking
+    shutdown_ok = mlotel.shutdown(timeout=10.0)
+    print(json.dumps({
+        "parent": os.getpid(),
+        "children": children,
+        "exit_codes": exit_codes,
+        "shutdown_ok": shutdown_ok,
+    }), flush=True)
+    """
+)
+
+
+@pytest.fixture
+def receiver() -> Iterator[OTLPReceiver]:
+    with OTLPReceiver() as rx:
+        yield rx
+
+
+def _latest_by_pid(rx: OTLPReceiver, name: str) -> dict[int, Any]:
+    """The newest cumulative point of metric ``name`` per exporting process."""
+    latest: dict[int, Any] = {}
+    for resource, metric in rx.metrics():
+        if metric.name != name:
+            continue
+        kind = metric.WhichOneof("data")
+        assert kind is not None
+        if kind == "sum":
+            assert metric.sum.aggregation_temporality == 2  # CUMULATIVE
+        elif kind == "histogram":
+            assert metric.histogram.aggregation_temporality == 2
+        for point in getattr(metric, kind).data_points:
+            pid = resource["process.pid"]
+            if pid not in latest or point.time_unix_nano >= latest[pid].time_unix_nano:
+                latest[pid] = point
+    return latest
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_forked_children_report_their_own_pid_and_counts(
+    receiver: OTLPReceiver, protocol: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "forking_server.py"
+    script.write_text(_SCRIPT)
+    plan = {"parent_calls": PARENT_CALLS, "children": CHILD_CALLS, "tags": TAGS}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLOTEL_"))}
+    endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+    proc = subprocess.run(
+        [sys.executable, str(script), endpoint, protocol, json.dumps(plan)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["exit_codes"] == {"a": 0, "b": 0}, proc.stderr[-4000:]
+    assert report["shutdown_ok"] is True
+    parent_pid = report["parent"]
+    pids = {"parent": parent_pid, **report["children"]}
+    assert len(set(pids.values())) == 3
+    label_of = {pid: label for label, pid in pids.items()}
+    calls = {"parent": PARENT_CALLS + 1, **CHILD_CALLS}
+
+    # Every process shut down (and so flushed) before the subprocess exited.
+    assert receiver.errors == []
+    assert {r.transport for r in receiver.requests()} == {"grpc" if protocol == "grpc" else "http"}
+
+    # --- spans: one per call, attributed to the process that made it ---
+    spans = receiver.spans()
+    span_pids = Counter(resource["process.pid"] for resource, _ in spans)
+    assert span_pids == {pids[label]: n for label, n in calls.items()}, span_pids
+    instance_ids: dict[int, set[str]] = {}
+    for resource, span in spans:
+        assert span.name == "predict forked"
+        assert resource["service.name"] == "forking-server"
+        instance_ids.setdefault(resource["process.pid"], set()).add(resource["service.instance.id"])
+    # one instance id per process, and each process its own
+    assert all(len(ids) == 1 for ids in instance_ids.values()), instance_ids
+    assert len(set().union(*instance_ids.values())) == 3
+    assert len({span.span_id for _, span in spans}) == len(spans)  # no span sent twice
+
+    # --- log records: in the process that predicted, linked to its spans ---
+    span_ids_by_pid: dict[int, set[bytes]] = {}
+    for resource, span in spans:
+        span_ids_by_pid.setdefault(resource["process.pid"], set()).add(span.span_id)
+    log_pids: Counter[int] = Counter()
+    for resource, record in receiver.logs():
+        pid = resource["process.pid"]
+        log_pids[pid] += 1
+        features = log_fields(record)[semconv.ATTR_FEATURES]
+        assert features["f1"] == TAGS[label_of[pid]], (label_of[pid], features)
+        assert record.span_id in span_ids_by_pid[pid]
+    assert log_pids == span_pids
+
+    # --- metrics: each process counts only its own calls (children start at zero) ---
+    durations = _latest_by_pid(receiver, semconv.INFERENCE_DURATION.name)
+    assert {label_of[pid]: p.count for pid, p in durations.items()} == calls
+    predictions = _latest_by_pid(receiver, semconv.PREDICTIONS.name)
+    assert {label_of[pid]: p.as_int for pid, p in predictions.items()} == calls
+    for pid, point in durations.items():
+        assert sum(point.bucket_counts) == calls[label_of[pid]]
+    # A child's cumulative series starts after the fork, not at the parent's start.
+    parent_start = durations[parent_pid].start_time_unix_nano
+    for label in CHILD_CALLS:
+        assert durations[pids[label]].start_time_unix_nano > parent_start
