@@ -211,6 +211,9 @@ class Monitor:
             return
         offset = 0
         limit = max(1, self._settings.payload_max_bytes // 16)
+        # Convert 1-D blocks to Python values once per group, not once per call.
+        shown_list = _clean_list(shown) if shown is not None and shown.ndim == 1 else None
+        score_list = _clean_list(scores) if scores is not None and scores.ndim == 1 else None
         for i in indexes:
             rec = records[i]
             n = len(rec.output)  # type: ignore[arg-type]
@@ -219,8 +222,12 @@ class Monitor:
                 # every list belongs together.
                 rows = _logged_rows(rec.features, limit)
                 into[i] = (
-                    _payload_values(shown, offset, n, rows),
-                    _payload_values(scores, offset, n, rows),
+                    _slice(shown_list, offset, n, rows)
+                    if shown_list is not None
+                    else _payload_values(shown, offset, n, rows),
+                    _slice(score_list, offset, n, rows)
+                    if score_list is not None
+                    else _payload_values(scores, offset, n, rows),
                 )
             offset += n
 
@@ -262,6 +269,13 @@ class Monitor:
                 )
             except Exception as exc:
                 tally.error("logs.emit", exc)
+
+
+def _slice(values: list[Any], offset: int, n: int, rows: int) -> Any:
+    """One call's values from a group's list: a scalar for one row, else a list."""
+    if n == 1:
+        return values[offset]
+    return values[offset : offset + min(n, rows)]
 
 
 def _logged_rows(features: dict[str, Any], limit: int) -> int:
