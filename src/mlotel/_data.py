@@ -326,7 +326,7 @@ def _columns(matrix: np.ndarray) -> list[np.ndarray]:
     return [matrix[:, i] for i in range(matrix.shape[1])]
 
 
-# numpy reduces along a short last axis slowly (~16 µs for 1024×2 here); a few
+# numpy reduces along a short last axis slowly (~16 µs for 1024x2 here); a few
 # column-wise ufunc calls give the same values for the narrow matrices classifiers return.
 def _row_sums(matrix: np.ndarray) -> np.ndarray:
     if matrix.shape[1] <= 32:
@@ -395,7 +395,7 @@ def interpret_output(
         winner = np.argmax(matrix, axis=1)
         scores = _row_max(matrix)
         if class_labels is not None and len(class_labels) == matrix.shape[1]:
-            labels = np.asarray(class_labels, dtype=object)[winner]
+            labels = np.asarray(class_labels)[winner]
         else:
             labels = winner
         return labels, scores, None

@@ -170,10 +170,17 @@ class Monitor:
             self._emit_logs(records, log_predictions)
 
     def _count_classes(self, labels: np.ndarray) -> None:
-        if labels.dtype.kind in "biu":
+        kind = labels.dtype.kind
+        if kind in "iu" and labels.size and labels.min() >= 0 and labels.max() < 65_536:
+            # Class indexes: one bincount instead of a sort.
+            tally_counts = np.bincount(labels)
+            present = np.flatnonzero(tally_counts)
+            names = [str(u) for u in present.tolist()]
+            counts = tally_counts[present]
+        elif kind in "biuUS":
             uniques, counts = np.unique(labels, return_counts=True)
             names = [str(u) for u in uniques.tolist()]
-        else:
+        else:  # objects: compare by their text
             text = np.asarray([str(v) for v in labels.tolist()])
             uniques, counts = np.unique(text, return_counts=True)
             names = uniques.tolist()
@@ -212,8 +219,14 @@ class Monitor:
         offset = 0
         limit = max(1, self._settings.payload_max_bytes // 16)
         # Convert 1-D blocks to Python values once per group, not once per call.
-        shown_list = _clean_list(shown) if shown is not None and shown.ndim == 1 else None
-        score_list = _clean_list(scores) if scores is not None and scores.ndim == 1 else None
+        # (only when calls are small: a batch logs just the rows whose features fit).
+        per_group = shown is not None and len(shown) <= 4 * len(indexes)
+        shown_list = (
+            _clean_list(shown) if per_group and shown is not None and shown.ndim == 1 else None
+        )
+        score_list = (
+            _clean_list(scores) if per_group and scores is not None and scores.ndim == 1 else None
+        )
         for i in indexes:
             rec = records[i]
             n = len(rec.output)  # type: ignore[arg-type]
