@@ -46,6 +46,7 @@ _INPUT_KWARGS = ("X", "x", "features", "inputs", "input", "data")
 _perf_counter = time.perf_counter
 _time_ns = time.time_ns
 _get_value = otel_context.get_value
+_getrandbits = random.getrandbits
 _attach = otel_context.attach
 _detach = otel_context.detach
 _set_span_in_context = trace.set_span_in_context
@@ -126,20 +127,35 @@ class ModelSpec:
 class _Call:
     """State of one observed call between start and finish."""
 
-    __slots__ = ("monitor", "runtime", "span", "start", "token")
+    __slots__ = ("monitor", "prediction_id", "rows", "runtime", "span", "start", "token")
 
     def __init__(
-        self, runtime: _runtime.Runtime, monitor: Monitor, span: trace.Span, token: Any
+        self,
+        runtime: _runtime.Runtime,
+        monitor: Monitor,
+        span: trace.Span,
+        token: Any,
+        rows: int | None,
+        prediction_id: str,
     ) -> None:
         self.runtime = runtime
         self.monitor = monitor
         self.span = span
         self.token = token
+        self.rows = rows
+        self.prediction_id = prediction_id
         self.start = _perf_counter()
 
 
-def _start(spec: ModelSpec) -> _Call | None:
-    """Begin observing a call; None means "just call the model" (disabled, suppressed, fault)."""
+_NO_INPUT: Any = object()
+
+
+def _start(spec: ModelSpec, features: Any = _NO_INPUT) -> _Call | None:
+    """Begin observing a call; None means "just call the model" (disabled, suppressed, fault).
+
+    When the input is known up front its batch size goes into the span's start
+    attributes (one attribute pass in the SDK instead of two).
+    """
     runtime = _runtime._current
     if runtime is None or runtime.stale:
         runtime = _runtime.lazy_runtime()
@@ -147,14 +163,24 @@ def _start(spec: ModelSpec) -> _Call | None:
         return None
     try:
         monitor = spec.monitor(runtime)
+        prediction_id = format(_getrandbits(64), "016x")
+        rows = None
+        attributes = spec._span_attrs
+        if features is not _NO_INPUT:
+            rows = batch_size(features)
+            attributes = {
+                **attributes,
+                semconv.ATTR_BATCH_SIZE: rows,
+                semconv.ATTR_PREDICTION_ID: prediction_id,
+            }
         span = runtime.tracer.start_span(
-            spec._span_name, kind=SpanKind.INTERNAL, attributes=spec._span_attrs
+            spec._span_name, kind=SpanKind.INTERNAL, attributes=attributes
         )
         token = _attach(_set_span_in_context(span))
     except Exception as exc:
         tally.error("instrument.start", exc)
         return None
-    return _Call(runtime, monitor, span, token)
+    return _Call(runtime, monitor, span, token, rows, prediction_id)
 
 
 def _finish(
@@ -176,23 +202,21 @@ def _finish(
         tally.error("instrument.context", exc)
     try:
         settings = call.runtime.settings
-        rows = batch_size(features)
-        span_id = span.get_span_context().span_id
-        prediction_id = format(span_id if span_id else random.getrandbits(64), "016x")
+        prediction_id = call.prediction_id
+        rows = call.rows
+        late: dict[str, Any] = {}
+        if rows is None:
+            rows = batch_size(features)
+            late[semconv.ATTR_BATCH_SIZE] = rows
+            late[semconv.ATTR_PREDICTION_ID] = prediction_id
         error_type = None
         if error is not None:
             error_type = type(error).__qualname__
             span.set_status(Status(StatusCode.ERROR, str(error)[:256]))
             span.record_exception(error, escaped=True)
-        span.set_attributes(
-            {semconv.ATTR_BATCH_SIZE: rows, semconv.ATTR_PREDICTION_ID: prediction_id}
-            if error_type is None
-            else {
-                semconv.ATTR_BATCH_SIZE: rows,
-                semconv.ATTR_PREDICTION_ID: prediction_id,
-                semconv.ATTR_ERROR_TYPE: error_type,
-            }
-        )
+            late[semconv.ATTR_ERROR_TYPE] = error_type
+        if late:
+            span.set_attributes(late)
         payload = None
         truncated = False
         if settings.payload_enabled and (
@@ -256,30 +280,32 @@ def _observe_sync(
     class_labels: Sequence[Any] | None = None,
     feature_names: Sequence[str] | None = None,
 ) -> Any:
-    call = _start(spec)
+    features = _input_of(args, kwargs)
+    call = _start(spec, features)
     if call is None:
         return fn(*args, **kwargs)
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
-        _finish(call, spec, _input_of(args, kwargs), None, exc, class_labels, feature_names)
+        _finish(call, spec, features, None, exc, class_labels, feature_names)
         raise
-    _finish(call, spec, _input_of(args, kwargs), result, None, class_labels, feature_names)
+    _finish(call, spec, features, result, None, class_labels, feature_names)
     return result
 
 
 async def _observe_async(
     spec: ModelSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    call = _start(spec)
+    features = _input_of(args, kwargs)
+    call = _start(spec, features)
     if call is None:
         return await fn(*args, **kwargs)
     try:
         result = await fn(*args, **kwargs)
     except BaseException as exc:
-        _finish(call, spec, _input_of(args, kwargs), None, exc, None, None)
+        _finish(call, spec, features, None, exc, None, None)
         raise
-    _finish(call, spec, _input_of(args, kwargs), result, None, None, None)
+    _finish(call, spec, features, result, None, None, None)
     return result
 
 
