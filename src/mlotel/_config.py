@@ -45,6 +45,7 @@ class Settings:
     payload_redact: frozenset[str] = field(default_factory=frozenset)
     payload_allow: frozenset[str] | None = None
     max_classes: int = 100
+    max_models: int = 100
     max_features: int = 512
     flush_interval: float = 1.0
     buffer_size: int = 1024
@@ -161,6 +162,7 @@ _SPEC: dict[str, tuple[Callable[[str, Any], Any], str, tuple[str, ...]]] = {
     "payload_redact": (_names, "MLOTEL_PAYLOAD_REDACT", ()),
     "payload_allow": (_names, "MLOTEL_PAYLOAD_ALLOW", ()),
     "max_classes": (_int(1), "MLOTEL_MAX_CLASSES", ()),
+    "max_models": (_int(1), "MLOTEL_MAX_MODELS", ()),
     "max_features": (_int(1), "MLOTEL_MAX_FEATURES", ()),
     "flush_interval": (_float(0.01, 3600.0), "MLOTEL_FLUSH_INTERVAL", ()),
     "buffer_size": (_int(1), "MLOTEL_BUFFER_SIZE", ()),

@@ -74,6 +74,13 @@ class Runtime:
             return found
         with self._lock:
             found = self.monitors.get(key)
+            if found is None and len(self.monitors) >= self.settings.max_models:
+                # Cardinality guard (e.g. a version string per request): later models share
+                # one overflow monitor; their spans keep their real names.
+                tally.drop("models", "max_models")
+                key = (semconv.OTHER_CLASS, None)
+                found = self.monitors.get(key)
+                name, version, framework = semconv.OTHER_CLASS, None, None
             if found is None:
                 found = Monitor(
                     name, version, framework, self.settings, self.store, self.logger, self.wake

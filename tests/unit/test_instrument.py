@@ -276,3 +276,17 @@ def test_payload_location_attributes() -> None:
         (log,) = captured.logs
         assert "ml.features" not in log.attributes
         assert log.body == {"ml.features": {"a": 1.0}, "ml.prediction": 1}
+
+
+def test_model_cardinality_is_capped() -> None:
+    from mlotel._errors import tally
+
+    with capture_telemetry(max_models=2) as captured:
+        for version in range(5):
+            mlotel.instrument(lambda x: [1], model_name="m", model_version=str(version))([[1]])
+        names = {s.attributes["ml.model.version"] for s in captured.spans}
+        assert names == {"0", "1", "2", "3", "4"}  # spans keep the real identity
+        assert captured.histogram_count("ml.inference.duration", {"ml.model.name": "m"}) == 2
+        overflow = {"ml.model.name": "__other__"}
+        assert captured.histogram_count("ml.inference.duration", overflow) == 3
+        assert tally.dropped[("models", "max_models")] == 3
