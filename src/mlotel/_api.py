@@ -57,8 +57,12 @@ def configure(
     resolved = resolve_settings(settings)
     previous = _runtime.current()
     ignore: tuple[Any, ...] = tuple(previous._owned) if previous is not None else ()
-    if previous is not None:
-        previous.shutdown()
+    if previous is not None and previous.stale:
+        # Inherited through fork (e.g. a post-fork hook): the parent exports its data.
+        previous.discard()
+        previous = None
+    elif previous is not None:
+        previous.stop_endpoint()  # free the port for the new configuration
     runtime = _runtime.build_runtime(
         resolved,
         tracer_provider=tracer_provider,
@@ -67,7 +71,10 @@ def configure(
         metric_readers=list(metric_readers or []),
         ignore=ignore,
     )
+    # Install first, then close the old one: calls made meanwhile go to the new runtime.
     _runtime.install(runtime)
+    if previous is not None:
+        previous.shutdown()
     return _describe(runtime)
 
 
@@ -82,6 +89,10 @@ def shutdown(timeout: float | None = None) -> bool:
     collector is unreachable. Returns False when exporters did not finish in time."""
     runtime = _runtime.current()
     if runtime is None:
+        return True
+    if runtime.stale:  # a forked child that never predicted: nothing of its own to flush
+        runtime.discard()
+        _runtime.replace(_runtime.Runtime(Settings(disabled=True)))
         return True
     finished = runtime.shutdown(timeout)
     # Later calls pass straight through until configure() is called again.

@@ -30,11 +30,11 @@ class Tally:
         self._logged: set[str] = set()
         self.store: MetricStore | None = None
 
-    def error(self, component: str, exc: BaseException | None = None) -> None:
+    def error(self, component: str, exc: BaseException | None = None, log: bool = True) -> None:
         """Count one contained fault in ``component``; log it the first time."""
         with self._lock:
             self.errors[component] += 1
-            first = component not in self._logged
+            first = log and component not in self._logged
             self._logged.add(component)
             store = self.store
         if store is not None:

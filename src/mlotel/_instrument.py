@@ -225,7 +225,13 @@ def _finish(
             or random.random() < settings.payload_sample_rate
         ):
             payload, truncated = _payload(features, feature_names or spec.feature_names, settings)
-        call.monitor.observe(
+        monitor = call.monitor
+        if call.runtime.closed:
+            # configure() replaced the runtime while this call ran: report to the new one.
+            current = _runtime._current
+            if current is not None and not (current.closed or current.disabled or current.stale):
+                monitor = spec.monitor(current)
+        monitor.observe(
             CallRecord(
                 _time_ns(),
                 duration,

@@ -12,6 +12,7 @@ own and, unless ``set_global=False``, makes it the global one.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import uuid
@@ -51,6 +52,7 @@ class Runtime:
         self.resource = Resource.get_empty()
         self.monitors: dict[tuple[str, str | None], Monitor] = {}
         self.prometheus_address: tuple[str, int] | None = None
+        self.endpoint_failed = False
         self.output_dir: str | None = None
         self.tracer_provider: Any = None
         self.meter_provider: Any = None
@@ -149,13 +151,18 @@ class Runtime:
         self.flush_monitors()
         done = threading.Event()
 
+        self._unregister_exit_hook()
+        # A provider that is the OTel global outlives this configuration (globals cannot be
+        # replaced): other instrumentation keeps exporting through it.
+        closing = [p for p in self._owned if not _is_global(p)]
+
         def work() -> None:
             try:
-                if any(p not in self._owned for p in (self.meter_provider, self.logger_provider)):
-                    # Providers the app owns outlive us: push our last data through them
-                    # before the bridge is detached.
+                if any(p not in closing for p in (self.meter_provider, self.logger_provider)):
+                    # Providers that stay alive: push our last data through them before the
+                    # bridge is detached.
                     self.force_flush(limit)
-                for provider in self._owned:
+                for provider in closing:
                     try:
                         provider.shutdown()
                     except Exception as exc:
@@ -176,12 +183,7 @@ class Runtime:
                 detach()
             except Exception as exc:
                 tally.error("shutdown", exc)
-        if self._http_server is not None:
-            try:
-                self._http_server.shutdown()
-                self._http_server.server_close()
-            except Exception as exc:
-                tally.error("prometheus_endpoint", exc)
+        self.stop_endpoint()
         if not finished:
             logger.warning(
                 "mlotel.shutdown: exporters did not finish within %.1f s (collector unreachable?); "
@@ -192,8 +194,49 @@ class Runtime:
             tally.store = None
         return finished
 
+    def stop_endpoint(self) -> None:
+        """Stop serving the embedded Prometheus endpoint (frees the port)."""
+        server, self._http_server = self._http_server, None
+        if server is not None:
+            try:
+                server.shutdown()
+                server.server_close()
+            except Exception as exc:
+                tally.error("prometheus_endpoint", exc)
+
+    def discard(self) -> None:
+        """Drop a runtime inherited through fork without touching it: its threads do not
+        exist in this process and its buffers belong to the parent, which exports them."""
+        self.closed = True
+        self._http_server = None
+        self._unregister_exit_hook()
+
+    # An app that sets up its own providers after importing mlotel registers the SDK's
+    # atexit shutdown after ours, so it would run first and close the providers before our
+    # final flush: a runtime using such providers registers its own flush hook, later.
+    def _register_exit_hook(self) -> None:
+        atexit.register(self._exit_flush)
+        self._exit_hook = True
+
+    def _unregister_exit_hook(self) -> None:
+        if getattr(self, "_exit_hook", False):
+            atexit.unregister(self._exit_flush)
+            self._exit_hook = False
+
+    def _exit_flush(self) -> None:
+        if not self.closed and not self.stale:
+            self.force_flush(self.settings.shutdown_timeout)
+
 
 # --- building ---------------------------------------------------------------------
+
+
+def _is_global(provider: Any) -> bool:
+    return provider is not None and provider in (
+        trace.get_tracer_provider(),
+        metrics_api.get_meter_provider(),
+        logs.get_logger_provider(),
+    )
 
 
 def _is_configured(provider: Any) -> bool:
@@ -202,17 +245,21 @@ def _is_configured(provider: Any) -> bool:
 
 
 def _resource(settings: Settings) -> Resource:
-    attributes: dict[str, Any] = {
-        "service.instance.id": str(uuid.uuid4()),
-        "process.pid": os.getpid(),
-        "telemetry.distro.name": "mlotel",
-        "telemetry.distro.version": VERSION,
-    }
+    defaults = Resource(
+        {
+            "service.instance.id": str(uuid.uuid4()),
+            "process.pid": os.getpid(),
+            "telemetry.distro.name": "mlotel",
+            "telemetry.distro.version": VERSION,
+        }
+    )
+    # Resource.create reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME: they win over
+    # our defaults (e.g. a pod name as service.instance.id); the service_name setting wins
+    # over everything.
+    resource = defaults.merge(Resource.create({}))
     if settings.service_name:
-        attributes["service.name"] = settings.service_name
-    # Resource.create also reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME.
-    base = Resource.create({})
-    return base.merge(Resource(attributes))
+        resource = resource.merge(Resource({"service.name": settings.service_name}))
+    return resource
 
 
 def _span_exporter(settings: Settings) -> Any:
@@ -261,7 +308,7 @@ def _start_prometheus(runtime: Runtime, settings: Settings) -> MetricReader | No
             settings.prometheus_port, addr=settings.prometheus_host, registry=registry
         )
     except OSError as exc:
-        tally.error("prometheus_endpoint")
+        runtime.endpoint_failed = True
         logger.error(
             "mlotel: cannot serve Prometheus metrics on %s:%s (%s). Another process (a second "
             "worker?) holds the port. Give each worker its own MLOTEL_PROMETHEUS_PORT, or export "
@@ -292,12 +339,24 @@ def build_runtime(
     if settings.disabled:
         return runtime
 
+    if settings.set_global and any(
+        any(g is p for p in ignore)
+        for g in (trace.get_tracer_provider(), metrics_api.get_meter_provider())
+    ):
+        logger.warning(
+            "mlotel.configure: the OTel global providers were registered by an earlier mlotel "
+            "configuration (e.g. lazily, by a call before configure()) and cannot be replaced; "
+            "they stay alive for other instrumentation. Call mlotel.configure() before the "
+            "first prediction to set them up with these settings."
+        )
+
     def usable_global(provider: Any) -> bool:
         # A provider of an earlier mlotel configuration is shut down: never reuse it.
         return use_globals and _is_configured(provider) and all(provider is not p for p in ignore)
 
     resource = _resource(settings)
     runtime.resource = resource
+    tally.store = runtime.store
     set_global = settings.set_global
 
     # --- traces ---
@@ -395,7 +454,13 @@ def build_runtime(
             )
         except Exception as exc:
             tally.error("metrics.bridge", exc)
-    tally.store = runtime.store
+    if runtime.endpoint_failed:  # counted now that readers can export it; logged above
+        tally.error("prometheus_endpoint", log=False)
+    if any(
+        p not in runtime._owned
+        for p in (runtime.tracer_provider, runtime.logger_provider, runtime.meter_provider)
+    ):
+        runtime._register_exit_hook()
     return runtime
 
 
