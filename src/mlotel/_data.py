@@ -62,29 +62,52 @@ def _torch_to_numpy(tensor: Any) -> np.ndarray:
     return np.asarray(tensor.detach().cpu().numpy())
 
 
+_ROW_ITEMS = (list, tuple, Mapping, np.ndarray, str, bytes)
+
+
+def _is_document_vector(x: Any) -> bool:
+    """A 1-D array/Series of strings or objects: one row per element (text models)."""
+    return getattr(getattr(x, "dtype", None), "kind", "") in "USO" and len(x.shape) == 1
+
+
 def batch_size(x: Any) -> int:
     """Rows in one model input.
 
+    A 1-D numeric vector is one row of features; a sequence of rows, records or
+    documents (strings) is one row each.
+
     >>> batch_size(np.zeros((32, 4))), batch_size([1.0, 2.0]), batch_size({"a": [1, 2, 3]})
     (32, 1, 3)
+    >>> batch_size(["good movie", "bad plot"])
+    2
     """
     if isinstance(x, np.ndarray):
-        return int(x.shape[0]) if x.ndim >= 2 else 1
+        if x.ndim >= 2 or (x.ndim == 1 and x.dtype.kind in "USO"):
+            return int(x.shape[0])
+        return 1
     if _is_torch(x):
         shape = tuple(x.shape)
         return int(shape[0]) if len(shape) >= 2 else 1
     if _is_dataframe(x):
         return len(x)
+    if _is_series(x):
+        return len(x) if _is_document_vector(x) else 1
     if isinstance(x, Mapping):
         for value in x.values():
             if isinstance(value, (list, tuple, np.ndarray)):
                 return len(value)
-            return 1
         return 1
     if isinstance(x, (list, tuple)):
-        if x and isinstance(x[0], (list, tuple, Mapping, np.ndarray)):
+        if x and isinstance(x[0], _ROW_ITEMS):
             return len(x)
         return 1
+    sparse_shape = getattr(x, "shape", None)  # scipy sparse matrices and other array-likes
+    if (
+        isinstance(sparse_shape, tuple)
+        and len(sparse_shape) >= 2
+        and isinstance(sparse_shape[0], int)
+    ):
+        return sparse_shape[0]
     return 1
 
 
@@ -131,6 +154,10 @@ def _value_bytes(value: Any) -> int:
 def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
     """(2-D numpy array or list of row sequences, names carried by x, total rows)."""
     if isinstance(x, np.ndarray):
+        if x.ndim == 0:
+            return [[x.item()]], None, 1
+        if x.ndim == 1 and x.dtype.kind in "USO":  # documents: one value per row
+            return x[:max_rows].reshape(-1, 1), None, len(x)
         arr = x if x.ndim == 2 else x.reshape(1, -1) if x.ndim < 2 else x.reshape(len(x), -1)
         return arr[:max_rows], None, arr.shape[0]
     if _is_torch(x):
@@ -147,15 +174,23 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
         names = tuple(str(c) for c in x.columns)
         return x.iloc[:max_rows].to_numpy(), names, len(x)
     if _is_series(x):
+        if _is_document_vector(x):
+            name = str(x.name) if x.name is not None else "f0"
+            return [[v] for v in x.iloc[:max_rows].tolist()], (name,), len(x)
         names = tuple(str(i) for i in x.index)
         return [list(x.to_numpy())], names, 1
     if isinstance(x, Mapping):
         names = tuple(str(k) for k in x)
         columns = list(x.values())
-        if columns and isinstance(columns[0], (list, tuple, np.ndarray)):
-            total = len(columns[0])
+        sequences = [isinstance(col, (list, tuple, np.ndarray)) for col in columns]
+        if any(sequences):
+            total = max(len(col) for col, seq in zip(columns, sequences) if seq)
+            # A scalar next to columns applies to every row.
             rows = [
-                [col[i] if i < len(col) else None for col in columns]
+                [
+                    (col[i] if i < len(col) else None) if seq else col
+                    for col, seq in zip(columns, sequences)
+                ]
                 for i in range(min(total, max_rows))
             ]
             return rows, names, total
@@ -181,7 +216,14 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
                 None,
                 len(x),
             )
+        if isinstance(first, (str, bytes)):  # documents
+            return [[r] for r in x[:max_rows]], None, len(x)
         return [list(x)], None, 1
+    sparse_shape = getattr(x, "shape", None)
+    if (
+        isinstance(sparse_shape, tuple) and len(sparse_shape) == 2 and hasattr(x, "toarray")
+    ):  # scipy sparse
+        return np.asarray(x[:max_rows].toarray()), None, int(sparse_shape[0])
     return [[x]], None, 1
 
 
@@ -213,7 +255,7 @@ def features_payload(
     >>> features_payload(np.array([[1.0, 2.0]]), ("age", "income"), 8192, 100)
     ({'age': 1.0, 'income': 2.0}, False, 0)
     """
-    if type(x) is np.ndarray and x.dtype.kind in "bif" and (x.ndim == 1 or x.shape[0] == 1):
+    if type(x) is np.ndarray and x.dtype.kind in "bif" and (x.ndim <= 1 or x.shape[0] == 1):
         # Fast path for the most common call: one numeric row that fits the cap.
         row = x.reshape(-1)
         width = len(row)
@@ -299,10 +341,15 @@ def features_payload(
     return dict(zip(names, columns)), truncated, dropped
 
 
-def output_array(y: Any) -> np.ndarray | None:
-    """A private numpy copy of a model output (so later mutation cannot change telemetry)."""
+def output_array(y: Any, max_rows: int | None = None) -> np.ndarray | None:
+    """A private numpy copy of a model output (so later mutation cannot change telemetry).
+
+    ``max_rows`` keeps only the first rows (for outputs that only a log record shows).
+    """
     if y is None:
         return None
+    if max_rows is not None and hasattr(y, "shape") and len(getattr(y, "shape", ())) >= 1:
+        y = y[:max_rows]
     if isinstance(y, np.ndarray):
         return np.array(y, copy=True)
     if _is_torch(y):

@@ -206,25 +206,43 @@ def _finish(
         rows = call.rows
         late: dict[str, Any] = {}
         if rows is None:
-            rows = batch_size(features)
+            rows = _guard("data.batch_size", batch_size, features, default=1)
             late[semconv.ATTR_BATCH_SIZE] = rows
             late[semconv.ATTR_PREDICTION_ID] = prediction_id
         error_type = None
         if error is not None:
             error_type = type(error).__qualname__
-            span.set_status(Status(StatusCode.ERROR, str(error)[:256]))
-            span.record_exception(error, escaped=True)
             late[semconv.ATTR_ERROR_TYPE] = error_type
+            span.set_status(Status(StatusCode.ERROR, _safe_text(error)))
+            _guard("span.exception", _record_exception, span, error, default=None)
         if late:
             span.set_attributes(late)
-        payload = None
+        # Each enrichment below is guarded on its own: a value mlotel cannot read costs
+        # that part only, never the call's duration, count or log record.
+        payload: dict[str, Any] | None = None
         truncated = False
         if settings.payload_enabled and (
             error is not None
             or settings.payload_sample_rate >= 1.0
             or random.random() < settings.payload_sample_rate
         ):
-            payload, truncated = _payload(features, feature_names or spec.feature_names, settings)
+            payload, truncated = _guard(
+                "payload",
+                _payload,
+                features,
+                feature_names or spec.feature_names,
+                settings,
+                default=({}, True),
+            )
+        output = None
+        if error is None:
+            keep = _LOG_ROWS_ONLY if spec.operation in _ROWS_ONLY_OPERATIONS else None
+            output = _guard("data.output", output_array, result, keep, default=None)
+        explicit_scores = (
+            _guard("data.scores", output_array, scores, None, default=None)
+            if scores is not None
+            else None
+        )
         monitor = call.monitor
         if call.runtime.closed:
             # configure() replaced the runtime while this call ran: report to the new one.
@@ -238,20 +256,44 @@ def _finish(
                 spec.operation,
                 error_type,
                 rows,
-                output_array(result) if error is None else None,
+                output,
                 payload,
                 truncated,
                 span,
                 prediction_id,
                 class_labels if class_labels is not None else spec.class_labels,
                 spec.output_kind,
-                output_array(scores) if scores is not None else None,
+                explicit_scores,
             )
         )
     except Exception as exc:
         tally.error("instrument.finish", exc)
     finally:
         span.end()
+
+
+_ROWS_ONLY_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
+_LOG_ROWS_ONLY = 64  # outputs that feed no metric: keep only rows a log record could show
+_T = TypeVar("_T")
+
+
+def _guard(component: str, fn: Callable[..., _T], *args: Any, default: _T) -> _T:
+    try:
+        return fn(*args)
+    except Exception as exc:
+        tally.error(component, exc)
+        return default
+
+
+def _safe_text(error: BaseException) -> str:
+    try:
+        return str(error)[:256]
+    except Exception:
+        return f"<unprintable {type(error).__name__}>"
+
+
+def _record_exception(span: trace.Span, error: BaseException) -> None:
+    span.record_exception(error, escaped=True)
 
 
 def _payload(features: Any, names: Sequence[str] | None, settings: Any) -> tuple[Any, bool]:

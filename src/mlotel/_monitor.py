@@ -148,26 +148,47 @@ class Monitor:
 
         # Per-record prediction payloads, filled group by group.
         log_predictions: dict[int, tuple[Any, Any]] = {}
-        for (operation, output_kind, _, _, _, _, score_shape), indexes in outputs.items():
-            first = records[indexes[0]]
-            block = np.concatenate([records[i].output for i in indexes])
-            labels, scores, values = interpret_output(
-                block, operation, output_kind, first.class_labels
-            )
-            if score_shape is not None:
-                scores = _explicit_scores([records[i].scores for i in indexes], len(block))
-            if labels is not None:
-                self._count_classes(labels)
-            else:
-                store.add(semconv.PREDICTIONS, base, len(block))
-            if scores is not None:
-                store.record_histogram(semconv.PREDICTION_SCORE, base, scores)
-            shown = labels if labels is not None else values
-            if shown is None and self._logger is not None:
-                shown = block
-            self._split_for_logs(records, indexes, shown, scores, log_predictions)
+        for key, indexes in outputs.items():
+            try:
+                self._aggregate_outputs(records, key, indexes, log_predictions)
+            except Exception as exc:
+                # One unreadable output group costs its classes/scores only: the other
+                # groups, every duration and every log record still go out.
+                tally.error("monitor.outputs", exc)
+                store.add(semconv.PREDICTIONS, base, sum(records[i].rows for i in indexes))
         if self._logger is not None:
             self._emit_logs(records, log_predictions)
+
+    def _aggregate_outputs(
+        self,
+        records: list[CallRecord],
+        key: tuple[Any, ...],
+        indexes: list[int],
+        log_predictions: dict[int, tuple[Any, Any]],
+    ) -> None:
+        store = self._store
+        base = self.base_attrs
+        operation, output_kind, _, _, _, _, score_shape = key
+        first = records[indexes[0]]
+        block = np.concatenate([records[i].output for i in indexes])
+        labels, scores, values = interpret_output(block, operation, output_kind, first.class_labels)
+        if score_shape is not None:
+            try:
+                scores = _explicit_scores([records[i].scores for i in indexes], len(block))
+            except (TypeError, ValueError) as exc:  # e.g. a list of dicts: not scores we read
+                tally.error("monitor.scores", exc)
+                scores = None
+        if labels is not None:
+            self._count_classes(labels)
+        else:
+            # Rows from the inputs: outputs may be cut to what a log record shows.
+            store.add(semconv.PREDICTIONS, base, sum(records[i].rows for i in indexes))
+        if scores is not None:
+            store.record_histogram(semconv.PREDICTION_SCORE, base, scores)
+        shown = labels if labels is not None else values
+        if shown is None and self._logger is not None:
+            shown = block
+        self._split_for_logs(records, indexes, shown, scores, log_predictions)
 
     def _count_classes(self, labels: np.ndarray) -> None:
         kind = labels.dtype.kind
@@ -233,7 +254,7 @@ class Monitor:
             if rec.features is not None:
                 # Log the outputs of the rows whose features were logged, so row i of
                 # every list belongs together.
-                rows = _logged_rows(rec.features, limit)
+                rows = _logged_rows(rec.features, rec.rows, limit)
                 into[i] = (
                     _slice(shown_list, offset, n, rows)
                     if shown_list is not None
@@ -291,13 +312,12 @@ def _slice(values: list[Any], offset: int, n: int, rows: int) -> Any:
     return values[offset : offset + min(n, rows)]
 
 
-def _logged_rows(features: dict[str, Any], limit: int) -> int:
-    """Rows present in a logged feature map (1 for a single row)."""
+def _logged_rows(features: dict[str, Any], rows: int, limit: int) -> int:
+    """Rows present in a logged feature map (redacted features are scalars: skip them)."""
     for value in features.values():
         if isinstance(value, list):
             return max(1, min(len(value), limit))
-        return 1
-    return limit
+    return max(1, min(rows, limit))
 
 
 def _explicit_scores(parts: list[np.ndarray | None], rows: int) -> np.ndarray | None:
