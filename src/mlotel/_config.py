@@ -143,7 +143,9 @@ def _millis_to_seconds(name: str, raw: Any) -> float:
 _SPEC: dict[str, tuple[Callable[[str, Any], Any], str, tuple[str, ...]]] = {
     "service_name": (_text, "MLOTEL_SERVICE_NAME", ("OTEL_SERVICE_NAME",)),
     "exporter": (_choice(_EXPORTERS), "MLOTEL_EXPORTER", ()),
-    "otlp_endpoint": (_text, "MLOTEL_OTLP_ENDPOINT", ("OTEL_EXPORTER_OTLP_ENDPOINT",)),
+    # OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT are left to the exporters, which read the
+    # per-signal variables too; this setting only carries an explicit endpoint.
+    "otlp_endpoint": (_text, "MLOTEL_OTLP_ENDPOINT", ()),
     "otlp_protocol": (
         _choice(_PROTOCOLS),
         "MLOTEL_OTLP_PROTOCOL",

@@ -89,3 +89,18 @@ def test_lazy_configuration_error_never_breaks_predict(monkeypatch: pytest.Monke
     assert predict(21) == 42
     runtime = _runtime.current()
     assert runtime is not None and runtime.disabled
+
+
+def test_per_signal_otlp_endpoints_reach_the_exporters(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlotel
+    from mlotel import _runtime
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4999/v1/traces")
+    mlotel.configure(set_global=False)
+    runtime = _runtime.current()
+    assert runtime is not None and runtime.settings.exporter == "otlp"
+    processor = runtime.tracer_provider._active_span_processor._span_processors[0]
+    exporter = processor._batch_processor._exporter
+    assert exporter._endpoint == "http://127.0.0.1:4999/v1/traces"
+    mlotel.shutdown(timeout=0.5)
