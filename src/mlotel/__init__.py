@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 from . import semconv
-from ._api import configure, force_flush, shutdown
+from ._api import Configuration, configure, force_flush, shutdown
 from ._config import ConfigError, Settings
 from ._instrument import InferenceCall, InstrumentedModel, inference, instrument
 
 __all__ = [
     "ConfigError",
+    "Configuration",
     "InferenceCall",
     "InstrumentedModel",
     "Settings",

@@ -28,6 +28,7 @@ def _describe(runtime: _runtime.Runtime) -> Configuration:
     url = None
     if runtime.prometheus_address is not None:
         host, port = runtime.prometheus_address
+        host = f"[{host}]" if ":" in host else host  # IPv6 literal
         url = f"http://{host}:{port}/metrics"
     return Configuration(runtime.settings, url, runtime.output_dir)
 
@@ -79,7 +80,12 @@ def configure(
 
 
 def force_flush(timeout: float | None = None) -> bool:
-    """Push everything buffered so far through the exporters (bounded by ``timeout`` s)."""
+    """Push everything buffered so far through the exporters (bounded by ``timeout`` s).
+
+    >>> import mlotel
+    >>> mlotel.force_flush()
+    True
+    """
     runtime = _runtime.current()
     return True if runtime is None else runtime.force_flush(timeout)
 

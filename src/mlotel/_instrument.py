@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -29,6 +29,7 @@ from ._monitor import CallRecord, Monitor
 __all__ = ["InferenceCall", "ModelSpec", "inference", "instrument"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_M = TypeVar("_M")
 
 MODEL_METHODS = (
     "predict",
@@ -226,13 +227,17 @@ def _finish(
             or settings.payload_sample_rate >= 1.0
             or random.random() < settings.payload_sample_rate
         ):
-            payload, truncated = _guard(
-                "payload",
-                _payload,
-                features,
-                feature_names or spec.feature_names,
-                settings,
-                default=({}, True),
+            payload, truncated = (
+                ({}, False)
+                if features is None
+                else _guard(
+                    "payload",
+                    _payload,
+                    features,
+                    feature_names or spec.feature_names,
+                    settings,
+                    default=({}, True),
+                )
             )
         output = None
         if error is None:
@@ -342,7 +347,12 @@ def _observe_sync(
 
 
 async def _observe_async(
-    spec: ModelSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    spec: ModelSpec,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    class_labels: Sequence[Any] | None = None,
+    feature_names: Sequence[str] | None = None,
 ) -> Any:
     features = _input_of(args, kwargs)
     call = _start(spec, features)
@@ -351,9 +361,9 @@ async def _observe_async(
     try:
         result = await fn(*args, **kwargs)
     except BaseException as exc:
-        _finish(call, spec, features, None, exc, None, None)
+        _finish(call, spec, features, None, exc, class_labels, feature_names)
         raise
-    _finish(call, spec, features, result, None, None, None)
+    _finish(call, spec, features, result, None, class_labels, feature_names)
     return result
 
 
@@ -384,6 +394,7 @@ class InstrumentedModel(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
     def __init__(self, model: Any, spec: ModelSpec) -> None:
         super().__init__(model)
+        self._self_async: dict[str, bool] = {}
         self._self_specs = {
             method: spec.with_operation("predict" if method == "__call__" else method)
             for method in (*MODEL_METHODS, "__call__")
@@ -397,7 +408,14 @@ class InstrumentedModel(wrapt.ObjectProxy):  # type: ignore[type-arg]
         if names is None:
             carried = getattr(model, "feature_names_in_", None)
             names = tuple(map(str, carried)) if carried is not None else None
-        labels = getattr(model, "classes_", None)
+        labels = spec.class_labels
+        if labels is None:
+            labels = getattr(model, "classes_", None)
+        is_async = self._self_async.get(method)
+        if is_async is None:
+            is_async = self._self_async[method] = inspect.iscoroutinefunction(fn)
+        if is_async:  # an async model: the span must cover the awaited work
+            return _observe_async(spec, fn, args, kwargs, labels, names)
         return _observe_sync(spec, fn, args, kwargs, labels, names)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
@@ -493,6 +511,34 @@ def _wrap_object(model: Any, spec_args: dict[str, Any]) -> Any:
         spec_args["class_labels"],
     )
     return _proxy_class(methods)(model, spec)
+
+
+@overload
+def instrument(
+    target: None = None,
+    *,
+    model_name: str | None = None,
+    model_version: str | None = None,
+    framework: str | None = None,
+    operation: str | None = None,
+    feature_names: Sequence[str] | None = None,
+    output: str = "auto",
+    class_labels: Sequence[Any] | None = None,
+) -> Callable[[_M], _M]: ...
+
+
+@overload
+def instrument(
+    target: _M,
+    *,
+    model_name: str | None = None,
+    model_version: str | None = None,
+    framework: str | None = None,
+    operation: str | None = None,
+    feature_names: Sequence[str] | None = None,
+    output: str = "auto",
+    class_labels: Sequence[Any] | None = None,
+) -> _M: ...
 
 
 def instrument(

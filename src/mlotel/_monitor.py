@@ -27,6 +27,7 @@ from ._otel_logs import Logger
 
 __all__ = ["CallRecord", "Monitor"]
 
+_MAX_LABEL = 128  # longest ml.prediction.class value
 _INT64_MIN = -(2**63)  # clean_value turns integers with abs(v) >= 2**63 into strings
 _INT64_LIMIT = 2**63
 
@@ -205,6 +206,8 @@ class Monitor:
             text = np.asarray([str(v) for v in labels.tolist()])
             uniques, counts = np.unique(text, return_counts=True)
             names = uniques.tolist()
+        # Label values become Prometheus label values: keep them short.
+        names = [n if len(n) <= _MAX_LABEL else n[: _MAX_LABEL - 1] + "…" for n in names]
         known = self._classes
         cap = self._settings.max_classes
         overflow = 0
@@ -278,7 +281,8 @@ class Monitor:
             attributes[semconv.ATTR_PREDICTION_ID] = rec.prediction_id
             attributes[semconv.ATTR_BATCH_SIZE] = rec.rows
             payload = attributes if self._payload_in_attributes else {}
-            payload[semconv.ATTR_FEATURES] = rec.features
+            if rec.features:
+                payload[semconv.ATTR_FEATURES] = rec.features
             prediction, score = predictions.get(index, (None, None))
             if prediction is not None:
                 payload[semconv.ATTR_PREDICTION] = prediction

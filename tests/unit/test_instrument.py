@@ -290,3 +290,24 @@ def test_model_cardinality_is_capped() -> None:
         overflow = {"ml.model.name": "__other__"}
         assert captured.histogram_count("ml.inference.duration", overflow) == 3
         assert tally.dropped[("models", "max_models")] == 3
+
+
+def test_async_model_object_is_awaited_inside_its_span() -> None:
+    class AsyncModel:
+        async def predict(self, x: Any) -> list[int]:
+            await asyncio.sleep(0.05)
+            return [1] * len(x)
+
+    with capture_telemetry() as captured:
+        clf = mlotel.instrument(AsyncModel(), model_name="remote")
+        assert asyncio.run(clf.predict([[1.0], [2.0]])) == [1, 1]
+        (span,) = captured.spans
+        assert span.end_time - span.start_time >= 40_000_000  # covers the awaited work
+        assert captured.counter_value("ml.predictions") == 2
+
+
+def test_explicit_class_labels_win_over_the_models() -> None:
+    with capture_telemetry() as captured:
+        clf = mlotel.instrument(Model(), model_name="spam", class_labels=["ham", "spam"])
+        clf.predict_proba(np.array([[5.0, 0.0]]))
+        assert captured.counter_value("ml.predictions", {"ml.prediction.class": "spam"}) == 1
