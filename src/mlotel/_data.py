@@ -143,12 +143,18 @@ def clean_value(value: Any) -> Any:
     return clean_value(text)
 
 
+# Approximate OTLP protobuf sizes: a number in an AnyValue array is ~11 bytes (tags,
+# length, 8-byte payload); each logged row also carries a prediction and a score.
+_NUMBER_BYTES = 11
+_ROW_OUTPUT_BYTES = 2 * _NUMBER_BYTES
+
+
 def _value_bytes(value: Any) -> int:
     if isinstance(value, str):
-        return len(value) + 2
+        return len(value.encode("utf-8", "replace")) + 4
     if value is None or isinstance(value, bool):
         return 4
-    return 8
+    return _NUMBER_BYTES
 
 
 def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
@@ -235,7 +241,10 @@ def _row_fits(names: Sequence[str], width: int, max_bytes: int) -> bool:
     key = (names, max_bytes)
     fits = _FITS_CACHE.get(key)
     if fits is None:
-        fits = sum(map(len, names)) + 4 * len(names) + 8 * width <= max_bytes
+        fits = (
+            sum(map(len, names)) + 4 * len(names) + _NUMBER_BYTES * width + _ROW_OUTPUT_BYTES
+            <= max_bytes
+        )
         if len(_FITS_CACHE) < 256:
             _FITS_CACHE[key] = fits
     return fits
@@ -301,7 +310,7 @@ def features_payload(
     n_rows = len(rows)
     single = total == 1 and n_rows == 1
     if isinstance(rows, np.ndarray) and rows.dtype.kind in "biuf":
-        per_row = max(1, 8 * kept)
+        per_row = max(1, _NUMBER_BYTES * kept + _ROW_OUTPUT_BYTES)
         fit_rows = min(n_rows, max(0, budget // per_row)) if not single else 1
         if fit_rows < total:
             truncated = True
@@ -323,7 +332,7 @@ def features_payload(
             for c, v in zip(cells, raw)
         ):
             truncated = True  # a long string (or repr) was cut to MAX_STRING
-        cost = sum(_value_bytes(c) for c in cells)
+        cost = sum(_value_bytes(c) for c in cells) + _ROW_OUTPUT_BYTES
         if spent + cost > budget and used_rows > 0:
             break
         if spent + cost > budget:

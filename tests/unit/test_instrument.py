@@ -311,3 +311,21 @@ def test_explicit_class_labels_win_over_the_models() -> None:
         clf = mlotel.instrument(Model(), model_name="spam", class_labels=["ham", "spam"])
         clf.predict_proba(np.array([[5.0, 0.0]]))
         assert captured.counter_value("ml.predictions", {"ml.prediction.class": "spam"}) == 1
+
+
+def test_payload_cap_holds_on_the_wire() -> None:
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+
+    with capture_telemetry(payload_max_bytes=8192) as captured:
+        clf = mlotel.instrument(Model(), model_name="wide")
+        clf.predict_proba(np.random.default_rng(0).normal(size=(1024, 20)))
+        captured.flush()
+        (readable,) = captured._logs.get_finished_logs()
+        request = encode_logs([readable])
+        record = request.resource_logs[0].scope_logs[0].log_records[0]
+        assert record.body.ByteSize() <= 8192
+        payload = log_payload(captured.logs[0])
+        rows = len(payload["ml.features"]["f0"])
+        assert payload["ml.payload.truncated"] is True
+        assert 10 < rows < 1024
+        assert len(payload["ml.prediction"]) == len(payload["ml.prediction.score"]) == rows
