@@ -75,9 +75,13 @@ class _ReaderView:
 
     histogram_temporality: AggregationTemporality
     counter_temporality: AggregationTemporality
-    start_ns: int
+    start_ns: int  # histograms' interval start
     histograms: dict[tuple[str, AttrKey], _HistogramState] = field(default_factory=dict)
     counters: dict[tuple[str, AttrKey], float] = field(default_factory=dict)
+    counter_start_ns: int = 0
+
+    def __post_init__(self) -> None:
+        self.counter_start_ns = self.start_ns
 
 
 class MetricStore:
@@ -114,6 +118,7 @@ class MetricStore:
                 view.histograms.clear()
                 view.counters.clear()
                 view.start_ns = now
+                view.counter_start_ns = now
 
     # --- recording (called by monitors at flush time) --------------------------
     def record_histogram(self, instrument: Instrument, attrs: AttrKey, values: np.ndarray) -> None:
@@ -158,18 +163,16 @@ class MetricStore:
                 return []
             histograms = list(view.histograms.items())
             counters = list(view.counters.items())
-            start = view.start_ns
+            # Each temporality keeps its own start: a delta collect must not move the
+            # start of a cumulative series (that would read as a reset).
+            hist_start = view.start_ns
+            counter_start = view.counter_start_ns
             if view.histogram_temporality is AggregationTemporality.DELTA:
                 view.histograms = {}
+                view.start_ns = now
             if view.counter_temporality is AggregationTemporality.DELTA:
                 view.counters = {}
-            hist_start = start
-            counter_start = start
-            if AggregationTemporality.DELTA in (
-                view.histogram_temporality,
-                view.counter_temporality,
-            ):
-                view.start_ns = now
+                view.counter_start_ns = now
             hist_points: dict[str, list[HistogramDataPoint]] = {}
             for (name, attrs), state in histograms:
                 hist_points.setdefault(name, []).append(

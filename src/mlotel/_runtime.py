@@ -262,6 +262,18 @@ def _resource(settings: Settings) -> Resource:
     return resource
 
 
+def _signal_plan(signal: str, settings: Settings) -> set[str]:
+    """Exporters for one signal: ``OTEL_<SIGNAL>_EXPORTER`` (otlp, console, prometheus,
+    none) when set, else the exporter/sink settings."""
+    raw = os.environ.get(f"OTEL_{signal}_EXPORTER", "").strip()
+    if raw:
+        names = {part.strip().lower() for part in raw.split(",")} - {""}
+        return set() if "none" in names else names
+    if settings.uses_otlp:
+        return {"otlp"}
+    return {settings.sink} - {"none"}
+
+
 def _span_exporter(settings: Settings) -> Any:
     if settings.otlp_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -366,15 +378,16 @@ def build_runtime(
         # shutdown_on_exit=False: the SDK's own atexit shutdown is unbounded (it waits out
         # exporter retries); mlotel's atexit shutdown() is bounded by shutdown_timeout.
         tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-        if settings.uses_otlp:
+        plan = _signal_plan("TRACES", settings)
+        if "otlp" in plan:
             tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings)))
-        elif settings.sink == "files":
+        if "files" in plan:
             path = os.path.join(settings.output_dir, "traces.jsonl")
             tracer_provider.add_span_processor(
                 BatchSpanProcessor(JsonLinesSpanExporter(path, settings.output_max_bytes))
             )
             runtime.output_dir = settings.output_dir
-        elif settings.sink == "console":
+        if "console" in plan:
             tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         runtime._owned.append(tracer_provider)
         if set_global and not _is_configured(trace.get_tracer_provider()):
@@ -387,18 +400,19 @@ def build_runtime(
         logger_provider = logs.get_logger_provider()
     if logger_provider is None:
         logger_provider = logs.SDKLoggerProvider(resource=resource, shutdown_on_exit=False)
-        if settings.uses_otlp:
+        plan = _signal_plan("LOGS", settings)
+        if "otlp" in plan:
             logger_provider.add_log_record_processor(
                 logs.BatchLogRecordProcessor(
                     logs.otlp_log_exporter(settings.otlp_protocol, settings.otlp_endpoint)
                 )
             )
-        elif settings.sink == "files":
+        if "files" in plan:
             path = os.path.join(settings.output_dir, "logs.jsonl")
             logger_provider.add_log_record_processor(
                 logs.BatchLogRecordProcessor(JsonLinesLogExporter(path, settings.output_max_bytes))
             )
-        elif settings.sink == "console":
+        if "console" in plan:
             logger_provider.add_log_record_processor(
                 logs.BatchLogRecordProcessor(logs.ConsoleLogExporter())
             )
@@ -414,7 +428,8 @@ def build_runtime(
         meter_provider = metrics_api.get_meter_provider()
     readers: list[MetricReader] = list(metric_readers or [])
     if meter_provider is None:
-        if settings.uses_otlp:
+        plan = _signal_plan("METRICS", settings)
+        if "otlp" in plan:
             interval = settings.metric_export_interval
             readers.append(
                 PeriodicExportingMetricReader(
@@ -422,7 +437,11 @@ def build_runtime(
                     export_interval_millis=interval * 1000 if interval else None,
                 )
             )
-        if settings.prometheus_enabled:
+        if "console" in plan:
+            from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
+        if settings.prometheus_enabled or "prometheus" in plan:
             prometheus_reader = _start_prometheus(runtime, settings)
             if prometheus_reader is not None:
                 readers.append(prometheus_reader)

@@ -66,3 +66,21 @@ def _points(reader: InMemoryMetricReader, name: str) -> list:
         if m.name == name
         for p in m.data.data_points
     ]
+
+
+def test_mixed_temporalities_keep_cumulative_start() -> None:
+    store = MetricStore()
+    store.add_reader(1, AggregationTemporality.CUMULATIVE, AggregationTemporality.DELTA)
+    attrs = (("ml.model.name", "m"),)
+    store.record_histogram(semconv.PREDICTION_SCORE, attrs, np.array([0.5]))
+    store.add(semconv.PREDICTIONS, attrs, 1)
+    first = {m.name: m for m in store.collect(1)}
+    store.record_histogram(semconv.PREDICTION_SCORE, attrs, np.array([0.5]))
+    store.add(semconv.PREDICTIONS, attrs, 1)
+    second = {m.name: m for m in store.collect(1)}
+    h1 = first["ml.prediction.score"].data.data_points[0]
+    h2 = second["ml.prediction.score"].data.data_points[0]
+    assert h2.start_time_unix_nano == h1.start_time_unix_nano and h2.count == 2
+    c1 = first["ml.predictions"].data.data_points[0]
+    c2 = second["ml.predictions"].data.data_points[0]
+    assert c2.start_time_unix_nano == c1.time_unix_nano and c2.value == 1

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import mlotel
 from mlotel._sinks import JsonLinesFile
@@ -40,3 +41,13 @@ def test_rotation_bounds_disk_use(tmp_path: Path) -> None:
         sink.write("x" * 100)
     assert (tmp_path / "x.jsonl").stat().st_size <= 2048
     assert (tmp_path / "x.jsonl.1").stat().st_size <= 2048
+
+
+def test_signal_exporter_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+    out = tmp_path / "telemetry"
+    mlotel.configure(exporter="embedded", prometheus=False, output_dir=str(out), set_global=False)
+    mlotel.instrument(lambda x: [0], model_name="quiet")([[1.0]])
+    assert mlotel.shutdown()
+    assert (out / "traces.jsonl").exists()
+    assert not (out / "logs.jsonl").exists()
