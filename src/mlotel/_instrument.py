@@ -8,6 +8,7 @@ faults inside mlotel are counted and swallowed.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import random
@@ -241,7 +242,8 @@ def _finish(
             )
         output = None
         if error is None:
-            keep = _LOG_ROWS_ONLY if spec.operation in _ROWS_ONLY_OPERATIONS else None
+            rows_only = spec.operation in _ROWS_ONLY_OPERATIONS or spec.output_kind == "none"
+            keep = _LOG_ROWS_ONLY if rows_only else None
             output = _guard("data.output", output_array, result, keep, default=None)
         explicit_scores = (
             _guard("data.scores", output_array, scores, None, default=None)
@@ -421,6 +423,12 @@ class InstrumentedModel(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def __reduce_ex__(self, protocol: Any) -> Any:
         return self.__wrapped__.__reduce_ex__(protocol)
 
+    def __copy__(self) -> Any:
+        return type(self)(copy.copy(self.__wrapped__), self._self_specs["predict"])
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return type(self)(copy.deepcopy(self.__wrapped__, memo), self._self_specs["predict"])
+
 
 _PROXY_CLASSES: dict[tuple[str, ...], type[InstrumentedModel]] = {}
 
@@ -490,8 +498,8 @@ def _wrap_function(fn: F, spec_args: dict[str, Any]) -> F:
 
 
 def _wrap_object(model: Any, spec_args: dict[str, Any]) -> Any:
-    if isinstance(model, InstrumentedModel):
-        return model
+    if isinstance(model, InstrumentedModel):  # re-instrument with the new identity
+        model = model.__wrapped__
     methods = tuple(m for m in MODEL_METHODS if callable(getattr(model, m, None)))
     if callable(model):
         methods = (*methods, "__call__")

@@ -27,6 +27,7 @@ from ._otel_logs import Logger
 
 __all__ = ["CallRecord", "Monitor"]
 
+_MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # per model; past it the caller flushes (nothing lost)
 _MAX_LABEL = 128  # longest ml.prediction.class value
 _INT64_MIN = -(2**63)  # clean_value turns integers with abs(v) >= 2**63 into strings
 _INT64_LIMIT = 2**63
@@ -71,6 +72,7 @@ class Monitor:
         self._logger = logger
         self._wake = wake
         self._buffer: deque[CallRecord] = deque()
+        self._buffered_bytes = 0
         self._flush_lock = threading.Lock()
         self._threshold = settings.buffer_size
         self._hard_cap = settings.buffer_size * 8
@@ -89,6 +91,13 @@ class Monitor:
         buffer = self._buffer
         buffer.append(record)
         size = len(buffer)
+        output = record.output
+        if output is not None and output.nbytes > 4096:
+            # Large outputs (embeddings, wide score matrices) bound the buffer by bytes too.
+            self._buffered_bytes += output.nbytes
+            if self._buffered_bytes >= _MAX_BUFFERED_BYTES:
+                self.flush()
+                return
         if size >= self._threshold:
             if size >= self._hard_cap:
                 # The background flusher is behind: the caller flushes (backpressure, no loss).
@@ -105,6 +114,7 @@ class Monitor:
             if not count:
                 return
             records = [buffer.popleft() for _ in range(count)]
+            self._buffered_bytes = 0
             try:
                 self._aggregate(records)
             except Exception as exc:  # fail open: count, never propagate

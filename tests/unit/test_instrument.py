@@ -329,3 +329,31 @@ def test_payload_cap_holds_on_the_wire() -> None:
         assert payload["ml.payload.truncated"] is True
         assert 10 < rows < 1024
         assert len(payload["ml.prediction"]) == len(payload["ml.prediction.score"]) == rows
+
+
+def test_proxy_copies_and_reinstrumentation() -> None:
+    import copy
+
+    with capture_telemetry() as captured:
+        clf = mlotel.instrument(Model(), model_name="a", model_version="1")
+        clone = copy.deepcopy(clf)
+        assert isinstance(clone, Model) and clone is not clf
+        clone.predict(np.array([[1.0, 1.0]]))
+        renamed = mlotel.instrument(clf, model_name="b", model_version="2")
+        renamed.predict(np.array([[1.0, 1.0]]))
+        names = [s.name for s in captured.spans]
+        assert names == ["predict a", "predict b"]
+        assert renamed.__wrapped__ is clf.__wrapped__
+
+
+def test_large_outputs_bound_the_buffer_by_bytes() -> None:
+    with capture_telemetry(buffer_size=100_000, flush_interval=3600) as captured:
+        embed = mlotel.instrument(
+            lambda x: np.zeros((len(x), 1024), dtype=np.float64), model_name="emb"
+        )
+        for _ in range(40):  # 40 outputs of 8 MiB
+            embed(np.zeros((1024, 4)))
+        monitor = captured.runtime.monitors[("emb", None)]
+        assert monitor._buffered_bytes < 64 * 1024 * 1024
+        assert len(monitor._buffer) < 40
+        assert captured.histogram_count("ml.inference.duration") == 40
