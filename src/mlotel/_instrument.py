@@ -54,10 +54,15 @@ _detach = otel_context.detach
 _set_span_in_context = trace.set_span_in_context
 
 
+_ROWS_ONLY_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
+_LOG_ROWS_ONLY = 64  # outputs that feed no metric: keep only rows a log record could show
+
+
 class ModelSpec:
     """What one instrumented callable reports: model identity and how to read its I/O."""
 
     __slots__ = (
+        "_keep_rows",
         "_monitor",
         "_runtime",
         "_span_attrs",
@@ -95,6 +100,9 @@ class ModelSpec:
         self._runtime: _runtime.Runtime | None = None
         self._monitor: Monitor | None = None
         self._span_name = f"{operation} {model_name}"
+        # Outputs that feed no metric are kept only as far as a log record shows them.
+        rows_only = operation in _ROWS_ONLY_OPERATIONS or output_kind == "none"
+        self._keep_rows: int | None = _LOG_ROWS_ONLY if rows_only else None
         attrs: dict[str, Any] = {
             semconv.ATTR_MODEL_NAME: model_name,
             semconv.ATTR_OPERATION_NAME: operation,
@@ -228,23 +236,22 @@ def _finish(
             or settings.payload_sample_rate >= 1.0
             or random.random() < settings.payload_sample_rate
         ):
-            payload, truncated = (
-                ({}, False)
-                if features is None
-                else _guard(
-                    "payload",
-                    _payload,
-                    features,
-                    feature_names or spec.feature_names,
-                    settings,
-                    default=({}, True),
-                )
-            )
+            if features is None:
+                payload = {}
+            else:
+                try:
+                    payload, truncated = _payload(
+                        features, feature_names or spec.feature_names, settings
+                    )
+                except Exception as exc:
+                    tally.error("payload", exc)
+                    payload, truncated = {}, True
         output = None
         if error is None:
-            rows_only = spec.operation in _ROWS_ONLY_OPERATIONS or spec.output_kind == "none"
-            keep = _LOG_ROWS_ONLY if rows_only else None
-            output = _guard("data.output", output_array, result, keep, default=None)
+            try:
+                output = output_array(result, spec._keep_rows)
+            except Exception as exc:
+                tally.error("data.output", exc)
         explicit_scores = (
             _guard("data.scores", output_array, scores, None, default=None)
             if scores is not None
@@ -279,8 +286,6 @@ def _finish(
         span.end()
 
 
-_ROWS_ONLY_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
-_LOG_ROWS_ONLY = 64  # outputs that feed no metric: keep only rows a log record could show
 _T = TypeVar("_T")
 
 
