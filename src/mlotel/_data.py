@@ -137,7 +137,7 @@ def clean_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return clean_value(value.decode("utf-8", "replace"))
     try:
-        text = repr(value)
+        text = str(value)  # the same text the class counter uses for labels
     except Exception:
         text = f"<{type(value).__name__}>"
     return clean_value(text)

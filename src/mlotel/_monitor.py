@@ -211,7 +211,10 @@ class Monitor:
             counts = tally_counts[present]
         elif kind in "biuUS":
             uniques, counts = np.unique(labels, return_counts=True)
-            names = [str(u) for u in uniques.tolist()]
+            names = [
+                u.decode("utf-8", "replace") if isinstance(u, bytes) else str(u)
+                for u in uniques.tolist()
+            ]
         else:  # objects: compare by their text
             text = np.asarray([str(v) for v in labels.tolist()])
             uniques, counts = np.unique(text, return_counts=True)
