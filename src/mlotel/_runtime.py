@@ -345,6 +345,7 @@ def build_runtime(
     metric_readers: list[MetricReader] | None = None,
     use_globals: bool = True,
     ignore: tuple[Any, ...] = (),
+    file_tag: str = "",
 ) -> Runtime:
     """Build a runtime for ``settings``; see the module docstring for provider selection."""
     runtime = Runtime(settings)
@@ -382,7 +383,7 @@ def build_runtime(
         if "otlp" in plan:
             tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings)))
         if "files" in plan:
-            path = os.path.join(settings.output_dir, "traces.jsonl")
+            path = os.path.join(settings.output_dir, f"traces{file_tag}.jsonl")
             tracer_provider.add_span_processor(
                 BatchSpanProcessor(JsonLinesSpanExporter(path, settings.output_max_bytes))
             )
@@ -408,7 +409,7 @@ def build_runtime(
                 )
             )
         if "files" in plan:
-            path = os.path.join(settings.output_dir, "logs.jsonl")
+            path = os.path.join(settings.output_dir, f"logs{file_tag}.jsonl")
             logger_provider.add_log_record_processor(
                 logs.BatchLogRecordProcessor(JsonLinesLogExporter(path, settings.output_max_bytes))
             )
@@ -560,7 +561,8 @@ def _after_fork(parent: Runtime) -> Runtime:
             "holds the port); configure MLOTEL_PROMETHEUS_PORT per worker or use OTLP",
             os.getpid(),
         )
-    return build_runtime(child_settings, use_globals=False, **kwargs)
+    # Each worker writes its own files: rotation renames cannot race between processes.
+    return build_runtime(child_settings, use_globals=False, file_tag=f".{os.getpid()}", **kwargs)
 
 
 def _mark_forked() -> None:

@@ -156,3 +156,30 @@ def test_resource_attributes_from_env_win(monkeypatch: pytest.MonkeyPatch) -> No
     assert attrs["service.name"] == "churn"
     assert attrs["process.pid"] == os.getpid()
     mlotel.shutdown()
+
+
+def test_forked_workers_write_their_own_files(tmp_path: Path) -> None:
+    proc = _run(
+        """
+        import os, sys
+        import mlotel
+        mlotel.configure(exporter="embedded", prometheus=False)
+        predict = mlotel.instrument(lambda x: [1], model_name="m")
+        predict([[1.0]])
+        pid = os.fork()
+        if pid == 0:
+            predict([[2.0]])
+            mlotel.shutdown()
+            print("child", os.getpid(), flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        mlotel.shutdown()
+        """,
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    child = proc.stdout.split()[1]
+    out = tmp_path / "telemetry"
+    assert (out / "traces.jsonl").read_text().count("predict m") == 1
+    assert (out / f"traces.{child}.jsonl").read_text().count("predict m") == 1
+    assert (out / f"logs.{child}.jsonl").exists()
