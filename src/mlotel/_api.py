@@ -58,6 +58,7 @@ def configure(
     resolved = resolve_settings(settings)
     previous = _runtime.current()
     ignore: tuple[Any, ...] = tuple(previous._owned) if previous is not None else ()
+    forked = previous is not None and previous.stale
     if previous is not None and previous.stale:
         # Inherited through fork (e.g. a post-fork hook): the parent exports its data.
         previous.discard()
@@ -71,6 +72,7 @@ def configure(
         logger_provider=logger_provider,
         metric_readers=list(metric_readers or []),
         ignore=ignore,
+        warn_globals=not forked,
     )
     # Install first, then close the old one: calls made meanwhile go to the new runtime.
     _runtime.install(runtime)

@@ -53,6 +53,9 @@ class Settings:
     metric_export_interval: float | None = None
     disabled: bool = False
     set_global: bool = True
+    # True when exporter/local_sink came from a keyword or MLOTEL_* variable: then the
+    # generic OTEL_<SIGNAL>_EXPORTER variables do not override that choice.
+    _explicit_exporter: bool = field(default=False, repr=False)
 
     @property
     def uses_otlp(self) -> bool:
@@ -215,6 +218,10 @@ def resolve_settings(
             if raw is not None and raw.strip() != "":
                 values[name] = parse(var, raw)
                 break
+    values["_explicit_exporter"] = any(
+        overrides.get(name) is not None or env.get(_SPEC[name][1], "").strip()
+        for name in ("exporter", "local_sink")
+    )
     if values.get("exporter", "auto") == "auto":
         otlp_wanted = values.get("otlp_endpoint") is not None or any(
             env.get(var, "").strip() for var in _OTLP_ENDPOINT_VARS

@@ -65,26 +65,53 @@ def _torch_to_numpy(tensor: Any) -> np.ndarray:
 _ROW_ITEMS = (list, tuple, Mapping, np.ndarray, str, bytes)
 
 
+def _all_text(values: Any) -> bool:
+    """Every sampled element is a str/bytes (documents); checks at most 33 elements."""
+    n = len(values)
+    if n == 0:
+        return False
+    sample = values if n <= 33 else [*values[:32], values[-1]]
+    return all(isinstance(v, (str, bytes)) for v in sample)
+
+
 def _is_document_vector(x: Any) -> bool:
-    """A 1-D array/Series of strings or objects: one row per element (text models)."""
-    return getattr(getattr(x, "dtype", None), "kind", "") in "USO" and len(x.shape) == 1
+    """A 1-D array/Series of strings: one row per element (text models). Object arrays
+    count only when their elements are strings; mixed values are one row of features."""
+    kind = getattr(getattr(x, "dtype", None), "kind", "")
+    if len(getattr(x, "shape", ())) != 1 or kind not in "USO":
+        return False
+    if kind in "US":
+        return True
+    return _all_text(x if isinstance(x, np.ndarray) else x.array)
+
+
+def _columnar(x: Mapping[Any, Any]) -> int | None:
+    """Rows of a dict whose values are all columns (ragged ones padded with None); None
+    when any value is a scalar: then the dict is one record (a list value is one feature)."""
+    length = None
+    for value in x.values():
+        if not isinstance(value, (list, tuple, np.ndarray)):
+            return None
+        length = len(value) if length is None else max(length, len(value))
+    return length
 
 
 def batch_size(x: Any) -> int:
     """Rows in one model input.
 
     A 1-D numeric vector is one row of features; a sequence of rows, records or
-    documents (strings) is one row each.
+    documents (strings) is one row each; a dict is columns only when every value
+    is a sequence.
 
     >>> batch_size(np.zeros((32, 4))), batch_size([1.0, 2.0]), batch_size({"a": [1, 2, 3]})
     (32, 1, 3)
-    >>> batch_size(["good movie", "bad plot"])
-    2
+    >>> batch_size(["good movie", "bad plot"]), batch_size(["red", 3.0])
+    (2, 1)
     """
     if isinstance(x, np.ndarray):
-        if x.ndim >= 2 or (x.ndim == 1 and x.dtype.kind in "USO"):
+        if x.ndim >= 2:
             return int(x.shape[0])
-        return 1
+        return int(x.shape[0]) if x.ndim == 1 and _is_document_vector(x) else 1
     if _is_torch(x):
         shape = tuple(x.shape)
         return int(shape[0]) if len(shape) >= 2 else 1
@@ -93,12 +120,15 @@ def batch_size(x: Any) -> int:
     if _is_series(x):
         return len(x) if _is_document_vector(x) else 1
     if isinstance(x, Mapping):
-        for value in x.values():
-            if isinstance(value, (list, tuple, np.ndarray)):
-                return len(value)
-        return 1
+        columns = _columnar(x)
+        return 1 if columns is None else columns
     if isinstance(x, (list, tuple)):
-        if x and isinstance(x[0], _ROW_ITEMS):
+        if not x:
+            return 1
+        first = x[0]
+        if isinstance(first, (str, bytes)):
+            return len(x) if _all_text(x) else 1
+        if isinstance(first, _ROW_ITEMS):
             return len(x)
         return 1
     sparse_shape = getattr(x, "shape", None)  # scipy sparse matrices and other array-likes
@@ -126,14 +156,16 @@ def feature_names_of(x: Any) -> tuple[str, ...] | None:
 
 def clean_value(value: Any) -> Any:
     """A value safe for an OTel attribute: bool/int/float/str/None, long strings cut."""
+    if isinstance(value, np.generic):  # numpy scalars (np.float64 is also a float)
+        value = value.item()
     if value is None or isinstance(value, (bool, int, float)):
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
             return str(value)
         return value
     if isinstance(value, str):
         return value if len(value) <= MAX_STRING else value[: MAX_STRING - 1] + "…"
-    if isinstance(value, np.generic):
-        return clean_value(value.item())
+    if isinstance(value, np.generic):  # e.g. longdouble, whose item() stays numpy
+        return float(value) if value.dtype.kind == "f" else str(value)
     if isinstance(value, bytes):
         return clean_value(value.decode("utf-8", "replace"))
     try:
@@ -162,7 +194,7 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
     if isinstance(x, np.ndarray):
         if x.ndim == 0:
             return [[x.item()]], None, 1
-        if x.ndim == 1 and x.dtype.kind in "USO":  # documents: one value per row
+        if x.ndim == 1 and _is_document_vector(x):  # documents: one value per row
             return x[:max_rows].reshape(-1, 1), None, len(x)
         arr = x if x.ndim == 2 else x.reshape(1, -1) if x.ndim < 2 else x.reshape(len(x), -1)
         return arr[:max_rows], None, arr.shape[0]
@@ -188,15 +220,10 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
     if isinstance(x, Mapping):
         names = tuple(str(k) for k in x)
         columns = list(x.values())
-        sequences = [isinstance(col, (list, tuple, np.ndarray)) for col in columns]
-        if any(sequences):
-            total = max(len(col) for col, seq in zip(columns, sequences) if seq)
-            # A scalar next to columns applies to every row.
+        total = _columnar(x)
+        if total is not None:
             rows = [
-                [
-                    (col[i] if i < len(col) else None) if seq else col
-                    for col, seq in zip(columns, sequences)
-                ]
+                [col[i] if i < len(col) else None for col in columns]
                 for i in range(min(total, max_rows))
             ]
             return rows, names, total
@@ -222,7 +249,7 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
                 None,
                 len(x),
             )
-        if isinstance(first, (str, bytes)):  # documents
+        if isinstance(first, (str, bytes)) and _all_text(x):  # documents
             return [[r] for r in x[:max_rows]], None, len(x)
         return [list(x)], None, 1
     sparse_shape = getattr(x, "shape", None)

@@ -62,9 +62,8 @@ class ModelSpec:
     """What one instrumented callable reports: model identity and how to read its I/O."""
 
     __slots__ = (
+        "_bound",
         "_keep_rows",
-        "_monitor",
-        "_runtime",
         "_span_attrs",
         "_span_name",
         "class_labels",
@@ -97,8 +96,7 @@ class ModelSpec:
         self.feature_names = None if feature_names is None else tuple(map(str, feature_names))
         self.output_kind = output_kind
         self.class_labels = class_labels
-        self._runtime: _runtime.Runtime | None = None
-        self._monitor: Monitor | None = None
+        self._bound: tuple[_runtime.Runtime, Monitor] | None = None
         self._span_name = f"{operation} {model_name}"
         # Outputs that feed no metric are kept only as far as a log record shows them.
         rows_only = operation in _ROWS_ONLY_OPERATIONS or output_kind == "none"
@@ -125,10 +123,11 @@ class ModelSpec:
         )
 
     def monitor(self, runtime: _runtime.Runtime) -> Monitor:
-        if self._runtime is not runtime or self._monitor is None:
-            self._monitor = runtime.monitor(self.model_name, self.model_version, self.framework)
-            self._runtime = runtime
-        return self._monitor
+        bound = self._bound  # one tuple: a concurrent rebind can never mix two runtimes
+        if bound is None or bound[0] is not runtime:
+            bound = (runtime, runtime.monitor(self.model_name, self.model_version, self.framework))
+            self._bound = bound
+        return bound[1]
 
 
 # --- the shared hot path -------------------------------------------------------------
@@ -247,9 +246,13 @@ def _finish(
                     tally.error("payload", exc)
                     payload, truncated = {}, True
         output = None
+        output_rows = 0
         if error is None:
             try:
-                output = output_array(result, spec._keep_rows)
+                output_rows = _output_rows(result)
+                # Explicit scores pair with every output row: never trim then.
+                keep = spec._keep_rows if scores is None else None
+                output = output_array(result, keep)
             except Exception as exc:
                 tally.error("data.output", exc)
         explicit_scores = (
@@ -278,6 +281,7 @@ def _finish(
                 class_labels if class_labels is not None else spec.class_labels,
                 spec.output_kind,
                 explicit_scores,
+                output_rows,
             )
         )
     except Exception as exc:
@@ -295,6 +299,16 @@ def _guard(component: str, fn: Callable[..., _T], *args: Any, default: _T) -> _T
     except Exception as exc:
         tally.error(component, exc)
         return default
+
+
+def _output_rows(result: Any) -> int:
+    """Rows of a model output (0 when it has no length mlotel can read)."""
+    shape = getattr(result, "shape", None)
+    if isinstance(shape, tuple) and shape and isinstance(shape[0], int):
+        return shape[0]
+    if isinstance(result, (list, tuple)):
+        return len(result)
+    return 0
 
 
 def _safe_text(error: BaseException) -> str:

@@ -49,6 +49,7 @@ class CallRecord(NamedTuple):
     class_labels: Sequence[Any] | None
     output_kind: str
     scores: np.ndarray | None = None  # explicit scores (inference().record(scores=...))
+    output_rows: int = 0  # rows of the untrimmed output (0: unknown, use the input's)
 
 
 class Monitor:
@@ -134,7 +135,7 @@ class Monitor:
                 continue
             out = rec.output
             if out is None or out.ndim == 0:
-                unknown_rows += rec.rows
+                unknown_rows += rec.output_rows or rec.rows
                 continue
             key = (
                 rec.operation,
@@ -166,7 +167,7 @@ class Monitor:
                 # One unreadable output group costs its classes/scores only: the other
                 # groups, every duration and every log record still go out.
                 tally.error("monitor.outputs", exc)
-                store.add(semconv.PREDICTIONS, base, sum(records[i].rows for i in indexes))
+                store.add(semconv.PREDICTIONS, base, _rows(records, indexes))
         if self._logger is not None:
             self._emit_logs(records, log_predictions)
 
@@ -193,7 +194,7 @@ class Monitor:
             self._count_classes(labels)
         else:
             # Rows from the inputs: outputs may be cut to what a log record shows.
-            store.add(semconv.PREDICTIONS, base, sum(records[i].rows for i in indexes))
+            store.add(semconv.PREDICTIONS, base, _rows(records, indexes))
         if scores is not None:
             store.record_histogram(semconv.PREDICTION_SCORE, base, scores)
         shown = labels if labels is not None else values
@@ -320,6 +321,11 @@ class Monitor:
                 )
             except Exception as exc:
                 tally.error("logs.emit", exc)
+
+
+def _rows(records: list[CallRecord], indexes: list[int]) -> int:
+    """Predicted rows of some calls: the outputs' row counts (outputs may be trimmed)."""
+    return sum(records[i].output_rows or records[i].rows for i in indexes)
 
 
 def _slice(values: list[Any], offset: int, n: int, rows: int) -> Any:

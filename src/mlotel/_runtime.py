@@ -16,6 +16,7 @@ import atexit
 import os
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -155,6 +156,7 @@ class Runtime:
         # A provider that is the OTel global outlives this configuration (globals cannot be
         # replaced): other instrumentation keeps exporting through it.
         closing = [p for p in self._owned if not _is_global(p)]
+        _kept_globals.extend(p for p in self._owned if p not in closing and p not in _kept_globals)
 
         def work() -> None:
             try:
@@ -165,6 +167,11 @@ class Runtime:
                 for provider in closing:
                     try:
                         provider.shutdown()
+                    except Exception as exc:
+                        tally.error("shutdown", exc)
+                for provider in list(_kept_globals):
+                    try:
+                        provider.force_flush(int(limit * 1000))
                     except Exception as exc:
                         tally.error("shutdown", exc)
             finally:
@@ -231,6 +238,14 @@ class Runtime:
 # --- building ---------------------------------------------------------------------
 
 
+_built: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Every provider mlotel ever built: never adopted later as "the application's"."""
+
+_kept_globals: list[Any] = []
+"""Providers of closed configurations kept alive because they are the OTel globals; every
+later shutdown flushes them (nothing else would: mlotel disabled their atexit hook)."""
+
+
 def _is_global(provider: Any) -> bool:
     return provider is not None and provider in (
         trace.get_tracer_provider(),
@@ -266,9 +281,18 @@ def _signal_plan(signal: str, settings: Settings) -> set[str]:
     """Exporters for one signal: ``OTEL_<SIGNAL>_EXPORTER`` (otlp, console, prometheus,
     none) when set, else the exporter/sink settings."""
     raw = os.environ.get(f"OTEL_{signal}_EXPORTER", "").strip()
-    if raw:
+    if raw and not settings._explicit_exporter:
         names = {part.strip().lower() for part in raw.split(",")} - {""}
-        return set() if "none" in names else names
+        unknown = names - {"otlp", "console", "prometheus", "none"}
+        if unknown:
+            logger.warning(
+                "mlotel: OTEL_%s_EXPORTER=%s: mlotel builds only otlp, console, prometheus "
+                "(metrics) and none; ignoring %s",
+                signal,
+                raw,
+                ", ".join(sorted(unknown)),
+            )
+        return set() if "none" in names else names - unknown
     if settings.uses_otlp:
         return {"otlp"}
     return {settings.sink} - {"none"}
@@ -346,15 +370,20 @@ def build_runtime(
     use_globals: bool = True,
     ignore: tuple[Any, ...] = (),
     file_tag: str = "",
+    warn_globals: bool = True,
 ) -> Runtime:
     """Build a runtime for ``settings``; see the module docstring for provider selection."""
     runtime = Runtime(settings)
     if settings.disabled:
         return runtime
 
-    if settings.set_global and any(
-        any(g is p for p in ignore)
-        for g in (trace.get_tracer_provider(), metrics_api.get_meter_provider())
+    if (
+        warn_globals
+        and settings.set_global
+        and any(
+            any(g is p for p in ignore)
+            for g in (trace.get_tracer_provider(), metrics_api.get_meter_provider())
+        )
     ):
         logger.warning(
             "mlotel.configure: the OTel global providers were registered by an earlier mlotel "
@@ -365,7 +394,12 @@ def build_runtime(
 
     def usable_global(provider: Any) -> bool:
         # A provider of an earlier mlotel configuration is shut down: never reuse it.
-        return use_globals and _is_configured(provider) and all(provider is not p for p in ignore)
+        return (
+            use_globals
+            and _is_configured(provider)
+            and provider not in _built
+            and all(provider is not p for p in ignore)
+        )
 
     resource = _resource(settings)
     runtime.resource = resource
@@ -391,6 +425,7 @@ def build_runtime(
         if "console" in plan:
             tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         runtime._owned.append(tracer_provider)
+        _built.add(tracer_provider)
         if set_global and not _is_configured(trace.get_tracer_provider()):
             trace.set_tracer_provider(tracer_provider)
     runtime.tracer_provider = tracer_provider
@@ -418,6 +453,7 @@ def build_runtime(
                 logs.BatchLogRecordProcessor(logs.ConsoleLogExporter())
             )
         runtime._owned.append(logger_provider)
+        _built.add(logger_provider)
         if set_global and not _is_configured(logs.get_logger_provider()):
             logs.set_logger_provider(logger_provider)
     runtime.logger_provider = logger_provider
@@ -442,7 +478,9 @@ def build_runtime(
             from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
             readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
-        if settings.prometheus_enabled or "prometheus" in plan:
+        if settings.prometheus is not False and (
+            settings.prometheus_enabled or "prometheus" in plan
+        ):
             prometheus_reader = _start_prometheus(runtime, settings)
             if prometheus_reader is not None:
                 readers.append(prometheus_reader)
@@ -450,6 +488,7 @@ def build_runtime(
             resource=resource, metric_readers=readers, shutdown_on_exit=False
         )
         runtime._owned.append(meter_provider)
+        _built.add(meter_provider)
         if set_global and not _is_configured(metrics_api.get_meter_provider()):
             metrics_api.set_meter_provider(meter_provider)
     else:

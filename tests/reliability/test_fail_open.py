@@ -58,11 +58,11 @@ def test_unreadable_values_keep_the_call(features: Any, output: Any) -> None:
         assert len(captured.spans) == 1
 
 
-def test_mixed_dict_scalar_applies_to_every_row() -> None:
+def test_dict_with_a_scalar_is_one_record() -> None:
     with capture_telemetry() as captured:
-        mlotel.instrument(lambda x: [0, 1], model_name="m")({"a": [1, 2], "b": 3})
-        assert log_payload(captured.logs[0])["ml.features"] == {"a": [1, 2], "b": [3, 3]}
-        assert captured.spans[0].attributes["ml.batch.size"] == 2
+        mlotel.instrument(lambda x: [0], model_name="m")({"a": [1, 2], "b": 3})
+        assert log_payload(captured.logs[0])["ml.features"] == {"a": "[1, 2]", "b": 3}
+        assert captured.spans[0].attributes["ml.batch.size"] == 1
 
 
 def test_exception_whose_str_raises() -> None:
@@ -141,3 +141,40 @@ def test_redacted_first_feature_keeps_batch_predictions() -> None:
         payload = log_payload(captured.logs[0])
         assert payload["ml.features"]["f0"] == "[REDACTED]"
         assert payload["ml.prediction"] == list(range(10))
+
+
+@pytest.mark.parametrize(
+    ("features", "rows"),
+    [
+        (pd.DataFrame({"age": [30], "color": ["red"], "h": [1.8]}).iloc[0], 1),
+        (np.array([1.0, 2.5, 3.0], dtype=object), 1),
+        (["red", 3.0], 1),
+        ({"user_id": 42, "recent_items": [101, 202, 303, 404]}, 1),
+        ({"a": [1, 2, 3], "b": [4, 5, 6]}, 3),
+        ([b"doc one", b"doc two"], 2),
+    ],
+    ids=["series-row", "object-floats", "mixed-list", "record-with-list", "columns", "bytes-docs"],
+)
+def test_single_rows_are_not_mistaken_for_batches(features: Any, rows: int) -> None:
+    with capture_telemetry() as captured:
+        mlotel.instrument(lambda x: [0] * rows, model_name="m")(features)
+        assert captured.spans[0].attributes["ml.batch.size"] == rows
+        assert captured.counter_value("ml.predictions") == rows
+
+
+def test_prediction_count_follows_the_output() -> None:
+    class DMatrixLike:  # an input mlotel cannot read rows from
+        pass
+
+    with capture_telemetry() as captured:
+        mlotel.instrument(lambda d: np.zeros(500), model_name="booster")(DMatrixLike())
+        assert captured.counter_value("ml.predictions") == 500
+
+
+def test_explicit_scores_survive_output_trimming() -> None:
+    with capture_telemetry() as captured:
+        with mlotel.inference("emb", operation="transform") as call:
+            call.record(
+                features=np.zeros((100, 2)), prediction=np.zeros((100, 8)), scores=np.full(100, 0.9)
+            )
+        assert captured.histogram_count("ml.prediction.score") == 100

@@ -183,3 +183,28 @@ def test_forked_workers_write_their_own_files(tmp_path: Path) -> None:
     assert (out / "traces.jsonl").read_text().count("predict m") == 1
     assert (out / f"traces.{child}.jsonl").read_text().count("predict m") == 1
     assert (out / f"logs.{child}.jsonl").exists()
+
+
+def test_third_configure_builds_its_own_providers(tmp_path: Path) -> None:
+    proc = _run(
+        """
+        import tempfile
+        from opentelemetry import trace
+        import mlotel
+        dirs = [tempfile.mkdtemp() for _ in range(3)]
+        providers = []
+        from mlotel import _runtime
+        for d in dirs:
+            mlotel.configure(exporter="embedded", prometheus=False, output_dir=d)
+            providers.append(_runtime.current().tracer_provider)
+            mlotel.instrument(lambda x: [1], model_name="m")([[1.0]])
+        mlotel.shutdown()
+        import os
+        print("distinct", len({id(p) for p in providers}) == 3)
+        print("files", [sorted(os.listdir(d)) for d in dirs])
+        """,
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "distinct True" in proc.stdout
+    assert proc.stdout.count("'traces.jsonl'") == 3

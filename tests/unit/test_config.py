@@ -67,7 +67,8 @@ def test_lists_parse_from_env_and_kwargs() -> None:
 def test_every_setting_and_variable_is_documented() -> None:
     text = DOC.read_text()
     for f in fields(Settings):
-        assert f"| `{f.name}` |" in text, f.name
+        if not f.name.startswith("_"):
+            assert f"| `{f.name}` |" in text, f.name
     for var in ENV_VARS:
         assert f"`{var}`" in text, var
 

@@ -46,8 +46,16 @@ def test_rotation_bounds_disk_use(tmp_path: Path) -> None:
 def test_signal_exporter_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
     out = tmp_path / "telemetry"
-    mlotel.configure(exporter="embedded", prometheus=False, output_dir=str(out), set_global=False)
+    mlotel.configure(prometheus=False, output_dir=str(out), set_global=False)
     mlotel.instrument(lambda x: [0], model_name="quiet")([[1.0]])
     assert mlotel.shutdown()
     assert (out / "traces.jsonl").exists()
     assert not (out / "logs.jsonl").exists()
+    # an explicit exporter/sink choice wins over the generic OTel variables
+    explicit = tmp_path / "explicit"
+    mlotel.configure(
+        local_sink="files", prometheus=False, output_dir=str(explicit), set_global=False
+    )
+    mlotel.instrument(lambda x: [0], model_name="loud")([[1.0]])
+    assert mlotel.shutdown()
+    assert (explicit / "logs.jsonl").exists()
