@@ -105,3 +105,28 @@ def test_per_signal_otlp_endpoints_reach_the_exporters(monkeypatch: pytest.Monke
     exporter = processor._batch_processor._exporter
     assert exporter._endpoint == "http://127.0.0.1:4999/v1/traces"
     mlotel.shutdown(timeout=0.5)
+
+
+def test_lazy_default_configuration_is_the_embedded_default() -> None:
+    import json
+    import os
+    import urllib.request
+    from pathlib import Path
+
+    import mlotel
+    from mlotel import _runtime
+
+    _runtime.replace(None)
+    predict = mlotel.instrument(lambda x: [1], model_name="lazy-ok")
+    assert predict([[1.0]]) == [1]  # no configure() call anywhere
+    runtime = _runtime.current()
+    assert runtime is not None and not runtime.disabled
+    assert runtime.settings.exporter == "embedded"
+    assert runtime.prometheus_address is not None
+    host, port = runtime.prometheus_address
+    assert host == "127.0.0.1"
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+        assert "ml_inference_duration_seconds_count{" in response.read().decode()
+    assert mlotel.shutdown()
+    traces = Path(os.environ["MLOTEL_OUTPUT_DIR"]) / "traces.jsonl"
+    assert json.loads(traces.read_text().splitlines()[0])["resourceSpans"]
