@@ -8,6 +8,7 @@ faults inside mlotel are counted and swallowed.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import inspect
@@ -49,6 +50,7 @@ _perf_counter = time.perf_counter
 _time_ns = time.time_ns
 _get_value = otel_context.get_value
 _getrandbits = random.getrandbits
+_iscoroutine = asyncio.iscoroutine
 _attach = otel_context.attach
 _detach = otel_context.detach
 _set_span_in_context = trace.set_span_in_context
@@ -360,6 +362,32 @@ def _observe_sync(
         return fn(*args, **kwargs)
     try:
         result = fn(*args, **kwargs)
+    except BaseException as exc:
+        _finish(call, spec, features, None, exc, class_labels, feature_names)
+        raise
+    if _iscoroutine(result):
+        # An async model behind a sync wrapper (retry/timeout decorators): the call ends
+        # when the coroutine does, so time it and keep its span current while awaited.
+        return _finish_when_awaited(call, spec, features, result, class_labels, feature_names)
+    _finish(call, spec, features, result, None, class_labels, feature_names)
+    return result
+
+
+async def _finish_when_awaited(
+    call: _Call,
+    spec: ModelSpec,
+    features: Any,
+    coroutine: Any,
+    class_labels: Sequence[Any] | None,
+    feature_names: Sequence[str] | None,
+) -> Any:
+    try:
+        _detach(call.token)  # attached in the caller's synchronous context
+    except Exception as exc:
+        tally.error("instrument.context", exc)
+    call.token = _attach(_set_span_in_context(call.span))
+    try:
+        result = await coroutine
     except BaseException as exc:
         _finish(call, spec, features, None, exc, class_labels, feature_names)
         raise

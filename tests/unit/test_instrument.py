@@ -357,3 +357,27 @@ def test_large_outputs_bound_the_buffer_by_bytes() -> None:
         assert monitor._buffered_bytes < 64 * 1024 * 1024
         assert len(monitor._buffer) < 40
         assert captured.histogram_count("ml.inference.duration") == 40
+
+
+def test_async_model_behind_a_sync_wrapper() -> None:
+    import functools
+
+    def retry(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any) -> Any:
+            return fn(*args)
+
+        return wrapper
+
+    class Remote:
+        @retry
+        async def predict(self, x: Any) -> list[int]:
+            await asyncio.sleep(0.05)
+            return [1] * len(x)
+
+    with capture_telemetry() as captured:
+        clf = mlotel.instrument(Remote(), model_name="remote")
+        assert asyncio.run(clf.predict([[1.0], [2.0]])) == [1, 1]
+        (span,) = captured.spans
+        assert span.end_time - span.start_time >= 40_000_000
+        assert captured.counter_value("ml.predictions") == 2
