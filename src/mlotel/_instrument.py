@@ -474,7 +474,12 @@ class InstrumentedModel(wrapt.ObjectProxy):  # type: ignore[type-arg]
         return type(self)(copy.copy(self.__wrapped__), self._self_specs["predict"])
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        return type(self)(copy.deepcopy(self.__wrapped__, memo), self._self_specs["predict"])
+        # Register the clone before copying the model, so a model that refers back to its
+        # proxy gets this same clone.
+        clone = type(self)(None, self._self_specs["predict"])
+        memo[id(self)] = clone
+        clone.__wrapped__ = copy.deepcopy(self.__wrapped__, memo)
+        return clone
 
 
 _PROXY_CLASSES: dict[tuple[str, ...], type[InstrumentedModel]] = {}

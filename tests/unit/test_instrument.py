@@ -381,3 +381,17 @@ def test_async_model_behind_a_sync_wrapper() -> None:
         (span,) = captured.spans
         assert span.end_time - span.start_time >= 40_000_000
         assert captured.counter_value("ml.predictions") == 2
+
+
+def test_deepcopy_keeps_self_references() -> None:
+    import copy
+
+    class Owned(Model):
+        owner: Any = None
+
+    model = Owned()
+    clf = mlotel.instrument(model, model_name="owned")
+    model.owner = clf
+    clone = copy.deepcopy(clf)
+    assert clone.owner is clone
+    assert clone.__wrapped__ is not model
