@@ -86,6 +86,7 @@ class Monitor:
             self._log_base[semconv.ATTR_MODEL_FRAMEWORK] = framework
         self._classes: dict[str, None] = {}
         self._payload_in_attributes = settings.payload_location == "attributes"
+        self._overflow = model_name == semconv.OTHER_CLASS  # the max_models overflow monitor
 
     # --- hot path -----------------------------------------------------------------
     def observe(self, record: CallRecord) -> None:
@@ -291,6 +292,8 @@ class Monitor:
             if rec.features is None:
                 continue
             attributes = dict(self._log_base)
+            if self._overflow:
+                _real_identity(rec, attributes)
             attributes[semconv.ATTR_OPERATION_NAME] = rec.operation
             attributes[semconv.ATTR_PREDICTION_ID] = rec.prediction_id
             attributes[semconv.ATTR_BATCH_SIZE] = rec.rows
@@ -321,6 +324,14 @@ class Monitor:
                 )
             except Exception as exc:
                 tally.error("logs.emit", exc)
+
+
+def _real_identity(rec: CallRecord, attributes: dict[str, Any]) -> None:
+    """Log records of overflowed models keep their real name/version (from their span)."""
+    span_attributes = getattr(rec.span, "attributes", None) or {}
+    for key in (semconv.ATTR_MODEL_NAME, semconv.ATTR_MODEL_VERSION):
+        if key in span_attributes:
+            attributes[key] = span_attributes[key]
 
 
 def _rows(records: list[CallRecord], indexes: list[int]) -> int:

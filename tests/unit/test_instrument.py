@@ -290,6 +290,8 @@ def test_model_cardinality_is_capped() -> None:
         overflow = {"ml.model.name": "__other__"}
         assert captured.histogram_count("ml.inference.duration", overflow) == 3
         assert tally.dropped[("models", "max_models")] == 3
+        log_versions = sorted(r.attributes["ml.model.version"] for r in captured.logs)
+        assert log_versions == ["0", "1", "2", "3", "4"]  # logs keep the real identity too
 
 
 def test_async_model_object_is_awaited_inside_its_span() -> None:
