@@ -59,7 +59,11 @@ def _is_series(obj: Any) -> bool:
 
 
 def _torch_to_numpy(tensor: Any) -> np.ndarray:
-    return np.asarray(tensor.detach().cpu().numpy())
+    host = tensor.detach().cpu()
+    try:
+        return np.asarray(host.numpy())
+    except TypeError:  # dtypes numpy lacks (bfloat16, float8): widen to float32 first
+        return np.asarray(host.float().numpy())
 
 
 _ROW_ITEMS = (list, tuple, Mapping, np.ndarray, str, bytes)
