@@ -9,7 +9,6 @@ matrices.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,7 +19,6 @@ __all__ = [
     "batch_size",
     "clean_value",
     "default_names",
-    "feature_names_of",
     "features_payload",
     "interpret_output",
     "output_array",
@@ -143,19 +141,6 @@ def batch_size(x: Any) -> int:
     ):
         return sparse_shape[0]
     return 1
-
-
-def feature_names_of(x: Any) -> tuple[str, ...] | None:
-    """Names carried by the input itself (DataFrame columns, Series index, dict keys)."""
-    if _is_dataframe(x):
-        return tuple(str(c) for c in x.columns)
-    if _is_series(x):
-        return tuple(str(i) for i in x.index)
-    if isinstance(x, Mapping):
-        return tuple(str(k) for k in x)
-    if isinstance(x, (list, tuple)) and x and isinstance(x[0], Mapping):
-        return tuple(str(k) for k in x[0])
-    return None
 
 
 def clean_value(value: Any) -> Any:
@@ -490,7 +475,3 @@ def interpret_output(
     if kind == "regression":
         return None, None, flat.astype(np.float64, copy=False)
     return flat, None, None
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -178,7 +178,7 @@ def _start(spec: ModelSpec, features: Any = _NO_INPUT) -> _Call | None:
         rows = None
         attributes = spec._span_attrs
         if features is not _NO_INPUT:
-            rows = batch_size(features)
+            rows = _guard("data.batch_size", batch_size, features, default=1)
             attributes = {
                 **attributes,
                 semconv.ATTR_BATCH_SIZE: rows,

@@ -44,17 +44,10 @@ __all__ = [
     "SDKLoggerProvider",
     "SimpleLogRecordProcessor",
     "get_logger_provider",
-    "is_configured_logger_provider",
     "otlp_log_exporter",
     "record_fields",
     "set_logger_provider",
 ]
-
-
-def is_configured_logger_provider(provider: Any) -> bool:
-    """True when the global logger provider is a real one set by the app or a launcher."""
-    name = type(provider).__name__
-    return not (isinstance(provider, NoOpLoggerProvider) or name.startswith(("Proxy", "NoOp")))
 
 
 def otlp_log_exporter(protocol: str, endpoint: str | None) -> Any:
