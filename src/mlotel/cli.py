@@ -20,23 +20,30 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-_SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.eE+\-naNInf]+)")
+_SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
-def _scrape(url: str) -> dict[str, float]:
-    """Sum every series of the endpoint by metric name (what a person would eyeball)."""
-    totals: dict[str, float] = {}
+def _scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of the endpoint as (name, labels, value)."""
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode("utf-8")
+    samples = []
     for line in text.splitlines():
         match = _SERIES.match(line)
         if match:
-            name, _, value = match.groups()
+            name, labels, value = match.groups()
             try:
-                totals[name] = totals.get(name, 0.0) + float(value)
+                samples.append((name, dict(_LABEL.findall(labels or "")), float(value)))
             except ValueError:
                 continue
-    return totals
+    return samples
+
+
+def _total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
+    return sum(
+        v for n, lab, v in samples if n == name and all(lab.get(k) == x for k, x in labels.items())
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -135,13 +142,28 @@ def _report(url: str, calls: int, errors: int) -> None:
     except OSError as exc:
         print(f"  (could not read {url}: {exc})")
         return
-    count = seen.get("ml_inference_duration_seconds_count", 0.0)
-    total = seen.get("ml_inference_duration_seconds_sum", 0.0)
-    rows = seen.get("ml_predictions_total", 0.0)
+    count = _total(seen, "ml_inference_duration_seconds_count")
+    total = _total(seen, "ml_inference_duration_seconds_sum")
+    rows = _total(seen, "ml_predictions_total")
+    failed = sum(  # every series of a family has the same labels ("" when absent)
+        v
+        for n, lab, v in seen
+        if n == "ml_inference_duration_seconds_count" and lab.get("error_type")
+    )
     mean_ms = 1000.0 * total / count if count else 0.0
     print(
         f"  calls made {calls:6d} (model errors {errors:3d}) | exported: "
         f"inferences {count:6.0f}, predicted rows {rows:7.0f}, mean latency {mean_ms:6.3f} ms"
+    )
+    classes = {
+        lab.get("ml_prediction_class", "?"): v for n, lab, v in seen if n == "ml_predictions_total"
+    }
+    shares = ", ".join(f"{k}: {v / rows:.0%}" for k, v in sorted(classes.items()) if rows)
+    score_count = _total(seen, "ml_prediction_score_count")
+    mean_score = _total(seen, "ml_prediction_score_sum") / score_count if score_count else 0.0
+    print(
+        f"    error ratio {failed / count if count else 0.0:6.2%} | class shares {shares} | "
+        f"mean top score {mean_score:.3f}"
     )
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def test_demo_serves_metrics_and_writes_spans_and_logs(tmp_path: Path) -> None:
     out = tmp_path / "telemetry"
@@ -34,10 +36,17 @@ def test_demo_serves_metrics_and_writes_spans_and_logs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert re.search(r"metrics \(Prometheus\): http://127\.0\.0\.1:\d+/metrics", text)
-    reports = re.findall(r"calls made\s+(\d+) .*inferences\s+(\d+)", text)
+    reports = re.findall(
+        r"calls made\s+(\d+) \(model errors\s+(\d+)\).*inferences\s+(\d+)\D.*\n"
+        r"\s+error ratio\s+([\d.]+)% \| class shares (.*) \| mean top score ([\d.]+)",
+        text,
+    )
     assert reports, text
-    made, exported = map(int, reports[-1])
+    made, errors, exported = map(int, reports[-1][:3])
     assert made > 0 and exported == made  # every call reached the endpoint, none twice
+    assert float(reports[-1][3]) == pytest.approx(100.0 * errors / made, abs=0.01)
+    assert "0: " in reports[-1][4] and "1: " in reports[-1][4]
+    assert 0.5 <= float(reports[-1][5]) <= 1.0
     spans = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
     names = {
         s["name"]
