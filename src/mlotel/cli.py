@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import sys
 import time
@@ -60,13 +61,20 @@ def _demo(args: argparse.Namespace) -> int:
 
     import mlotel
 
+    # With an OTLP endpoint in the environment the demo exports there (collector path);
+    # the local Prometheus endpoint stays on so the live numbers below still work.
+    to_collector = any(
+        os.environ.get(v, "").strip()
+        for v in ("OTEL_EXPORTER_OTLP_ENDPOINT", "MLOTEL_OTLP_ENDPOINT")
+    )
     cfg = mlotel.configure(
         service_name="mlotel-demo",
-        exporter="embedded",
+        exporter="otlp" if to_collector else "embedded",
+        prometheus=True,
         prometheus_host=args.host,
         prometheus_port=args.port,
         output_dir=args.output_dir,
-        local_sink="files",
+        local_sink="none" if to_collector else "files",
         flush_interval=0.5,
     )
     data = load_breast_cancer()
@@ -84,8 +92,11 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"  metrics (Prometheus): {cfg.metrics_url}")
     else:
         print("  metrics endpoint unavailable (port in use?): see the warning above, or --port")
-    print(f"  spans: {Path(args.output_dir, 'traces.jsonl')}")
-    print(f"  logs:  {Path(args.output_dir, 'logs.jsonl')}")
+    if to_collector:
+        print("  spans, metrics and logs: OTLP to OTEL_EXPORTER_OTLP_ENDPOINT")
+    else:
+        print(f"  spans: {Path(args.output_dir, 'traces.jsonl')}")
+        print(f"  logs:  {Path(args.output_dir, 'logs.jsonl')}")
     print(f"  serving synthetic traffic for {args.duration:.0f} s at ~{args.rate:.0f} calls/s ...")
 
     rng = np.random.default_rng(0)
@@ -119,15 +130,18 @@ def _demo(args: argparse.Namespace) -> int:
     print("What to look at:")
     if cfg.metrics_url:
         print(f"  curl -s {cfg.metrics_url} | grep '^ml_'")
-    print(
-        f"  jq -c '.resourceSpans[].scopeSpans[].spans[] | {{name, traceId}}' "
-        f"{Path(args.output_dir, 'traces.jsonl')} | head"
-    )
-    print(
-        f"  jq -c '.resourceLogs[].scopeLogs[].logRecords[]' "
-        f"{Path(args.output_dir, 'logs.jsonl')} | head -1"
-    )
-    print("  With a collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 mlotel demo")
+    if to_collector:
+        print("  your collector's backends: the spans, metrics and logs of service mlotel-demo")
+    else:
+        print(
+            f"  jq -c '.resourceSpans[].scopeSpans[].spans[] | {{name, traceId}}' "
+            f"{Path(args.output_dir, 'traces.jsonl')} | head"
+        )
+        print(
+            f"  jq -c '.resourceLogs[].scopeLogs[].logRecords[]' "
+            f"{Path(args.output_dir, 'logs.jsonl')} | head -1"
+        )
+        print("  With a collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 mlotel demo")
     if args.serve_after > 0 and cfg.metrics_url:
         print(f"  serving {cfg.metrics_url} for {args.serve_after:.0f} more s (Ctrl-C stops)")
         with contextlib.suppress(KeyboardInterrupt):

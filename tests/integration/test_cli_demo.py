@@ -64,3 +64,38 @@ def test_version_command() -> None:
         [sys.executable, "-m", "mlotel.cli", "version"], capture_output=True, text=True, timeout=60
     )
     assert json.loads(proc.stdout)["mlotel"]
+
+
+def test_demo_exports_to_a_collector_when_an_endpoint_is_set(tmp_path: Path) -> None:
+    import os
+
+    from support.otlp_receiver import OTLPReceiver
+
+    with OTLPReceiver() as rx:
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": rx.http_endpoint}
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlotel.cli",
+                "demo",
+                "--duration",
+                "2",
+                "--port",
+                "0",
+                "--output-dir",
+                str(tmp_path / "never"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "OTLP to OTEL_EXPORTER_OTLP_ENDPOINT" in proc.stdout
+        assert rx.wait_for(lambda: rx.spans() and rx.logs() and rx.metrics())
+        resource, span = rx.spans()[0]
+        assert resource["service.name"] == "mlotel-demo"
+        assert span.name.endswith("breast-cancer")
+    assert not (tmp_path / "never").exists()
