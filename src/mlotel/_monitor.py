@@ -27,6 +27,8 @@ from ._otel_logs import Logger
 
 __all__ = ["CallRecord", "Monitor"]
 
+_INFO = (SeverityNumber.INFO, "INFO")
+_ERROR = (SeverityNumber.ERROR, "ERROR")
 _MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # per model; past it the caller flushes (nothing lost)
 _MAX_LABEL = 128  # longest ml.prediction.class value
 _INT64_MIN = -(2**63)  # clean_value turns integers with abs(v) >= 2**63 into strings
@@ -272,7 +274,7 @@ class Monitor:
             if rec.features is not None:
                 # Log the outputs of the rows whose features were logged, so row i of
                 # every list belongs together.
-                rows = _logged_rows(rec.features, rec.rows, limit)
+                rows = 1 if rec.rows == 1 else _logged_rows(rec.features, rec.rows, limit)
                 into[i] = (
                     _slice(shown_list, offset, n, rows)
                     if shown_list is not None
@@ -307,17 +309,17 @@ class Monitor:
                 payload[semconv.ATTR_PREDICTION_SCORE] = score
             if rec.truncated:
                 attributes[semconv.ATTR_PAYLOAD_TRUNCATED] = True
-            severity = SeverityNumber.INFO
+            severity, severity_text = _INFO
             if rec.error_type is not None:
                 attributes[semconv.ATTR_ERROR_TYPE] = rec.error_type
-                severity = SeverityNumber.ERROR
+                severity, severity_text = _ERROR
             context = trace.set_span_in_context(rec.span) if rec.span is not None else None
             try:
                 logger.emit(
                     timestamp=rec.end_ns,
                     context=context,
                     severity_number=severity,
-                    severity_text=severity.name,
+                    severity_text=severity_text,
                     event_name=semconv.EVENT_PREDICTION,
                     attributes=attributes,
                     body=None if payload is attributes else payload,
