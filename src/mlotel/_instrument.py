@@ -444,6 +444,7 @@ class InstrumentedModel(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def __init__(self, model: Any, spec: ModelSpec) -> None:
         super().__init__(model)
         self._self_async: dict[str, bool] = {}
+        self._self_names: tuple[Any, tuple[str, ...]] | None = None
         self._self_specs = {
             method: spec.with_operation("predict" if method == "__call__" else method)
             for method in (*MODEL_METHODS, "__call__")
@@ -456,7 +457,12 @@ class InstrumentedModel(wrapt.ObjectProxy):  # type: ignore[type-arg]
         names = spec.feature_names
         if names is None:
             carried = getattr(model, "feature_names_in_", None)
-            names = tuple(map(str, carried)) if carried is not None else None
+            if carried is not None:
+                # Converted once per fitted array (a refit makes a new one), not per call.
+                cached = self._self_names
+                if cached is None or cached[0] is not carried:
+                    cached = self._self_names = (carried, tuple(map(str, carried)))
+                names = cached[1]
         labels = spec.class_labels
         if labels is None:
             labels = getattr(model, "classes_", None)

@@ -21,7 +21,7 @@ from opentelemetry._logs import SeverityNumber
 from . import semconv
 from ._aggregation import AttrKey, MetricStore
 from ._config import Settings
-from ._data import clean_value, interpret_output
+from ._data import clean_value, interpret_output, reduce_rows
 from ._errors import tally
 from ._otel_logs import Logger
 
@@ -196,7 +196,6 @@ class Monitor:
         if labels is not None:
             self._count_classes(labels)
         else:
-            # Rows from the inputs: outputs may be cut to what a log record shows.
             store.add(semconv.PREDICTIONS, base, _rows(records, indexes))
         if scores is not None:
             store.record_histogram(semconv.PREDICTION_SCORE, base, scores)
@@ -360,7 +359,7 @@ def _explicit_scores(parts: list[np.ndarray | None], rows: int) -> np.ndarray | 
     """Max score per row from user-supplied scores (a probability matrix or one score a row)."""
     block = np.concatenate([p for p in parts if p is not None]).astype(np.float64)
     if block.ndim == 2:
-        block = block.max(axis=1)
+        block = reduce_rows(block, np.maximum)
     block = block.reshape(-1)
     return block if len(block) == rows else None
 
@@ -374,7 +373,7 @@ def _payload_values(values: np.ndarray | None, offset: int, n: int, limit: int) 
         item = part[0]
         if isinstance(item, np.ndarray):
             return _clean_list(item[:limit])
-        return clean_value(item.item() if isinstance(item, np.generic) else item)
+        return clean_value(item)
     if part.ndim > 1:
         part = part.reshape(len(part), -1)[:, 0]
     return _clean_list(part)

@@ -44,25 +44,17 @@ __all__ = [
     "SDKLoggerProvider",
     "SimpleLogRecordProcessor",
     "get_logger_provider",
-    "otlp_log_exporter",
+    "OTLP_LOG_EXPORTER_MODULES",
     "record_fields",
     "set_logger_provider",
 ]
 
 
-def otlp_log_exporter(protocol: str, endpoint: str | None) -> Any:
-    """The OTLP log exporter for ``protocol`` (``grpc`` or ``http/protobuf``)."""
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-        return OTLPLogExporter(endpoint=endpoint) if endpoint else OTLPLogExporter()
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-        OTLPLogExporter as HTTPLogExporter,
-    )
-
-    if endpoint:
-        return HTTPLogExporter(endpoint=endpoint.rstrip("/") + "/v1/logs")
-    return HTTPLogExporter()
+OTLP_LOG_EXPORTER_MODULES = (
+    "opentelemetry.exporter.otlp.proto.grpc._log_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+)
+"""gRPC and HTTP modules of the OTLP log exporter (private upstream, like the logs SDK)."""
 
 
 def record_fields(record: Any) -> Any:

@@ -13,6 +13,7 @@ own and, unless ``set_global=False``, makes it the global one.
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import threading
 import uuid
@@ -68,6 +69,7 @@ class Runtime:
         self._flusher: threading.Thread | None = None
         self.stale = False  # set in a forked child: rebuild before use
         self.closed = False
+        self._exit_hook = False
 
     # --- monitors -------------------------------------------------------------
     def monitor(self, name: str, version: str | None, framework: str | None) -> Monitor:
@@ -226,7 +228,7 @@ class Runtime:
         self._exit_hook = True
 
     def _unregister_exit_hook(self) -> None:
-        if getattr(self, "_exit_hook", False):
+        if self._exit_hook:
             atexit.unregister(self._exit_flush)
             self._exit_hook = False
 
@@ -298,40 +300,36 @@ def _signal_plan(signal: str, settings: Settings) -> set[str]:
     return {settings.sink} - {"none"}
 
 
-def _span_exporter(settings: Settings) -> Any:
-    if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+# signal -> (gRPC exporter module, HTTP exporter module, class name, HTTP path)
+_OTLP_EXPORTERS: dict[str, tuple[str, str, str, str]] = {
+    "traces": (
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "OTLPSpanExporter",
+        "/v1/traces",
+    ),
+    "metrics": (
+        "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
+        "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+        "OTLPMetricExporter",
+        "/v1/metrics",
+    ),
+    "logs": (*logs.OTLP_LOG_EXPORTER_MODULES, "OTLPLogExporter", "/v1/logs"),
+}
 
-        return (
-            OTLPSpanExporter(endpoint=settings.otlp_endpoint)
-            if settings.otlp_endpoint
-            else OTLPSpanExporter()
-        )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HTTPSpanExporter,
+
+def _otlp_exporter(signal: str, settings: Settings) -> Any:
+    """The OTLP exporter of one signal for the configured protocol. Without an explicit
+    endpoint the exporter reads the ``OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT`` variables."""
+    grpc_module, http_module, class_name, path = _OTLP_EXPORTERS[signal]
+    grpc = settings.otlp_protocol == "grpc"
+    exporter_class = getattr(
+        importlib.import_module(grpc_module if grpc else http_module), class_name
     )
-
-    if settings.otlp_endpoint:
-        return HTTPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces")
-    return HTTPSpanExporter()
-
-
-def _metric_exporter(settings: Settings) -> Any:
-    if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        return (
-            OTLPMetricExporter(endpoint=settings.otlp_endpoint)
-            if settings.otlp_endpoint
-            else OTLPMetricExporter()
-        )
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-        OTLPMetricExporter as HTTPMetricExporter,
-    )
-
-    if settings.otlp_endpoint:
-        return HTTPMetricExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/metrics")
-    return HTTPMetricExporter()
+    endpoint = settings.otlp_endpoint
+    if not endpoint:
+        return exporter_class()
+    return exporter_class(endpoint=endpoint if grpc else endpoint.rstrip("/") + path)
 
 
 def _start_prometheus(runtime: Runtime, settings: Settings) -> MetricReader | None:
@@ -415,7 +413,9 @@ def build_runtime(
         tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         plan = _signal_plan("TRACES", settings)
         if "otlp" in plan:
-            tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings)))
+            tracer_provider.add_span_processor(
+                BatchSpanProcessor(_otlp_exporter("traces", settings))
+            )
         if "files" in plan:
             path = os.path.join(settings.output_dir, f"traces{file_tag}.jsonl")
             tracer_provider.add_span_processor(
@@ -439,9 +439,7 @@ def build_runtime(
         plan = _signal_plan("LOGS", settings)
         if "otlp" in plan:
             logger_provider.add_log_record_processor(
-                logs.BatchLogRecordProcessor(
-                    logs.otlp_log_exporter(settings.otlp_protocol, settings.otlp_endpoint)
-                )
+                logs.BatchLogRecordProcessor(_otlp_exporter("logs", settings))
             )
         if "files" in plan:
             path = os.path.join(settings.output_dir, f"logs{file_tag}.jsonl")
@@ -470,7 +468,7 @@ def build_runtime(
             interval = settings.metric_export_interval
             readers.append(
                 PeriodicExportingMetricReader(
-                    _metric_exporter(settings),
+                    _otlp_exporter("metrics", settings),
                     export_interval_millis=interval * 1000 if interval else None,
                 )
             )

@@ -11,28 +11,23 @@ from pathlib import Path
 import pytest
 
 
-def test_demo_serves_metrics_and_writes_spans_and_logs(tmp_path: Path) -> None:
-    out = tmp_path / "telemetry"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlotel.cli",
-            "demo",
-            "--duration",
-            "3",
-            "--report-every",
-            "1",
-            "--port",
-            "0",
-            "--output-dir",
-            str(out),
-        ],
+def _demo(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`mlotel demo ARGS` as a user runs it, on any free port."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlotel.cli", "demo", "--port", "0", *args],
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=tmp_path,
+        cwd=cwd,
+        env=env,
     )
+
+
+def test_demo_serves_metrics_and_writes_spans_and_logs(tmp_path: Path) -> None:
+    out = tmp_path / "telemetry"
+    proc = _demo(tmp_path, "--duration", "3", "--report-every", "1", "--output-dir", str(out))
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert re.search(r"metrics \(Prometheus\): http://127\.0\.0\.1:\d+/metrics", text)
@@ -73,25 +68,7 @@ def test_demo_exports_to_a_collector_when_an_endpoint_is_set(tmp_path: Path) -> 
 
     with OTLPReceiver() as rx:
         env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": rx.http_endpoint}
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mlotel.cli",
-                "demo",
-                "--duration",
-                "2",
-                "--port",
-                "0",
-                "--output-dir",
-                str(tmp_path / "never"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=tmp_path,
-            env=env,
-        )
+        proc = _demo(tmp_path, "--duration", "2", "--output-dir", str(tmp_path / "never"), env=env)
         assert proc.returncode == 0, proc.stderr
         assert "OTLP to OTEL_EXPORTER_OTLP_ENDPOINT" in proc.stdout
         assert rx.wait_for(lambda: rx.spans() and rx.logs() and rx.metrics())
