@@ -28,6 +28,7 @@ from opentelemetry.sdk.metrics import Counter as SDKCounter
 from opentelemetry.sdk.metrics import Histogram as SDKHistogram
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    Gauge,
     Histogram,
     HistogramDataPoint,
     Metric,
@@ -97,6 +98,8 @@ class MetricStore:
             if i.buckets is not None
         }
         self._scope = InstrumentationScope(semconv.SCOPE_NAME, scope_version)
+        # Gauges hold the last value whatever the reader's temporality: one dict for all.
+        self._gauges: dict[tuple[str, AttrKey], tuple[float, int]] = {}
 
     # --- registration ---------------------------------------------------------
     def add_reader(
@@ -119,6 +122,7 @@ class MetricStore:
                 view.counters.clear()
                 view.start_ns = now
                 view.counter_start_ns = now
+            self._gauges.clear()
 
     # --- recording (called by monitors at flush time) --------------------------
     def record_histogram(self, instrument: Instrument, attrs: AttrKey, values: np.ndarray) -> None:
@@ -152,6 +156,28 @@ class MetricStore:
         with self._lock:
             for view in self._views.values():
                 view.counters[key] = view.counters.get(key, 0) + amount
+
+    def set_gauge(self, instrument: Instrument, attrs: AttrKey, value: float) -> None:
+        """Set a gauge's current value (exported to every reader until changed or cleared).
+
+        >>> store = MetricStore()
+        >>> store.set_gauge(semconv.FEATURE_DRIFT, (("ml.feature.name", "age"),), 0.25)
+        >>> store.gauge_value(semconv.FEATURE_DRIFT, (("ml.feature.name", "age"),))
+        0.25
+        """
+        with self._lock:
+            self._gauges[(instrument.name, attrs)] = (float(value), time.time_ns())
+
+    def clear_gauge(self, instrument: Instrument, attrs: AttrKey) -> None:
+        """Stop exporting a gauge series (e.g. its window fell below the minimum sample)."""
+        with self._lock:
+            self._gauges.pop((instrument.name, attrs), None)
+
+    def gauge_value(self, instrument: Instrument, attrs: AttrKey) -> float | None:
+        """The value a gauge series currently exports, or None."""
+        with self._lock:
+            found = self._gauges.get((instrument.name, attrs))
+        return None if found is None else found[0]
 
     # --- collection -----------------------------------------------------------
     def collect(self, reader_id: int) -> list[Metric]:
@@ -200,6 +226,16 @@ class MetricStore:
                 )
             hist_temporality = view.histogram_temporality
             counter_temporality = view.counter_temporality
+            gauge_points: dict[str, list[NumberDataPoint]] = {}
+            for (name, attrs), (gauge_value, _set_at) in self._gauges.items():
+                gauge_points.setdefault(name, []).append(
+                    NumberDataPoint(
+                        attributes=dict(attrs),
+                        start_time_unix_nano=0,
+                        time_unix_nano=now,
+                        value=gauge_value,
+                    )
+                )
         metrics: list[Metric] = []
         for name, points in hist_points.items():
             inst = self._instruments[name]
@@ -223,6 +259,16 @@ class MetricStore:
                         aggregation_temporality=counter_temporality,
                         is_monotonic=True,
                     ),
+                )
+            )
+        for name, number_points in gauge_points.items():
+            inst = self._instruments[name]
+            metrics.append(
+                Metric(
+                    name=name,
+                    description=inst.description,
+                    unit=inst.unit,
+                    data=Gauge(data_points=number_points),
                 )
             )
         return metrics

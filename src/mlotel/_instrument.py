@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from . import _runtime, semconv
 from ._data import batch_size, features_payload, output_array
 from ._errors import tally
-from ._monitor import CallRecord, Monitor
+from ._monitor import Analyzer, CallRecord, Monitor
 
 __all__ = ["InferenceCall", "ModelSpec", "inference", "instrument"]
 
@@ -68,6 +68,7 @@ class ModelSpec:
         "_keep_rows",
         "_span_attrs",
         "_span_name",
+        "analyzers",
         "class_labels",
         "feature_names",
         "framework",
@@ -86,6 +87,7 @@ class ModelSpec:
         feature_names: Sequence[str] | None,
         output_kind: str,
         class_labels: Sequence[Any] | None = None,
+        analyzers: Sequence[Analyzer] = (),
     ) -> None:
         if not isinstance(model_name, str) or not model_name:
             raise ValueError("model_name must be a non-empty string")
@@ -98,6 +100,9 @@ class ModelSpec:
         self.feature_names = None if feature_names is None else tuple(map(str, feature_names))
         self.output_kind = output_kind
         self.class_labels = class_labels
+        # Flush-time consumers of this model's calls (drift, outcomes), shared by every
+        # operation of the model; attached to whichever monitor the spec binds to.
+        self.analyzers = tuple(analyzers)
         self._bound: tuple[_runtime.Runtime, Monitor] | None = None
         self._span_name = f"{operation} {model_name}"
         # Outputs that feed no metric are kept only as far as a log record shows them.
@@ -122,12 +127,17 @@ class ModelSpec:
             self.feature_names,
             self.output_kind,
             self.class_labels,
+            self.analyzers,
         )
 
     def monitor(self, runtime: _runtime.Runtime) -> Monitor:
         bound = self._bound  # one tuple: a concurrent rebind can never mix two runtimes
         if bound is None or bound[0] is not runtime:
-            bound = (runtime, runtime.monitor(self.model_name, self.model_version, self.framework))
+            monitor = runtime.monitor(self.model_name, self.model_version, self.framework)
+            if monitor.model_name != semconv.OTHER_CLASS:  # not onto the max_models overflow
+                for analyzer in self.analyzers:
+                    monitor.attach(analyzer)
+            bound = (runtime, monitor)
             self._bound = bound
         return bound[1]
 
@@ -268,6 +278,9 @@ def _finish(
             current = _runtime._current
             if current is not None and not (current.closed or current.disabled or current.stale):
                 monitor = spec.monitor(current)
+        # Analyzers that read inputs (drift) get the caller's object itself: no copy on
+        # the hot path; binning happens at flush.
+        inputs = features if monitor.keeps_inputs else None
         monitor.observe(
             CallRecord(
                 _time_ns(),
@@ -284,6 +297,7 @@ def _finish(
                 spec.output_kind,
                 explicit_scores,
                 output_rows,
+                inputs,
             )
         )
     except Exception as exc:
@@ -532,6 +546,7 @@ def _wrap_function(fn: F, spec_args: dict[str, Any]) -> F:
         spec_args["feature_names"],
         spec_args["output"],
         spec_args["class_labels"],
+        spec_args.get("analyzers", ()),
     )
     if inspect.iscoroutinefunction(fn):
 
@@ -575,6 +590,7 @@ def _wrap_object(model: Any, spec_args: dict[str, Any]) -> Any:
         spec_args["feature_names"],
         spec_args["output"],
         spec_args["class_labels"],
+        spec_args.get("analyzers", ()),
     )
     return _proxy_class(methods)(model, spec)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from opentelemetry import trace
@@ -25,7 +25,7 @@ from ._data import clean_value, interpret_output, reduce_rows
 from ._errors import tally
 from ._otel_logs import Logger
 
-__all__ = ["CallRecord", "Monitor"]
+__all__ = ["Analyzer", "CallRecord", "Monitor"]
 
 _INFO = (SeverityNumber.INFO, "INFO")
 _ERROR = (SeverityNumber.ERROR, "ERROR")
@@ -52,6 +52,27 @@ class CallRecord(NamedTuple):
     output_kind: str
     scores: np.ndarray | None = None  # explicit scores (inference().record(scores=...))
     output_rows: int = 0  # rows of the untrimmed output (0: unknown, use the input's)
+    inputs: Any = None  # the call's input object, kept only when an analyzer reads inputs
+
+
+class Analyzer(Protocol):
+    """A flush-time consumer of one model's finished calls (drift, outcomes).
+
+    ``process`` runs on the flushing thread with the batch of records the monitor
+    just aggregated, in call order; it records through ``store`` and must be
+    bounded in memory. Exceptions are contained and counted per analyzer.
+    """
+
+    @property
+    def name(self) -> str:
+        """Component name for ``mlotel.internal.errors``."""
+
+    @property
+    def needs_inputs(self) -> bool:
+        """Whether records must carry the call's input object (``CallRecord.inputs``)."""
+
+    def process(self, records: Sequence[CallRecord], monitor: Monitor, store: MetricStore) -> None:
+        """Consume one flushed batch of records."""
 
 
 class Monitor:
@@ -89,6 +110,16 @@ class Monitor:
         self._classes: dict[str, None] = {}
         self._payload_in_attributes = settings.payload_location == "attributes"
         self._overflow = model_name == semconv.OTHER_CLASS  # the max_models overflow monitor
+        self.analyzers: tuple[Analyzer, ...] = ()
+        self.keeps_inputs = False
+
+    def attach(self, analyzer: Analyzer) -> None:
+        """Add a flush-time analyzer (idempotent: the same object is attached once)."""
+        with self._flush_lock:
+            if any(a is analyzer for a in self.analyzers):
+                return
+            self.analyzers = (*self.analyzers, analyzer)
+            self.keeps_inputs = any(a.needs_inputs for a in self.analyzers)
 
     # --- hot path -----------------------------------------------------------------
     def observe(self, record: CallRecord) -> None:
@@ -173,6 +204,11 @@ class Monitor:
                 store.add(semconv.PREDICTIONS, base, _rows(records, indexes))
         if self._logger is not None:
             self._emit_logs(records, log_predictions)
+        for analyzer in self.analyzers:
+            try:
+                analyzer.process(records, self, store)
+            except Exception as exc:  # one analyzer's fault costs its own output only
+                tally.error(f"analyzer.{analyzer.name}", exc)
 
     def _aggregate_outputs(
         self,

@@ -19,28 +19,43 @@ from dataclasses import dataclass
 __all__ = [
     "ATTR_BATCH_SIZE",
     "ATTR_COMPONENT",
+    "ATTR_DATA_QUALITY_ISSUE",
+    "ATTR_DRIFT_METHOD",
     "ATTR_DROP_REASON",
     "ATTR_ERROR_TYPE",
     "ATTR_FEATURES",
+    "ATTR_FEATURE_BIN",
+    "ATTR_FEATURE_NAME",
+    "ATTR_METRIC_NAME",
     "ATTR_MODEL_FRAMEWORK",
     "ATTR_MODEL_NAME",
     "ATTR_MODEL_VERSION",
     "ATTR_OPERATION_NAME",
+    "ATTR_OUTCOME_STATUS",
     "ATTR_PAYLOAD_TRUNCATED",
     "ATTR_PREDICTION",
     "ATTR_PREDICTION_CLASS",
     "ATTR_PREDICTION_ID",
     "ATTR_PREDICTION_SCORE",
     "BATCH_SIZE_BUCKETS",
+    "DATASET_DRIFT_SHARE",
+    "DATA_QUALITY_ISSUES",
     "DURATION_BUCKETS",
+    "EVENT_OUTCOME",
     "EVENT_PREDICTION",
+    "FEATURE_BIN_COUNT",
+    "FEATURE_DRIFT",
+    "FEATURE_REFERENCE_SHARE",
     "INFERENCE_BATCH_SIZE",
     "INFERENCE_DURATION",
     "INSTRUMENTS",
     "INTERNAL_DROPPED",
     "INTERNAL_ERRORS",
+    "MODEL_PERFORMANCE",
     "OTHER_CLASS",
+    "OUTCOMES",
     "PREDICTIONS",
+    "PREDICTION_DRIFT",
     "PREDICTION_SCORE",
     "REDACTED",
     "SCORE_BUCKETS",
@@ -63,12 +78,21 @@ ATTR_FEATURES = "ml.features"
 ATTR_PREDICTION = "ml.prediction"
 ATTR_PREDICTION_SCORE = "ml.prediction.score"
 ATTR_PAYLOAD_TRUNCATED = "ml.payload.truncated"
+ATTR_FEATURE_NAME = "ml.feature.name"
+ATTR_FEATURE_BIN = "ml.feature.bin"
+ATTR_DRIFT_METHOD = "ml.drift.method"
+ATTR_DATA_QUALITY_ISSUE = "ml.data_quality.issue"
+ATTR_METRIC_NAME = "ml.metric.name"
+ATTR_OUTCOME_STATUS = "ml.outcome.status"
 ATTR_ERROR_TYPE = "error.type"
 ATTR_COMPONENT = "mlotel.component"
 ATTR_DROP_REASON = "mlotel.drop.reason"
 
 EVENT_PREDICTION = "ml.prediction"
 """``event_name`` of the structured log record emitted per prediction call."""
+
+EVENT_OUTCOME = "ml.outcome"
+"""``event_name`` of the log record emitted when a ground-truth outcome is joined."""
 
 OTHER_CLASS = "__other__"
 """Class label that replaces labels beyond the ``max_classes`` cap."""
@@ -134,11 +158,52 @@ INTERNAL_DROPPED = Instrument(
     "Values mlotel dropped or collapsed on purpose (caps, sampling is not counted).",
 )  # fmt: skip
 
+FEATURE_DRIFT = Instrument(
+    "ml.feature.drift", "gauge", "",
+    "Drift of one feature's current window from the reference, by method.",
+)  # fmt: skip
+DATASET_DRIFT_SHARE = Instrument(
+    "ml.dataset.drift.share", "gauge", "",
+    "Share of monitored features whose drift is over its threshold.",
+)  # fmt: skip
+PREDICTION_DRIFT = Instrument(
+    "ml.prediction.drift", "gauge", "",
+    "Drift of the predictions' current window from the reference, by method.",
+)  # fmt: skip
+FEATURE_BIN_COUNT = Instrument(
+    "ml.feature.bin.count", "counter", "{value}",
+    "Values observed per reference bin of a feature (summable across replicas).",
+)  # fmt: skip
+FEATURE_REFERENCE_SHARE = Instrument(
+    "ml.feature.reference.share", "gauge", "",
+    "Share of the reference data in one bin of a feature.",
+)  # fmt: skip
+DATA_QUALITY_ISSUES = Instrument(
+    "ml.data_quality.issues", "counter", "{value}",
+    "Input values with a data-quality issue (missing, non-finite, out of range, ...).",
+)  # fmt: skip
+MODEL_PERFORMANCE = Instrument(
+    "ml.model.performance", "gauge", "",
+    "Model performance over the outcome window (or a label-free estimate), by metric.",
+)  # fmt: skip
+OUTCOMES = Instrument(
+    "ml.outcomes", "counter", "{outcome}",
+    "Ground-truth outcomes received, by join status.",
+)  # fmt: skip
+
 INSTRUMENTS: tuple[Instrument, ...] = (
     INFERENCE_DURATION,
     INFERENCE_BATCH_SIZE,
     PREDICTIONS,
     PREDICTION_SCORE,
+    FEATURE_DRIFT,
+    DATASET_DRIFT_SHARE,
+    PREDICTION_DRIFT,
+    FEATURE_BIN_COUNT,
+    FEATURE_REFERENCE_SHARE,
+    DATA_QUALITY_ISSUES,
+    MODEL_PERFORMANCE,
+    OUTCOMES,
     INTERNAL_ERRORS,
     INTERNAL_DROPPED,
 )

@@ -1,0 +1,102 @@
+"""The flush-time analyzer hook (drift and outcomes build on it) and gauge export."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+import mlotel.testing
+from mlotel import semconv
+from mlotel._aggregation import MetricStore
+from mlotel._instrument import _wrap_function, _wrap_object
+from mlotel._monitor import CallRecord, Monitor
+
+
+class RowCounter:
+    """Counts input rows into a gauge; optionally fails to prove containment."""
+
+    name = "row_counter"
+
+    def __init__(self, needs_inputs: bool = True, fail: bool = False) -> None:
+        self.needs_inputs = needs_inputs
+        self.fail = fail
+        self.seen: list[Any] = []
+
+    def process(self, records: Sequence[CallRecord], monitor: Monitor, store: MetricStore) -> None:
+        if self.fail:
+            raise RuntimeError("analyzer bug")
+        self.seen.extend(r.inputs for r in records)
+        total = sum(len(r.inputs) for r in records if r.inputs is not None)
+        store.set_gauge(semconv.DATASET_DRIFT_SHARE, monitor.base_attrs, total)
+
+
+def _spec_args(**extra: Any) -> dict[str, Any]:
+    return {
+        "model_name": "m",
+        "model_version": None,
+        "framework": None,
+        "operation": None,
+        "feature_names": None,
+        "output": "auto",
+        "class_labels": None,
+        **extra,
+    }
+
+
+def test_analyzer_sees_inputs_and_exports_a_gauge() -> None:
+    counter = RowCounter()
+    predict = _wrap_function(lambda rows: [0] * len(rows), _spec_args(analyzers=(counter,)))
+    with mlotel.testing.capture_telemetry() as captured:
+        batch = np.zeros((3, 2))
+        predict(batch)
+        predict(np.zeros((2, 2)))
+        captured.flush()
+        (point,) = captured.points("ml.dataset.drift.share")
+    assert point.value == 5.0
+    assert counter.seen[0] is batch  # the caller's object, not a copy
+
+
+def test_analyzer_without_inputs_gets_none_and_proxy_shares_one_analyzer() -> None:
+    counter = RowCounter(needs_inputs=False)
+
+    class Model:
+        def predict(self, rows: Any) -> list[int]:
+            return [1] * len(rows)
+
+        def predict_proba(self, rows: Any) -> list[list[float]]:
+            return [[0.5, 0.5]] * len(rows)
+
+    model = _wrap_object(Model(), _spec_args(analyzers=(counter,)))
+    with mlotel.testing.capture_telemetry() as captured:
+        model.predict([[1.0]])
+        model.predict_proba([[1.0]])
+        captured.flush()
+    assert counter.seen == [None, None]  # both operations reach the one analyzer
+
+
+def test_failing_analyzer_is_counted_and_the_call_still_reports() -> None:
+    predict = _wrap_function(
+        lambda rows: [0] * len(rows), _spec_args(analyzers=(RowCounter(fail=True),))
+    )
+    with mlotel.testing.capture_telemetry() as captured:
+        assert predict([[1.0]]) == [0]
+        captured.flush()
+        assert captured.histogram_count("ml.inference.duration") == 1
+        assert (
+            captured.counter_value(
+                "mlotel.internal.errors", {"mlotel.component": "analyzer.row_counter"}
+            )
+            == 1
+        )
+
+
+def test_gauge_can_be_cleared() -> None:
+    store = MetricStore()
+    store.add_reader(1)
+    attrs = (("ml.model.name", "m"),)
+    store.set_gauge(semconv.MODEL_PERFORMANCE, attrs, 0.9)
+    assert [m.name for m in store.collect(1)] == ["ml.model.performance"]
+    store.clear_gauge(semconv.MODEL_PERFORMANCE, attrs)
+    assert store.collect(1) == []
