@@ -1,0 +1,742 @@
+"""The offline drift report: Evidently 0.7 ``DataDriftPreset``'s numbers, much faster.
+
+:func:`report` compares a reference and a current DataFrame column by column: it types
+each column as Evidently 0.7 does, picks Evidently's default test (or the one named for
+the column), decides drift per column and for the dataset (share of drifted columns
+≥ 0.5), and adds a data-quality section (missing shares, ranges, new categories, constant
+columns). The result renders to one self-contained HTML file and to JSON with stable keys
+(docs/drift-report.md).
+
+Needs scipy and pandas (``pip install 'mlotel[report]'``), imported on first use.
+
+>>> import pandas as pd
+>>> from mlotel.drift import report
+>>> ref = pd.DataFrame({"x": [float(i % 50) for i in range(500)], "c": ["a", "b"] * 250})
+>>> cur = pd.DataFrame({"x": [float(i % 50) + 20 for i in range(500)], "c": ["a", "b"] * 250})
+>>> result = report(ref, cur)
+>>> [(c.name, c.stattest, c.drift_detected) for c in result.columns]
+[('x', 'ks', True), ('c', 'z', False)]
+>>> result.dataset_drift, result.drift_share
+(True, 0.5)
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from . import _stats
+
+__all__ = [
+    "REPORT_SCHEMA",
+    "ColumnDrift",
+    "ColumnQuality",
+    "ColumnStatus",
+    "Distribution",
+    "DriftReport",
+    "SideQuality",
+    "infer_column_type",
+    "report",
+    "write_report",
+]
+
+REPORT_SCHEMA = "mlotel.drift.report/1"
+"""Value of the JSON ``schema`` key; the number changes only when a key changes meaning."""
+
+ColumnKind = Literal["numerical", "categorical", "text", "datetime", "unknown"]
+ColumnStatus = Literal[
+    "tested",
+    "missing_in_current",
+    "missing_in_reference",
+    "empty_reference",
+    "empty_current",
+    "unsupported_type",
+    "type_mismatch",
+    "test_not_applicable",
+    "test_failed",
+]
+
+INTEGER_CATEGORY_LIMIT = 10
+"""Integer columns with at most this many distinct values are categorical (Evidently 0.7)."""
+TOP_CATEGORIES = 20
+"""Categories drawn (and new categories listed) per column; the rest is "other"."""
+
+_MISSING_EXTRA = (
+    "mlotel.drift.report needs scipy and pandas, which are not installed: "
+    "pip install 'mlotel[report]'"
+)
+
+
+def _load_stats() -> Any:
+    try:
+        from . import _stats
+    except ImportError as exc:
+        raise ImportError(_MISSING_EXTRA) from exc
+    return _stats
+
+
+# --- result types ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SideQuality:
+    """Data quality of one column in one dataset (reference or current)."""
+
+    rows: int
+    missing: int
+    """Missing values (NaN, None, NaT)."""
+    missing_share: float | None
+    """``missing / rows``; ``None`` when there are no rows."""
+    non_finite: int = 0
+    """±inf values of a numeric column (dropped before testing, like missing values)."""
+    distinct: int | None = None
+    """Distinct non-missing values (categorical columns)."""
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    constant: bool = False
+    """True when the column holds exactly one distinct non-missing value."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "missing": self.missing,
+            "missing_share": _finite(self.missing_share),
+            "non_finite": self.non_finite,
+            "distinct": self.distinct,
+            "min": _finite(self.min),
+            "max": _finite(self.max),
+            "mean": _finite(self.mean),
+            "constant": self.constant,
+        }
+
+
+@dataclass(frozen=True)
+class ColumnQuality:
+    """Data-quality section of one column: both sides plus what is new in current data."""
+
+    reference: SideQuality | None
+    current: SideQuality | None
+    new_categories: tuple[str, ...] = ()
+    """Up to 20 categories seen in current data but never in the reference."""
+    new_category_count: int = 0
+    new_category_share: float | None = None
+    """Share of current (non-missing) values that fall in a new category."""
+    out_of_range_share: float | None = None
+    """Share of current finite values outside the reference [min, max] (numeric)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": None if self.reference is None else self.reference.to_dict(),
+            "current": None if self.current is None else self.current.to_dict(),
+            "new_categories": list(self.new_categories),
+            "new_category_count": self.new_category_count,
+            "new_category_share": _finite(self.new_category_share),
+            "out_of_range_share": _finite(self.out_of_range_share),
+        }
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Reference and current shares per bin (numeric) or per category, for the plot."""
+
+    kind: Literal["histogram", "categories"]
+    labels: tuple[str, ...]
+    reference: tuple[float, ...]
+    current: tuple[float, ...]
+    edges: tuple[float, ...] | None = None
+    """Bin edges of a histogram (``len(labels) + 1`` values); ``None`` for categories."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "labels": list(self.labels),
+            "edges": None if self.edges is None else [_finite(e) for e in self.edges],
+            "reference": [_finite(v) for v in self.reference],
+            "current": [_finite(v) for v in self.current],
+        }
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """Drift result of one column.
+
+    ``status`` says whether the column was tested (``"tested"``) or why not; ``message``
+    explains any other status in words.
+    """
+
+    name: str
+    column_type: ColumnKind
+    status: ColumnStatus
+    message: str | None = None
+    stattest: str | None = None
+    """Name of the test, as Evidently names it (``ks``, ``wasserstein``, ``chisquare``...)."""
+    stattest_display_name: str | None = None
+    score: float | None = None
+    """p-value (ks, chisquare, z) or distance (the others)."""
+    threshold: float | None = None
+    drift_detected: bool = False
+    reference_size: int = 0
+    """Reference values the test used (missing and infinite values dropped)."""
+    current_size: int = 0
+    quality: ColumnQuality | None = None
+    distribution: Distribution | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "column_type": self.column_type,
+            "status": self.status,
+            "message": self.message,
+            "stattest": self.stattest,
+            "stattest_display_name": self.stattest_display_name,
+            "score": _finite(self.score),
+            "threshold": self.threshold,
+            "drift_detected": self.drift_detected,
+            "reference_size": self.reference_size,
+            "current_size": self.current_size,
+            "data_quality": None if self.quality is None else self.quality.to_dict(),
+            "distribution": None if self.distribution is None else self.distribution.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Result of :func:`report`: per-column drift and data quality, and the dataset verdict."""
+
+    columns: tuple[ColumnDrift, ...]
+    reference_rows: int
+    current_rows: int
+    drift_share_threshold: float = 0.5
+    number_of_tested_columns: int = 0
+    number_of_drifted_columns: int = 0
+    drift_share: float | None = None
+    """Drifted / tested columns; ``None`` when no column could be tested."""
+    dataset_drift: bool = False
+    """True when ``drift_share >= drift_share_threshold``."""
+    mlotel_version: str = field(default="")
+
+    def column(self, name: str) -> ColumnDrift:
+        """The result of column ``name`` (KeyError if the report has no such column)."""
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready data (keys documented in docs/drift-report.md)."""
+        return {
+            "schema": REPORT_SCHEMA,
+            "mlotel_version": self.mlotel_version,
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+            "dataset_drift": self.dataset_drift,
+            "drift_share": _finite(self.drift_share),
+            "drift_share_threshold": self.drift_share_threshold,
+            "number_of_columns": len(self.columns),
+            "number_of_tested_columns": self.number_of_tested_columns,
+            "number_of_drifted_columns": self.number_of_drifted_columns,
+            "columns": {column.name: column.to_dict() for column in self.columns},
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON text (no NaN or Infinity: non-finite numbers are null)."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def to_html(self) -> str:
+        """The report as one self-contained HTML page (no scripts, no network)."""
+        from ._html import render_html
+
+        return render_html(self)
+
+    def save_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_json` to ``path``; returns the path."""
+        target = Path(path)
+        target.write_text(self.to_json() + "\n", encoding="utf-8")
+        return target
+
+    def save_html(self, path: str | Path) -> Path:
+        """Write :meth:`to_html` to ``path``; returns the path."""
+        target = Path(path)
+        target.write_text(self.to_html(), encoding="utf-8")
+        return target
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# --- column typing -----------------------------------------------------------------------
+
+
+def infer_column_type(series: Any) -> ColumnKind:
+    """The column type Evidently 0.7 infers for a pandas Series.
+
+    Floats are numerical; integers are categorical with at most 10 distinct values, else
+    numerical; bool and ``category`` are categorical; strings are categorical unless more
+    than half the non-missing values are distinct (then text); datetimes are datetime.
+
+    >>> import pandas as pd
+    >>> [infer_column_type(pd.Series(v)) for v in ([1.5, 2.0], [1, 2, 3], list(range(11)),
+    ...                                             ["a", "a", "a", "b"], ["a", "b", "c"])]
+    ['numerical', 'categorical', 'numerical', 'categorical', 'text']
+    """
+    dtype = series.dtype.name
+    if dtype.startswith("float"):
+        return "numerical"
+    if dtype.startswith(("int", "uint", "Int", "UInt")):
+        return "categorical" if series.nunique() <= INTEGER_CATEGORY_LIMIT else "numerical"
+    if dtype in ("bool", "boolean", "category"):
+        return "categorical"
+    if dtype.startswith("datetime"):
+        return "datetime"
+    if dtype in ("object", "string", "str"):
+        present = series.dropna()
+        if present.empty:
+            return "unknown"
+        if isinstance(present.iloc[0], str) and isinstance(present.iloc[-1], str):
+            return "text" if present.nunique() > present.size * 0.5 else "categorical"
+        return "unknown"
+    return "unknown"
+
+
+# --- the report --------------------------------------------------------------------------
+
+
+def _is_numeric(series: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.api.types.is_numeric_dtype(series)) and not pd.api.types.is_bool_dtype(series)
+
+
+def _numeric_values(series: Any) -> tuple[np.ndarray[Any, Any], int, int]:
+    """(finite values as float64, missing count, ±inf count) of a numeric Series."""
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite_mask = np.isfinite(values)
+    missing = int(np.count_nonzero(np.isnan(values)))
+    non_finite = values.size - missing - int(np.count_nonzero(finite_mask))
+    if finite_mask.all():
+        return values, 0, 0
+    return values[finite_mask], missing, non_finite
+
+
+def _category_values(series: Any) -> tuple[np.ndarray[Any, Any], int]:
+    """(non-missing values, missing count) of a categorical Series."""
+    mask = series.isna().to_numpy()
+    values = series.to_numpy(dtype=object)
+    missing = int(np.count_nonzero(mask))
+    return (values[~mask] if missing else values), missing
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _numeric_side(
+    sorted_values: np.ndarray[Any, Any], rows: int, missing: int, inf: int
+) -> SideQuality:
+    if sorted_values.size == 0:
+        return SideQuality(rows, missing, _share(missing, rows), inf)
+    low, high = float(sorted_values[0]), float(sorted_values[-1])
+    return SideQuality(
+        rows=rows,
+        missing=missing,
+        missing_share=_share(missing, rows),
+        non_finite=inf,
+        min=low,
+        max=high,
+        mean=float(np.mean(sorted_values)),
+        constant=low == high,
+    )
+
+
+def _categorical_side(counts: np.ndarray[Any, Any] | None, rows: int, missing: int) -> SideQuality:
+    distinct = 0 if counts is None else int(np.count_nonzero(counts))
+    return SideQuality(
+        rows=rows,
+        missing=missing,
+        missing_share=_share(missing, rows),
+        distinct=distinct,
+        constant=distinct == 1,
+    )
+
+
+def _histogram(sample: _stats.ColumnSample) -> Distribution:
+    ref, cur = sample.reference_sorted, sample.current_sorted
+    low = min(float(ref[0]), float(cur[0]))
+    high = max(float(ref[-1]), float(cur[-1]))
+    n_bins = int(min(30, max(5, math.ceil(math.log2(ref.size + cur.size)) + 1)))
+    if low == high:
+        n_bins = 1
+        edges = np.array([low - 0.5, high + 0.5])
+    else:
+        edges = np.linspace(low, high, n_bins + 1)
+
+    def shares(values: np.ndarray[Any, Any]) -> tuple[float, ...]:
+        cuts = np.searchsorted(values, edges, side="left")
+        cuts[-1] = values.size  # the last bin is closed on the right
+        return tuple((np.diff(cuts) / values.size).tolist())
+
+    labels = tuple(f"{a:.4g} to {b:.4g}" for a, b in itertools.pairwise(edges.tolist()))
+    return Distribution("histogram", labels, shares(ref), shares(cur), tuple(edges.tolist()))
+
+
+def _categories(sample: _stats.ColumnSample) -> Distribution:
+    values, ref_counts, cur_counts = sample.category_counts
+    n_ref, n_cur = sample.reference.size, sample.current.size
+    order = np.argsort(-(ref_counts / n_ref + cur_counts / n_cur), kind="stable")
+    top, rest = order[:TOP_CATEGORIES], order[TOP_CATEGORIES:]
+    labels = [str(v) for v in values[top].tolist()]
+    ref_shares = (ref_counts[top] / n_ref).tolist()
+    cur_shares = (cur_counts[top] / n_cur).tolist()
+    if rest.size:
+        labels.append(f"other ({rest.size})")
+        ref_shares.append(float(ref_counts[rest].sum() / n_ref))
+        cur_shares.append(float(cur_counts[rest].sum() / n_cur))
+    return Distribution("categories", tuple(labels), tuple(ref_shares), tuple(cur_shares))
+
+
+@dataclass
+class _Options:
+    stattests: Mapping[str, str]
+    thresholds: Mapping[str, float]
+    numerical: frozenset[str]
+    categorical: frozenset[str]
+
+
+def _column(
+    name: str, reference: Any, current: Any, options: _Options, stats: Any
+) -> ColumnDrift:
+    in_ref, in_cur = name in reference.columns, name in current.columns
+    if not in_cur or not in_ref:
+        present = reference if in_ref else current
+        kind = _kind(name, present[name], options)
+        where, other = ("reference", "current") if in_ref else ("current", "reference")
+        return ColumnDrift(
+            name,
+            kind,
+            "missing_in_current" if in_ref else "missing_in_reference",
+            f"column '{name}' is in the {where} data but not in the {other} data",
+        )
+    ref_series, cur_series = reference[name], current[name]
+    kind = _kind(name, ref_series, options)
+    if kind == "numerical":
+        return _numeric_column(name, ref_series, cur_series, options, stats)
+    if kind == "categorical":
+        return _categorical_column(name, ref_series, cur_series, options, stats)
+    ref_missing = int(ref_series.isna().sum())
+    if ref_missing == len(ref_series):
+        return ColumnDrift(
+            name,
+            kind,
+            "empty_reference",
+            f"column '{name}' has no values in the reference data (all missing or 0 rows)",
+            quality=ColumnQuality(
+                SideQuality(len(ref_series), ref_missing, _share(ref_missing, len(ref_series))),
+                None,
+            ),
+        )
+    return ColumnDrift(
+        name,
+        kind,
+        "unsupported_type",
+        f"column '{name}' is a {kind} column; the report tests numerical and categorical "
+        "columns (name it in categorical=[...] or numerical=[...] to test it as one)",
+    )
+
+
+def _kind(name: str, series: Any, options: _Options) -> ColumnKind:
+    if name in options.numerical:
+        return "numerical"
+    if name in options.categorical:
+        return "categorical"
+    return infer_column_type(series)
+
+
+def _run_test(
+    name: str,
+    kind: ColumnKind,
+    sample: _stats.ColumnSample,
+    options: _Options,
+    stats: Any,
+    quality: ColumnQuality,
+    distribution: Distribution,
+) -> ColumnDrift:
+    requested = options.stattests.get(name)
+    n_ref, n_cur = sample.reference.size, sample.current.size
+    if requested is None:
+        test = stats.default_stattest(n_ref, sample.n_unique_over(stats.FEW_VALUES), kind)
+    else:
+        test = stats.STAT_TESTS[requested]
+        if kind not in test.column_types:
+            return ColumnDrift(
+                name,
+                kind,
+                "test_not_applicable",
+                f"test '{requested}' does not apply to {kind} column '{name}'",
+                stattest=requested,
+                reference_size=n_ref,
+                current_size=n_cur,
+                quality=quality,
+                distribution=distribution,
+            )
+    threshold = float(options.thresholds.get(name, test.default_threshold))
+    try:
+        score = test.score(sample)
+    except (ValueError, ArithmeticError, TypeError) as exc:
+        return ColumnDrift(
+            name,
+            kind,
+            "test_failed",
+            f"test '{test.name}' failed on column '{name}': {exc}",
+            stattest=test.name,
+            stattest_display_name=test.display_name,
+            threshold=threshold,
+            reference_size=n_ref,
+            current_size=n_cur,
+            quality=quality,
+            distribution=distribution,
+        )
+    return ColumnDrift(
+        name,
+        kind,
+        "tested",
+        None,
+        stattest=test.name,
+        stattest_display_name=test.display_name,
+        score=score,
+        threshold=threshold,
+        drift_detected=test.drifted(score, threshold),
+        reference_size=n_ref,
+        current_size=n_cur,
+        quality=quality,
+        distribution=distribution,
+    )
+
+
+def _numeric_column(
+    name: str, ref_series: Any, cur_series: Any, options: _Options, stats: Any
+) -> ColumnDrift:
+    if not _is_numeric(ref_series):
+        try:  # a column named numerical=[...] whose values are numbers written as text
+            import pandas as pd
+
+            ref_series = pd.to_numeric(ref_series)
+        except (ValueError, TypeError):
+            return ColumnDrift(
+                name,
+                "numerical",
+                "type_mismatch",
+                f"column '{name}' was named numerical but its reference values are not numbers",
+            )
+    ref_values, ref_missing, ref_inf = _numeric_values(ref_series)
+    ref_rows, cur_rows = len(ref_series), len(cur_series)
+    ref_sorted = np.sort(ref_values)
+    ref_side = _numeric_side(ref_sorted, ref_rows, ref_missing, ref_inf)
+    if ref_values.size == 0:
+        return ColumnDrift(
+            name,
+            "numerical",
+            "empty_reference",
+            f"column '{name}' has no finite values in the reference data "
+            "(all missing, infinite, or 0 rows)",
+            quality=ColumnQuality(ref_side, None),
+        )
+    if not _is_numeric(cur_series):
+        cur_missing = int(cur_series.isna().sum())
+        if cur_missing < cur_rows:
+            example = cur_series.dropna().iloc[0]
+            return ColumnDrift(
+                name,
+                "numerical",
+                "type_mismatch",
+                f"column '{name}' is numerical in the reference data but holds "
+                f"non-numeric values in the current data (e.g. {example!r})",
+                quality=ColumnQuality(
+                    ref_side, SideQuality(cur_rows, cur_missing, _share(cur_missing, cur_rows))
+                ),
+            )
+        cur_series = cur_series.astype(np.float64)  # all missing (or 0 rows): no values
+    cur_values, cur_missing, cur_inf = _numeric_values(cur_series)
+    sample = stats.ColumnSample(ref_values, cur_values, "numerical")
+    sample.__dict__["reference_sorted"] = ref_sorted  # share the sort already done
+    cur_side = _numeric_side(sample.current_sorted, cur_rows, cur_missing, cur_inf)
+    if cur_values.size == 0:
+        return ColumnDrift(
+            name,
+            "numerical",
+            "empty_current",
+            f"column '{name}' has no finite values in the current data "
+            "(all missing, infinite, or 0 rows)",
+            reference_size=ref_values.size,
+            quality=ColumnQuality(ref_side, cur_side),
+        )
+    low, high = ref_sorted[0], ref_sorted[-1]
+    cur_sorted = sample.current_sorted
+    inside = np.searchsorted(cur_sorted, high, side="right") - np.searchsorted(
+        cur_sorted, low, side="left"
+    )
+    quality = ColumnQuality(
+        ref_side, cur_side, out_of_range_share=1.0 - float(inside) / cur_values.size
+    )
+    return _run_test(name, "numerical", sample, options, stats, quality, _histogram(sample))
+
+
+def _categorical_column(
+    name: str, ref_series: Any, cur_series: Any, options: _Options, stats: Any
+) -> ColumnDrift:
+    ref_values, ref_missing = _category_values(ref_series)
+    cur_values, cur_missing = _category_values(cur_series)
+    ref_rows, cur_rows = len(ref_series), len(cur_series)
+    if ref_values.size == 0:
+        return ColumnDrift(
+            name,
+            "categorical",
+            "empty_reference",
+            f"column '{name}' has no values in the reference data (all missing or 0 rows)",
+            quality=ColumnQuality(
+                _categorical_side(None, ref_rows, ref_missing),
+                _categorical_side(None, cur_rows, cur_missing),
+            ),
+        )
+    sample = stats.ColumnSample(ref_values, cur_values, "categorical")
+    values, ref_counts, cur_counts = sample.category_counts
+    ref_side = _categorical_side(ref_counts, ref_rows, ref_missing)
+    cur_side = _categorical_side(cur_counts, cur_rows, cur_missing)
+    if cur_values.size == 0:
+        return ColumnDrift(
+            name,
+            "categorical",
+            "empty_current",
+            f"column '{name}' has no values in the current data (all missing or 0 rows)",
+            reference_size=ref_values.size,
+            quality=ColumnQuality(ref_side, cur_side),
+        )
+    new_mask = (ref_counts == 0) & (cur_counts > 0)
+    new_values = values[new_mask]
+    new_order = np.argsort(-cur_counts[new_mask], kind="stable")[:TOP_CATEGORIES]
+    quality = ColumnQuality(
+        ref_side,
+        cur_side,
+        new_categories=tuple(str(v) for v in new_values[new_order].tolist()),
+        new_category_count=int(new_values.size),
+        new_category_share=float(cur_counts[new_mask].sum()) / cur_values.size,
+    )
+    return _run_test(name, "categorical", sample, options, stats, quality, _categories(sample))
+
+
+def report(
+    reference: Any,
+    current: Any,
+    *,
+    columns: Sequence[str] | None = None,
+    numerical: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    stattests: Mapping[str, str] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    drift_share: float = 0.5,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> DriftReport:
+    """Compare ``current`` with ``reference`` (pandas DataFrames) column by column.
+
+    Each column gets Evidently 0.7's default test for its type and size unless
+    ``stattests`` names one (``{"age": "psi"}``; names in ``STAT_TESTS``); ``thresholds``
+    overrides a test's default threshold per column. ``numerical`` / ``categorical``
+    override the inferred column types; ``columns`` limits the report to some columns.
+    The dataset drifts when the share of drifted columns among the tested ones is at
+    least ``drift_share``. ``progress(done, total, column)`` is called after each column.
+
+    Columns that cannot be tested (missing on one side, empty, of another type) get a
+    status saying why; they do not count in the drift share.
+
+    >>> import pandas as pd
+    >>> from mlotel.drift import report
+    >>> result = report(pd.DataFrame({"a": [1.0, 2.0]}), pd.DataFrame({"a": [], "b": []}))
+    >>> [(c.name, c.status) for c in result.columns], result.drift_share
+    ([('a', 'empty_current'), ('b', 'missing_in_reference')], None)
+    """
+    stats = _load_stats()
+    import pandas as pd
+
+    for label, frame in (("reference", reference), ("current", current)):
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"{label} must be a pandas DataFrame, got {type(frame).__name__}")
+    if not 0.0 < drift_share <= 1.0:
+        raise ValueError(f"drift_share must be in (0, 1], got {drift_share!r}")
+    unknown = sorted({t for t in (stattests or {}).values() if t not in stats.STAT_TESTS})
+    if unknown:
+        raise ValueError(
+            f"unknown drift test(s) {unknown}; available: {sorted(stats.STAT_TESTS)}"
+        )
+    options = _Options(
+        stattests=dict(stattests or {}),
+        thresholds=dict(thresholds or {}),
+        numerical=frozenset(numerical),
+        categorical=frozenset(categorical),
+    )
+    if columns is None:
+        names = [str(c) for c in reference.columns]
+        names += [str(c) for c in current.columns if str(c) not in set(names)]
+    else:
+        names = [str(c) for c in columns]
+        absent = [c for c in names if c not in reference.columns and c not in current.columns]
+        if absent:
+            raise ValueError(f"columns {absent} are in neither the reference nor current data")
+    reference = reference.rename(columns=str)
+    current = current.rename(columns=str)
+
+    results = []
+    for done, name in enumerate(names, start=1):
+        results.append(_column(name, reference, current, options, stats))
+        if progress is not None:
+            progress(done, len(names), name)
+    tested = [c for c in results if c.status == "tested"]
+    drifted = sum(c.drift_detected for c in tested)
+    share = drifted / len(tested) if tested else None
+    from .. import __version__
+
+    return DriftReport(
+        columns=tuple(results),
+        reference_rows=len(reference),
+        current_rows=len(current),
+        drift_share_threshold=drift_share,
+        number_of_tested_columns=len(tested),
+        number_of_drifted_columns=drifted,
+        drift_share=share,
+        dataset_drift=share is not None and share >= drift_share,
+        mlotel_version=__version__,
+    )
+
+
+def write_report(
+    reference: Any,
+    current: Any,
+    html_path: str | Path | None = None,
+    json_path: str | Path | None = None,
+    **options: Any,
+) -> DriftReport:
+    """Make :func:`report` and write it as HTML and/or JSON in one call.
+
+    >>> import pandas as pd, tempfile, pathlib
+    >>> from mlotel.drift import write_report
+    >>> out = pathlib.Path(tempfile.mkdtemp(), "drift.html")
+    >>> frame = pd.DataFrame({"x": [0.5, 1.5, 2.5]})
+    >>> write_report(frame, frame, html_path=out).dataset_drift, out.exists()
+    (False, True)
+    """
+    result = report(reference, current, **options)
+    if html_path is not None:
+        result.save_html(html_path)
+    if json_path is not None:
+        result.save_json(json_path)
+    return result
