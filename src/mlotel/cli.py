@@ -1,4 +1,4 @@
-"""The ``mlotel`` command: ``mlotel demo`` and ``mlotel version``.
+"""The ``mlotel`` command: ``mlotel demo``, ``mlotel report`` and ``mlotel version``.
 
 ``mlotel demo`` trains a small scikit-learn classifier on a dataset that ships
 inside scikit-learn (no download), serves predictions under synthetic traffic
@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -181,6 +182,116 @@ def _report(url: str, calls: int, errors: int) -> None:
     )
 
 
+def _read_table(path: str, flag: str) -> tuple[Any, str | None]:
+    """(DataFrame, None) or (None, a one-line error naming the file and the problem)."""
+    import pandas as pd
+
+    source = Path(path)
+    if not source.is_file():
+        return None, f"{flag} {path}: no such file"
+    try:
+        if source.suffix.lower() in (".parquet", ".pq"):
+            try:
+                return pd.read_parquet(source), None
+            except ImportError:
+                return None, f"{flag} {path}: reading Parquet needs pyarrow: pip install pyarrow"
+        return pd.read_csv(source, low_memory=False), None
+    except pd.errors.EmptyDataError:
+        return None, f"{flag} {path}: the file is empty (no header row)"
+    except pd.errors.ParserError as exc:
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        return None, f"{flag} {path}: not a readable CSV file ({detail})"
+    except UnicodeDecodeError as exc:
+        return None, f"{flag} {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except (OSError, ValueError) as exc:
+        return None, f"{flag} {path}: cannot read it ({exc})"
+
+
+def _report_command(args: argparse.Namespace) -> int:
+    """``mlotel report``: the offline drift report of two CSV (or Parquet) files."""
+    try:
+        import pandas  # noqa: F401
+        import scipy  # noqa: F401
+    except ImportError:
+        print(
+            "mlotel report needs scipy and pandas: pip install 'mlotel[report]'", file=sys.stderr
+        )
+        return 2
+    from mlotel.drift import report
+
+    interactive = sys.stderr.isatty()
+
+    def say(text: str, end: str = "\n") -> None:
+        if interactive:
+            print(text, end=end, file=sys.stderr, flush=True)
+
+    frames = []
+    for flag, path in (("--reference", args.reference), ("--current", args.current)):
+        say(f"mlotel report: reading {path} ...")
+        frame, error = _read_table(path, flag)
+        if error is not None:
+            print(f"mlotel report: {error}", file=sys.stderr)
+            return 2
+        frames.append(frame)
+
+    def progress(done: int, total: int, column: str) -> None:
+        say(f"\rmlotel report: column {done}/{total} {column[:40]:40s}", end="")
+
+    try:
+        result = report(
+            frames[0],
+            frames[1],
+            numerical=args.numerical,
+            categorical=args.categorical,
+            stattests=dict(args.stattest),
+            progress=progress,
+        )
+    except ValueError as exc:
+        say("")
+        print(f"mlotel report: {exc}", file=sys.stderr)
+        return 2
+    say("")
+    try:
+        if args.html:
+            result.save_html(args.html)
+        if args.json == "-":
+            print(result.to_json())
+        elif args.json:
+            result.save_json(args.json)
+    except OSError as exc:
+        print(f"mlotel report: cannot write the report: {exc}", file=sys.stderr)
+        return 2
+    if args.json == "-":
+        return 0
+    untested = len(result.columns) - result.number_of_tested_columns
+    if result.drift_share is None:
+        print(f"no column could be tested ({untested} columns; see the statuses in the report)")
+    else:
+        verdict = "DETECTED" if result.dataset_drift else "not detected"
+        print(
+            f"dataset drift {verdict}: {result.number_of_drifted_columns} of "
+            f"{result.number_of_tested_columns} tested columns drifted "
+            f"(share {result.drift_share:.2f}, threshold {result.drift_share_threshold:.2f})"
+            + (f"; {untested} columns not tested" if untested else "")
+        )
+    for column in result.columns:
+        if column.drift_detected:
+            print(f"  drift: {column.name} ({column.stattest} {column.score:.4g})")
+        elif column.status != "tested":
+            print(f"  {column.status}: {column.message}")
+    for label, path in (("HTML", args.html), ("JSON", args.json)):
+        if path:
+            print(f"{label} report: {path}")
+    return 0
+
+
+def _stattest_option(text: str) -> tuple[str, str]:
+    column, sep, test = text.rpartition("=")
+    if not sep or not column or not test:
+        raise argparse.ArgumentTypeError(f"expected COLUMN=TEST, got {text!r}")
+    return column, test
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mlotel`` console script."""
     parser = argparse.ArgumentParser(prog="mlotel", description=__doc__.splitlines()[0])
@@ -195,6 +306,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--serve-after", type=float, default=0.0, help="keep serving metrics this long after"
     )
+    rep = sub.add_parser(
+        "report",
+        help="offline drift report of two CSV files (Evidently 0.7 DataDriftPreset's tests)",
+    )
+    rep.add_argument("--reference", required=True, help="reference data (CSV or Parquet)")
+    rep.add_argument("--current", required=True, help="current data (CSV or Parquet)")
+    rep.add_argument("--html", help="write the HTML report here")
+    rep.add_argument("--json", help="write the JSON report here ('-': to stdout, nothing else)")
+    rep.add_argument(
+        "--numerical", action="append", default=[], metavar="COLUMN", help="test as numerical"
+    )
+    rep.add_argument(
+        "--categorical", action="append", default=[], metavar="COLUMN", help="test as categorical"
+    )
+    rep.add_argument(
+        "--stattest",
+        action="append",
+        default=[],
+        type=_stattest_option,
+        metavar="COLUMN=TEST",
+        help="use this test for a column (ks, wasserstein, chisquare, z, jensenshannon, psi, "
+        "kl_div)",
+    )
     sub.add_parser("version", help="print the mlotel version")
     args = parser.parse_args(argv)
     if args.command == "version":
@@ -202,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(json.dumps({"mlotel": mlotel.__version__}))
         return 0
+    if args.command == "report":
+        return _report_command(args)
     if args.duration <= 0 or args.duration > 86_400:
         parser.error("--duration must be between 0 and 86400 seconds")
     return _demo(args)
