@@ -4,11 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real components the tests start on loopback: Prometheus + promtool, Alertmanager + amtool.
+# Real components the tests start: Prometheus + promtool, Alertmanager + amtool (on loopback),
+# and headless Chromium, which renders the drift report's HTML page.
+APT_PACKAGES=""
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  APT_PACKAGES="prometheus prometheus-alertmanager"
+fi
+if ! command -v chromium >/dev/null; then
+  APT_PACKAGES="$APT_PACKAGES chromium"
+fi
+if [ -n "$APT_PACKAGES" ]; then
   if [ "$(id -u)" = "0" ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $APT_PACKAGES >/dev/null
 fi
 
 PY="${PYTHON:-python3}"
@@ -19,7 +28,7 @@ fi
 # torch first, pinned: the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
 .venv/bin/python -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import mlotel, pytest, sklearn, torch, opentelemetry.proto" >/dev/null
+.venv/bin/python -c "import mlotel, pytest, sklearn, torch, opentelemetry.proto, scipy" >/dev/null
 
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks examples
