@@ -36,7 +36,11 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
     BaseInstrumentor,
 )
 
-from .._instrument import ModelSpec
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from .. import _runtime
+from .._errors import tally
+from .._instrument import ModelSpec, _finish, _input_of, _start
 
 __all__ = [
     "INFERENCE",
@@ -46,9 +50,13 @@ __all__ = [
     "TRAINING",
     "MLInstrumentor",
     "Patches",
+    "all_subclasses",
+    "default_prepare",
     "framework_of",
+    "inference_wrapper",
     "names_of",
     "not_inference",
+    "training_wrapper",
 ]
 
 _logger = logging.getLogger("mlotel")
@@ -197,8 +205,6 @@ class _SubclassHook:
             try:
                 on_new_class(cls)
             except Exception as exc:  # fail open: the class still gets defined
-                from .._errors import tally
-
                 tally.error("integrations.subclass", exc)
 
         self._installed = classmethod(__init_subclass__)
@@ -308,8 +314,6 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             try:
                 self._patch(module)
             except Exception as exc:
-                from .._errors import tally
-
                 tally.error(f"integrations.{self._library}", exc)
 
         wrapt.register_post_import_hook(on_import, self._module)
@@ -388,3 +392,87 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _default_output(self, instance: Any, cls: type, model_name: str) -> str:
         return "auto"
+
+
+def training_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Wrapper of training/evaluation calls: model calls inside them are not inferences."""
+    if STATE.get() is not None:
+        return wrapped(*args, **kwargs)
+    token = STATE.set(TRAINING)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        STATE.reset(token)
+
+
+Prepare = Callable[[Any, tuple[Any, ...], dict[str, Any]], tuple[Any, Any, Any]]
+"""(instance, args, kwargs) -> (features, class_labels, feature_names) of one call."""
+Readout = Callable[[Any], tuple[Any, Any]]
+"""result -> (output to read, explicit scores or None)."""
+
+
+def default_prepare(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, Any, Any]:
+    """sklearn-style objects: first argument, ``classes_``, ``feature_names_in_``."""
+    return (
+        _input_of(args, kwargs),
+        getattr(instance, "classes_", None),
+        names_of(getattr(instance, "feature_names_in_", None)),
+    )
+
+
+def inference_wrapper(
+    instrumentor: MLInstrumentor,
+    operation: str,
+    prepare: Prepare = default_prepare,
+    readout: Readout | None = None,
+) -> Callable[..., Any]:
+    """A wrapt wrapper observing ``operation`` calls as inferences (outermost call only)."""
+    spec_for = instrumentor.spec_for
+    nested = bool(instrumentor._options.get("nested_spans", False))
+    component = f"integrations.{instrumentor._library}"
+
+    def observe(
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        state = STATE.get()
+        if state is not None or instance is None or not is_instrumentation_enabled():
+            if nested and state == INFERENCE and instance is not None:
+                tracer = _runtime.lazy_runtime().tracer
+                with tracer.start_as_current_span(f"{operation} {type(instance).__name__}"):
+                    return wrapped(*args, **kwargs)
+            return wrapped(*args, **kwargs)
+        try:
+            spec = spec_for(instance, operation)
+            features, labels, names = prepare(instance, args, kwargs)
+        except Exception as exc:  # fail open: e.g. a user property that raises
+            tally.error(component, exc)
+            return wrapped(*args, **kwargs)
+        token = STATE.set(INFERENCE)
+        try:
+            call = _start(spec, features)
+            if call is None:
+                return wrapped(*args, **kwargs)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                _finish(call, spec, features, None, exc, labels, names)
+                raise
+            observed, scores = result, None
+            if readout is not None:
+                try:
+                    observed, scores = readout(result)
+                except Exception as exc:
+                    tally.error(component, exc)
+            _finish(call, spec, features, observed, None, labels, names, scores)
+            return result
+        finally:
+            STATE.reset(token)
+
+    return observe

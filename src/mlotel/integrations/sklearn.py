@@ -20,12 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-
-from .. import _runtime
-from .._errors import tally
-from .._instrument import _observe_sync
-from ._base import INFERENCE, STATE, TRAINING, MLInstrumentor, all_subclasses, names_of
+from ._base import MLInstrumentor, all_subclasses, inference_wrapper, training_wrapper
 
 __all__ = ["INFERENCE_METHODS", "TRAINING_METHODS", "SklearnInstrumentor"]
 
@@ -52,18 +47,6 @@ _OTHER_LIBRARIES = ("xgboost", "lightgbm")
 ``xgboost``, ``lightgbm``), so that disabling one of them turns those off."""
 
 
-def _training(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    if STATE.get() is not None:
-        return wrapped(*args, **kwargs)
-    token = STATE.set(TRAINING)
-    try:
-        return wrapped(*args, **kwargs)
-    finally:
-        STATE.reset(token)
-
-
 class SklearnInstrumentor(MLInstrumentor):
     """Observes scikit-learn inference calls (entry point name ``sklearn``).
 
@@ -87,7 +70,7 @@ class SklearnInstrumentor(MLInstrumentor):
         self._hook_subclasses(root, lambda cls: self._patch_class(cls, wrappers))
         for name in _CROSS_VALIDATION:
             if name in vars(validation):
-                self._patches.wrap(validation, name, _training)
+                self._patches.wrap(validation, name, training_wrapper)
 
     def _patch_class(self, cls: type, wrappers: dict[str, Callable[..., Any]]) -> None:
         if cls.__module__.partition(".")[0] in _OTHER_LIBRARIES:
@@ -97,41 +80,8 @@ class SklearnInstrumentor(MLInstrumentor):
 
     def _wrappers(self) -> dict[str, Callable[..., Any]]:
         wrappers: dict[str, Callable[..., Any]] = {
-            name: self._inference_wrapper(name) for name in INFERENCE_METHODS
+            name: inference_wrapper(self, name) for name in INFERENCE_METHODS
         }
         for name in TRAINING_METHODS:
-            wrappers[name] = _training
+            wrappers[name] = training_wrapper
         return wrappers
-
-    def _inference_wrapper(self, operation: str) -> Callable[..., Any]:
-        spec_for = self.spec_for
-        nested = bool(self._options.get("nested_spans", False))
-        span_name = f"{operation} "
-
-        def observe(
-            wrapped: Callable[..., Any],
-            instance: Any,
-            args: tuple[Any, ...],
-            kwargs: dict[str, Any],
-        ) -> Any:
-            state = STATE.get()
-            if state is not None or instance is None or not is_instrumentation_enabled():
-                if nested and state == INFERENCE and instance is not None:
-                    tracer = _runtime.lazy_runtime().tracer
-                    with tracer.start_as_current_span(span_name + type(instance).__name__):
-                        return wrapped(*args, **kwargs)
-                return wrapped(*args, **kwargs)
-            try:
-                spec = spec_for(instance, operation)
-                labels = getattr(instance, "classes_", None)
-                names = names_of(getattr(instance, "feature_names_in_", None))
-            except Exception as exc:  # fail open: e.g. a user property that raises
-                tally.error("integrations.sklearn", exc)
-                return wrapped(*args, **kwargs)
-            token = STATE.set(INFERENCE)
-            try:
-                return _observe_sync(spec, wrapped, args, kwargs, labels, names)
-            finally:
-                STATE.reset(token)
-
-        return observe
