@@ -98,10 +98,15 @@ def test_sklearn_script_is_instrumented(tmp_path: Path) -> None:
         points = rx.metric_points("ml.inference.duration")
         assert points and points[-1].count == 4
         assert all(
-            any(a.key == "ml.model.name" and a.value.string_value == "Pipeline" for a in p.attributes)
+            any(
+                a.key == "ml.model.name" and a.value.string_value == "Pipeline"
+                for a in p.attributes
+            )
             for p in points
         )
-        assert rx.wait_for(lambda: len([r for _, r in rx.logs() if r.event_name == "ml.prediction"]) == 4)
+        assert rx.wait_for(
+            lambda: len([r for _, r in rx.logs() if r.event_name == "ml.prediction"]) == 4
+        )
 
 
 def test_torch_script_is_instrumented(tmp_path: Path) -> None:

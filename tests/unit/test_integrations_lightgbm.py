@@ -39,7 +39,9 @@ def test_sklearn_api_names_and_scores(captured: CapturedTelemetry) -> None:
     assert dict(captured.spans[0].attributes or {})[semconv.ATTR_MODEL_FRAMEWORK] == "lightgbm"
     assert captured.histogram_count(semconv.PREDICTION_SCORE.name) == 6
     yes = int((proba[:, 1] > 0.5).sum())
-    assert captured.counter_value(semconv.PREDICTIONS.name, {"ml.prediction.class": "yes"}) == 2 * yes
+    assert (
+        captured.counter_value(semconv.PREDICTIONS.name, {"ml.prediction.class": "yes"}) == 2 * yes
+    )
 
 
 def test_booster_predict(captured: CapturedTelemetry) -> None:

@@ -57,14 +57,18 @@ def _doubler_bytes() -> bytes:
 
 
 def test_run_on_a_file_model(captured: CapturedTelemetry, tmp_path: Path) -> None:
-    session = ort.InferenceSession(str(_classifier_file(tmp_path)), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(_classifier_file(tmp_path)), providers=["CPUExecutionProvider"]
+    )
     labels, proba = session.run(None, {"X": X[:6]})
     (span,) = captured.spans
     assert span.name == "predict churn"  # from the file name
     attrs = dict(span.attributes or {})
     assert attrs[semconv.ATTR_MODEL_FRAMEWORK] == "onnxruntime"
     assert attrs[semconv.ATTR_BATCH_SIZE] == 6
-    assert captured.histogram_count(semconv.PREDICTION_SCORE.name) == 6
+    (scores,) = captured.points(semconv.PREDICTION_SCORE.name)
+    assert scores.count == 6
+    assert scores.sum == pytest.approx(float(proba.max(axis=1).sum()), rel=1e-5)
     ones = int((labels == 1).sum())
     assert captured.counter_value(semconv.PREDICTIONS.name, {"ml.prediction.class": "1"}) == ones
     payload = log_payload(captured.logs[0])

@@ -84,9 +84,7 @@ def test_pipeline_is_one_inference_per_outer_call(captured: CapturedTelemetry) -
         pipe.predict(X[:3])
     pipe.predict_proba(X[:3])
     assert _inferences(captured) == 6
-    assert [s.name for s in captured.spans] == ["predict Pipeline"] * 5 + [
-        "predict_proba Pipeline"
-    ]
+    assert [s.name for s in captured.spans] == ["predict Pipeline"] * 5 + ["predict_proba Pipeline"]
 
 
 def test_meta_estimators_and_cross_validation(captured: CapturedTelemetry) -> None:
@@ -233,7 +231,9 @@ def test_uninstrument_restores_every_original() -> None:
     hook_before = vars(sklearn.base.BaseEstimator).get("__init_subclass__")
     with capture_telemetry() as cap:
         SklearnInstrumentor().instrument()
-        assert vars(LinearClassifierMixin)["predict"] is not before[(LinearClassifierMixin, "predict")]
+        assert (
+            vars(LinearClassifierMixin)["predict"] is not before[(LinearClassifierMixin, "predict")]
+        )
         SklearnInstrumentor().uninstrument()
         assert _originals() == before
         assert all(_originals()[k] is v for k, v in before.items())

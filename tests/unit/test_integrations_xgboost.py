@@ -39,7 +39,10 @@ def test_sklearn_api_is_one_inference_per_call(captured: CapturedTelemetry) -> N
     labels = clf.predict(X[:5])
     proba = clf.predict_proba(X[:5])
     assert labels.shape == (5,) and proba.shape == (5, 2)
-    assert [s.name for s in captured.spans] == ["predict XGBClassifier", "predict_proba XGBClassifier"]
+    assert [s.name for s in captured.spans] == [
+        "predict XGBClassifier",
+        "predict_proba XGBClassifier",
+    ]
     attrs = dict(captured.spans[0].attributes or {})
     assert attrs[semconv.ATTR_MODEL_FRAMEWORK] == "xgboost"
     assert attrs[semconv.ATTR_BATCH_SIZE] == 5

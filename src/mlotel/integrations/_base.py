@@ -35,7 +35,6 @@ from opentelemetry.instrumentation.dependencies import (
 from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
     BaseInstrumentor,
 )
-
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .. import _runtime
@@ -85,7 +84,7 @@ _KNOWN_FRAMEWORKS = {
 }
 
 
-class not_inference:  # noqa: N801 - used like a function: ``with not_inference():``
+class not_inference:
     """Treat model calls inside the block as training/evaluation, not inferences.
 
     Useful for evaluation code mlotel cannot recognise (a hand-written scorer loop).
@@ -195,19 +194,19 @@ class _SubclassHook:
         self.root = root
         self._had_own = "__init_subclass__" in vars(root)
         self._original = vars(root).get("__init_subclass__")
-        root_class = root
+        root_class: Any = root
 
-        def __init_subclass__(cls: type, **kwargs: Any) -> None:
+        def __init_subclass__(cls: Any, /, **kwargs: Any) -> None:
             if self._original is not None:
                 self._original.__func__(cls, **kwargs)
             else:
-                super(root_class, cls).__init_subclass__(**kwargs)  # type: ignore[misc]
+                super(root_class, cls).__init_subclass__(**kwargs)
             try:
                 on_new_class(cls)
             except Exception as exc:  # fail open: the class still gets defined
                 tally.error("integrations.subclass", exc)
 
-        self._installed = classmethod(__init_subclass__)
+        self._installed: Any = classmethod(__init_subclass__)
         root.__init_subclass__ = self._installed  # type: ignore[assignment]
 
     def remove(self) -> None:
@@ -224,7 +223,8 @@ def all_subclasses(root: type) -> list[type]:
     seen: dict[type, None] = {root: None}
     stack = [root]
     while stack:
-        for sub in type.__subclasses__(stack.pop()):
+        subclasses: list[type] = type.__subclasses__(stack.pop())
+        for sub in subclasses:
             if sub not in seen:
                 seen[sub] = None
                 stack.append(sub)
@@ -370,9 +370,9 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         extra: tuple[Any, ...],
     ) -> ModelSpec:
         options = self._options
-        model_name = str(name or _lookup(options.get("model_names"), cls) or self._default_name(
-            instance, cls
-        ))
+        model_name = str(
+            name or _lookup(options.get("model_names"), cls) or self._default_name(instance, cls)
+        )
         if version is None:
             version = _lookup(options.get("model_versions"), cls, model_name)
         output = _lookup(options.get("outputs"), cls, model_name) or self._default_output(

@@ -28,9 +28,7 @@ __all__ = ["OnnxRuntimeInstrumentor"]
 _SPEC_ATTRIBUTE = "_mlotel_spec"
 
 
-def _prepare(
-    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[Any, Any, Any]:
+def _prepare(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
     feed = args[1] if len(args) > 1 else kwargs.get("input_feed")
     if isinstance(feed, dict) and len(feed) == 1:
         return next(iter(feed.values())), None, None

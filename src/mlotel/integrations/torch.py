@@ -94,8 +94,10 @@ class TorchInstrumentor(MLInstrumentor):
 
     def _score_mode(self, cls: type, model_name: str) -> str | None:
         scores = self._options.get("scores")
-        mode = scores if isinstance(scores, str) or scores is None else _lookup(
-            scores, cls, model_name
+        mode = (
+            scores
+            if isinstance(scores, str) or scores is None
+            else _lookup(scores, cls, model_name)
         )
         if mode is not None and mode not in SCORE_MODES:
             raise ValueError(f"scores={mode!r} must be one of {', '.join(SCORE_MODES)}")
@@ -152,9 +154,11 @@ class TorchInstrumentor(MLInstrumentor):
                 device = None if tensor is None else tensor.device
                 dtype = None if tensor is None else tensor.dtype
                 spec = spec_for(instance, "predict", device, dtype)
-                mode = score_mode(type(instance), spec.model_name) if spec.output_kind == (
-                    "probabilities"
-                ) else None
+                mode = (
+                    score_mode(type(instance), spec.model_name)
+                    if spec.output_kind == ("probabilities")
+                    else None
+                )
             except Exception as exc:
                 tally.error("integrations.torch", exc)
                 return wrapped(*args, **kwargs)
