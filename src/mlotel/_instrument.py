@@ -9,6 +9,7 @@ faults inside mlotel are counted and swallowed.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import functools
 import inspect
@@ -28,7 +29,7 @@ from ._data import batch_size, features_payload, output_array
 from ._errors import tally
 from ._monitor import CallRecord, Monitor
 
-__all__ = ["InferenceCall", "ModelSpec", "inference", "instrument"]
+__all__ = ["MODEL_CALL_STATE", "InferenceCall", "ModelSpec", "inference", "instrument"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _M = TypeVar("_M")
@@ -54,6 +55,16 @@ _iscoroutine = asyncio.iscoroutine
 _attach = otel_context.attach
 _detach = otel_context.detach
 _set_span_in_context = trace.set_span_in_context
+
+
+MODEL_CALL_STATE: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "mlotel_model_call", default=None
+)
+"""1 while an observed inference runs, 2 inside training (set by integrations): model
+calls made meanwhile that auto-instrumentation would observe pass through, so an
+instrumented function that calls an auto-instrumented model is one inference."""
+_state_set = MODEL_CALL_STATE.set
+_state_reset = MODEL_CALL_STATE.reset
 
 
 _ROWS_ONLY_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
@@ -360,11 +371,14 @@ def _observe_sync(
     call = _start(spec, features)
     if call is None:
         return fn(*args, **kwargs)
+    token = _state_set(1)
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
+        _state_reset(token)
         _finish(call, spec, features, None, exc, class_labels, feature_names)
         raise
+    _state_reset(token)
     if _iscoroutine(result):
         # An async model behind a sync wrapper (retry/timeout decorators): the call ends
         # when the coroutine does, so time it and keep its span current while awaited.
@@ -407,11 +421,14 @@ async def _observe_async(
     call = _start(spec, features)
     if call is None:
         return await fn(*args, **kwargs)
+    token = _state_set(1)
     try:
         result = await fn(*args, **kwargs)
     except BaseException as exc:
+        _state_reset(token)
         _finish(call, spec, features, None, exc, class_labels, feature_names)
         raise
+    _state_reset(token)
     _finish(call, spec, features, result, None, class_labels, feature_names)
     return result
 
@@ -690,6 +707,7 @@ class InferenceCall:
         self._scores: Any = None
         self._names: Sequence[str] | None = None
         self._class_labels: Sequence[Any] | None = None
+        self._state_token: contextvars.Token[int | None] | None = None
 
     def record(
         self,
@@ -714,6 +732,8 @@ class InferenceCall:
 
     def __enter__(self) -> InferenceCall:
         self._call = _start(self._spec)
+        if self._call is not None:
+            self._state_token = _state_set(1)
         return self
 
     def __exit__(
@@ -726,6 +746,12 @@ class InferenceCall:
         self._call = None
         if call is None:
             return
+        token, self._state_token = self._state_token, None
+        if token is not None:
+            try:
+                _state_reset(token)
+            except ValueError:  # exited in another context than entered: nothing to undo
+                pass
         _finish(
             call,
             self._spec,

@@ -261,3 +261,20 @@ def test_auto_instrument_honours_disabled_env(monkeypatch: pytest.MonkeyPatch) -
             assert _inferences(cap) == 1
     finally:
         mlotel.integrations.uninstrument_all()
+
+
+def test_explicit_instrumentation_around_an_auto_instrumented_model(
+    captured: CapturedTelemetry,
+) -> None:
+    clf = LogisticRegression().fit(X, Y)
+
+    @mlotel.instrument(model_name="churn")
+    def predict(rows: Any) -> Any:
+        return clf.predict(rows)
+
+    predict(X[:2])
+    mlotel.instrument(clf, model_name="proxied").predict(X[:2])
+    with mlotel.inference("block") as call:
+        call.record(features=X[:2], prediction=clf.predict(X[:2]))
+    assert [s.name for s in captured.spans] == ["predict churn", "predict proxied", "predict block"]
+    assert _inferences(captured) == 3

@@ -39,7 +39,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .. import _runtime
 from .._errors import tally
-from .._instrument import ModelSpec, _finish, _input_of, _start
+from .._instrument import MODEL_CALL_STATE, ModelSpec, _finish, _input_of, _start
 
 __all__ = [
     "INFERENCE",
@@ -65,10 +65,9 @@ INFERENCE = 1
 TRAINING = 2
 """STATE value while a training or evaluation call (fit, cross-validation, score) runs."""
 
-STATE: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "mlotel_integration_state", default=None
-)
-"""Set while an observed call runs: nested model calls are not separate inferences."""
+STATE = MODEL_CALL_STATE
+"""Set while an observed call runs: nested model calls are not separate inferences
+(``@mlotel.instrument`` and the proxy set it too)."""
 
 MODEL_NAME_ATTRIBUTE = "mlotel_model_name"
 """Set this attribute on a model object to name it (``clf.mlotel_model_name = "churn"``)."""
