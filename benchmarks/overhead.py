@@ -303,6 +303,48 @@ def prometheus_json(providers: Providers, fn: Call) -> PromJson:
     return PromJson(call, flush)
 
 
+def sklearn_auto_variants(calls: int, batch_calls: int) -> list[Variant]:
+    """The same LogisticRegression.predict call three ways: bare (the original method),
+    auto-instrumented (SklearnInstrumentor) and under ``@mlotel.instrument``."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.linear_model._base import LinearClassifierMixin
+
+        from mlotel.integrations.sklearn import SklearnInstrumentor
+    except ImportError:  # scikit-learn or opentelemetry-instrumentation not installed
+        return []
+    clf = LogisticRegression().fit(X_BATCH, (X_BATCH[:, 0] > 0.5).astype(int))
+    original = vars(LinearClassifierMixin)["predict"]
+    SklearnInstrumentor().instrument()
+
+    def bare(x: np.ndarray) -> Any:
+        return original(clf, x)
+
+    @mlotel.instrument(model_name="LogisticRegression", framework="sklearn")
+    def decorated(x: np.ndarray) -> Any:
+        return original(clf, x)
+
+    auto = clf.predict
+    variants = []
+    for rows, x, n in ((1, X_ROW, calls), (BATCH_ROWS, X_BATCH, batch_calls)):
+        variants += [
+            Variant(f"sklearn bare predict, {rows} rows", bare, x, noop, n),
+            Variant(
+                f"sklearn auto-instrumented, {rows} rows", auto, x, mlotel.force_flush, n, 1, 1
+            ),
+            Variant(
+                f"sklearn @mlotel.instrument, {rows} rows",
+                decorated,
+                x,
+                mlotel.force_flush,
+                n,
+                1,
+                1,
+            ),
+        ]
+    return variants
+
+
 # --- timing -----------------------------------------------------------------------------
 
 
@@ -411,10 +453,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         Variant("mlotel, 1 row, unsampled span", ml_row, X_ROW, mlotel_flush, calls, logs=1),
     ]
     b = measure(group_b, repeats)
+
+    # --- auto-instrumented scikit-learn: ratio 5 -----------------------------------------
+    configure_mlotel(sampled)
+    auto = sklearn_auto_variants(calls, batch_calls)
+    c = measure(auto, repeats) if auto else {}
+    if auto:
+        from mlotel.integrations import uninstrument_all
+
+        uninstrument_all()
     mlotel.shutdown()
 
     print("absolute time per call (µs, median, flush included):")
-    for name, seconds in {**a, **b}.items():
+    for name, seconds in {**a, **b, **c}.items():
         print(f"  {name:<52} {seconds * 1e6:9.2f}")
     print()
 
@@ -449,6 +500,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{overhead_batch * 1e6:.2f} µs per {BATCH_ROWS}-row call "
         f"(mlotel time minus the bare function)"
     )
+    if c:
+        print()
+        print(
+            "auto-instrumented sklearn LogisticRegression.predict (opentelemetry-instrument path):"
+        )
+        for rows in (1, BATCH_ROWS):
+            bare = c[f"sklearn bare predict, {rows} rows"]
+            auto_added = c[f"sklearn auto-instrumented, {rows} rows"] - bare
+            decorated_added = c[f"sklearn @mlotel.instrument, {rows} rows"] - bare
+            print(
+                f"  {rows:5d} rows: instrumented / uninstrumented "
+                f"{c[f'sklearn auto-instrumented, {rows} rows'] / bare:.2f}x; added "
+                f"{auto_added * 1e6:.2f} µs vs decorator {decorated_added * 1e6:.2f} µs"
+            )
+            results.append(
+                report(
+                    f"{len(results) + 1}. auto-instrumented added time / decorator added time, "
+                    f"{rows} rows",
+                    auto_added / decorated_added,
+                    1.1,
+                )
+            )
     missed = [str(i) for i, ok in enumerate(results, 1) if not ok]
     print(
         f"targets met: {sum(results)}/{len(results)}"
