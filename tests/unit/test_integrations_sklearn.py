@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 import mlotel
 from mlotel import semconv
-from mlotel.integrations import not_inference, set_model_name
+from mlotel.integrations import MLInstrumentor, not_inference, set_model_name
 from mlotel.integrations.sklearn import SklearnInstrumentor
 from mlotel.testing import CapturedTelemetry, capture_telemetry, log_payload
 
@@ -278,3 +278,20 @@ def test_explicit_instrumentation_around_an_auto_instrumented_model(
         call.record(features=X[:2], prediction=clf.predict(X[:2]))
     assert [s.name for s in captured.spans] == ["predict churn", "predict proxied", "predict block"]
     assert _inferences(captured) == 3
+
+
+class _NotInstalled(MLInstrumentor):
+    _instance = None  # BaseInstrumentor keeps one instance per class
+    _library = "absent"
+    _module = "mlotel_absent_library"
+    _instruments = ("mlotel-absent-library >= 1",)
+
+    def _patch(self, module: Any) -> None:
+        raise AssertionError("never patched")
+
+
+def test_missing_library_is_skipped_quietly() -> None:
+    target = _NotInstalled()
+    # the launcher passes skip_dep_check=True: each instrumentor checks its own library
+    assert target.instrument(skip_dep_check=True) is None
+    assert not target.is_instrumented_by_opentelemetry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,3 +82,28 @@ def test_uninstrument_restores_originals() -> None:
         assert all(vars(o)[n] is before[(o, n)] for o, n in owners)
         xgb.XGBRegressor(n_estimators=2).fit(X, X[:, 0]).predict(X[:3])
         assert cap.spans == []
+
+
+def test_user_subclass_with_both_sklearn_and_xgboost_instrumented() -> None:
+    from mlotel.integrations.sklearn import SklearnInstrumentor
+
+    with capture_telemetry() as cap:
+        SklearnInstrumentor().instrument()
+        XGBoostInstrumentor().instrument()
+        try:
+
+            class Calibrated(xgb.XGBClassifier):
+                def predict_proba(self, x: Any, **kwargs: Any) -> Any:
+                    return super().predict_proba(x, **kwargs)
+
+            own = vars(Calibrated)["predict_proba"]
+            assert not hasattr(own.__wrapped__, "__wrapped__")  # wrapped once, not twice
+            clf = Calibrated(n_estimators=2).fit(X, Y)
+            clf.predict_proba(X[:3])
+            (span,) = cap.spans
+            assert span.name == "predict_proba Calibrated"
+            assert dict(span.attributes or {})[semconv.ATTR_MODEL_FRAMEWORK] == "xgboost"
+        finally:
+            SklearnInstrumentor().uninstrument()
+            XGBoostInstrumentor().uninstrument()
+        assert not hasattr(vars(Calibrated)["predict_proba"], "__wrapped__")
