@@ -9,6 +9,7 @@ faults inside mlotel are counted and swallowed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import copy
 import functools
@@ -748,10 +749,9 @@ class InferenceCall:
             return
         token, self._state_token = self._state_token, None
         if token is not None:
-            try:
+            # exited in another context than it was entered in: nothing there to undo
+            with contextlib.suppress(ValueError):
                 _state_reset(token)
-            except ValueError:  # exited in another context than entered: nothing to undo
-                pass
         _finish(
             call,
             self._spec,
