@@ -178,6 +178,8 @@ class Variant:
     """Spans each call must export (checked: a dropped record would flatter a variant)."""
     logs: int = 0
     """OTel log records each call must export."""
+    before: Callable[[], None] | None = None
+    """Run before each loop, outside the timed region (e.g. turn auto-instrumentation on)."""
 
 
 def bare_span(providers: Providers, fn: Call) -> Call:
@@ -308,23 +310,32 @@ def sklearn_auto_variants(calls: int, batch_calls: int, providers: Providers) ->
     auto-instrumented (SklearnInstrumentor) and under ``@mlotel.instrument``."""
     try:
         from sklearn.linear_model import LogisticRegression
-        from sklearn.linear_model._base import LinearClassifierMixin
 
         from mlotel.integrations.sklearn import SklearnInstrumentor
     except ImportError:  # scikit-learn or opentelemetry-instrumentation not installed
         return []
     clf = LogisticRegression().fit(X_BATCH, (X_BATCH[:, 0] > 0.5).astype(int))
-    original = vars(LinearClassifierMixin)["predict"]
-    SklearnInstrumentor().instrument()
+    instrumentor = SklearnInstrumentor()
+
+    def auto_on() -> None:
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+
+    def auto_off() -> None:
+        # predict calls decision_function: with sklearn instrumented, the "bare" call would
+        # observe that inner call, so bare and decorated loops run uninstrumented
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
 
     def bare(x: np.ndarray) -> Any:
-        return original(clf, x)
+        return clf.predict(x)
 
     @mlotel.instrument(model_name="LogisticRegression", framework="sklearn")
     def decorated(x: np.ndarray) -> Any:
-        return original(clf, x)
+        return clf.predict(x)
 
-    auto = clf.predict
+    def auto(x: np.ndarray) -> Any:  # the same extra frame as the two others
+        return clf.predict(x)
 
     def flush() -> None:
         # large payload records can still be queued after mlotel's flush returns: drain
@@ -335,9 +346,11 @@ def sklearn_auto_variants(calls: int, batch_calls: int, providers: Providers) ->
     variants = []
     for rows, x, n in ((1, X_ROW, calls), (BATCH_ROWS, X_BATCH, batch_calls)):
         variants += [
-            Variant(f"sklearn bare predict, {rows} rows", bare, x, noop, n),
-            Variant(f"sklearn auto-instrumented, {rows} rows", auto, x, flush, n, 1, 1),
-            Variant(f"sklearn @mlotel.instrument, {rows} rows", decorated, x, flush, n, 1, 1),
+            Variant(f"sklearn bare predict, {rows} rows", bare, x, noop, n, before=auto_off),
+            Variant(f"sklearn auto-instrumented, {rows} rows", auto, x, flush, n, 1, 1, auto_on),
+            Variant(
+                f"sklearn @mlotel.instrument, {rows} rows", decorated, x, flush, n, 1, 1, auto_off
+            ),
         ]
     return variants
 
@@ -348,6 +361,8 @@ def sklearn_auto_variants(calls: int, batch_calls: int, providers: Providers) ->
 def run_once(variant: Variant, calls: int) -> float:
     """Seconds per call for one loop of ``calls`` calls plus the flush."""
     call, x, flush = variant.call, variant.x, variant.flush
+    if variant.before is not None:
+        variant.before()
     spans, logs = SPANS.exported, LOGS.exported
     gc.collect()
     start = time.perf_counter()
@@ -458,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if auto:
         from mlotel.integrations import uninstrument_all
 
-        uninstrument_all()
+        uninstrument_all()  # the auto variant may have been the last to run
     mlotel.shutdown()
 
     print("absolute time per call (µs, median, flush included):")
