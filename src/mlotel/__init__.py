@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from . import semconv
 from ._api import Configuration, configure, force_flush, shutdown
 from ._config import ConfigError, Settings
@@ -24,6 +27,7 @@ __all__ = [
     "InstrumentedModel",
     "Settings",
     "__version__",
+    "auto_instrument",
     "configure",
     "force_flush",
     "inference",
@@ -33,3 +37,15 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def auto_instrument(libraries: Iterable[str] | None = None, **options: Any) -> list[str]:
+    """Instrument every installed ML library (or those named); returns the ones now on.
+
+    The one-line alternative to running under ``opentelemetry-instrument``; see
+    :func:`mlotel.integrations.auto_instrument` and docs/integrations.md. Needs the
+    ``opentelemetry-instrumentation`` package (in every integration extra).
+    """
+    from .integrations import auto_instrument as _auto_instrument
+
+    return _auto_instrument(libraries, **options)

@@ -9,6 +9,8 @@ faults inside mlotel are counted and swallowed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import copy
 import functools
 import inspect
@@ -28,7 +30,7 @@ from ._data import batch_size, features_payload, output_array
 from ._errors import tally
 from ._monitor import Analyzer, CallRecord, Monitor
 
-__all__ = ["InferenceCall", "ModelSpec", "inference", "instrument"]
+__all__ = ["MODEL_CALL_STATE", "InferenceCall", "ModelSpec", "inference", "instrument"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _M = TypeVar("_M")
@@ -54,6 +56,16 @@ _iscoroutine = asyncio.iscoroutine
 _attach = otel_context.attach
 _detach = otel_context.detach
 _set_span_in_context = trace.set_span_in_context
+
+
+MODEL_CALL_STATE: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "mlotel_model_call", default=None
+)
+"""1 while an observed inference runs, 2 inside training (set by integrations): model
+calls made meanwhile that auto-instrumentation would observe pass through, so an
+instrumented function that calls an auto-instrumented model is one inference."""
+_state_set = MODEL_CALL_STATE.set
+_state_reset = MODEL_CALL_STATE.reset
 
 
 _ROWS_ONLY_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
@@ -374,11 +386,14 @@ def _observe_sync(
     call = _start(spec, features)
     if call is None:
         return fn(*args, **kwargs)
+    token = _state_set(1)
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
+        _state_reset(token)
         _finish(call, spec, features, None, exc, class_labels, feature_names)
         raise
+    _state_reset(token)
     if _iscoroutine(result):
         # An async model behind a sync wrapper (retry/timeout decorators): the call ends
         # when the coroutine does, so time it and keep its span current while awaited.
@@ -421,11 +436,14 @@ async def _observe_async(
     call = _start(spec, features)
     if call is None:
         return await fn(*args, **kwargs)
+    token = _state_set(1)
     try:
         result = await fn(*args, **kwargs)
     except BaseException as exc:
+        _state_reset(token)
         _finish(call, spec, features, None, exc, class_labels, feature_names)
         raise
+    _state_reset(token)
     _finish(call, spec, features, result, None, class_labels, feature_names)
     return result
 
@@ -706,6 +724,7 @@ class InferenceCall:
         self._scores: Any = None
         self._names: Sequence[str] | None = None
         self._class_labels: Sequence[Any] | None = None
+        self._state_token: contextvars.Token[int | None] | None = None
 
     def record(
         self,
@@ -730,6 +749,8 @@ class InferenceCall:
 
     def __enter__(self) -> InferenceCall:
         self._call = _start(self._spec)
+        if self._call is not None:
+            self._state_token = _state_set(1)
         return self
 
     def __exit__(
@@ -742,6 +763,11 @@ class InferenceCall:
         self._call = None
         if call is None:
             return
+        token, self._state_token = self._state_token, None
+        if token is not None:
+            # exited in another context than it was entered in: nothing there to undo
+            with contextlib.suppress(ValueError):
+                _state_reset(token)
         _finish(
             call,
             self._spec,

@@ -26,7 +26,9 @@ __all__ = [
     "ATTR_FEATURES",
     "ATTR_FEATURE_BIN",
     "ATTR_FEATURE_NAME",
+    "ATTR_INPUT_DTYPE",
     "ATTR_METRIC_NAME",
+    "ATTR_MODEL_DEVICE",
     "ATTR_MODEL_FRAMEWORK",
     "ATTR_MODEL_NAME",
     "ATTR_MODEL_VERSION",
@@ -72,6 +74,8 @@ ATTR_MODEL_VERSION = "ml.model.version"
 ATTR_MODEL_FRAMEWORK = "ml.model.framework"
 ATTR_OPERATION_NAME = "ml.operation.name"
 ATTR_BATCH_SIZE = "ml.batch.size"
+ATTR_MODEL_DEVICE = "ml.model.device"
+ATTR_INPUT_DTYPE = "ml.input.dtype"
 ATTR_PREDICTION_ID = "ml.prediction.id"
 ATTR_PREDICTION_CLASS = "ml.prediction.class"
 ATTR_FEATURES = "ml.features"

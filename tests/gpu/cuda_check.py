@@ -82,5 +82,53 @@ def main() -> None:
             )
 
 
+def auto_instrumented() -> None:
+    """TorchInstrumentor on CUDA: device attribute, and the cost of ``cuda_timing``."""
+    from mlotel.integrations.torch import TorchInstrumentor
+
+    model = torch.nn.Sequential(
+        torch.nn.Linear(32, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 10)
+    ).cuda()
+    model.eval()
+    x = torch.randn(1024, 32, device="cuda")
+    with capture_telemetry() as captured, torch.no_grad():
+        TorchInstrumentor().instrument(scores="softmax")
+        try:
+            out = model(x)
+            assert out.device.type == "cuda"
+            (span,) = captured.spans
+            assert span.attributes["ml.model.device"] == "cuda:0", span.attributes
+            assert span.attributes["ml.input.dtype"] == "float32"
+            assert captured.histogram_count("ml.prediction.score") == 1024
+        finally:
+            TorchInstrumentor().uninstrument()
+    print("auto-instrumentation on cuda: OK (device, dtype, softmax scores)")
+
+    for timing in (False, True):
+        with capture_telemetry() as captured, torch.no_grad():
+            TorchInstrumentor().instrument(cuda_timing=timing)
+            try:
+                for _ in range(20):
+                    model(x)
+                captured.clear()
+                n = 200
+                torch.cuda.synchronize()
+                t = time.perf_counter()
+                for _ in range(n):
+                    model(x)
+                torch.cuda.synchronize()
+                wall = (time.perf_counter() - t) / n
+                (point,) = captured.points("ml.inference.duration")
+                recorded = point.sum / point.count
+            finally:
+                TorchInstrumentor().uninstrument()
+        print(
+            f"cuda_timing={timing!s:5}: loop wall {wall * 1e6:8.1f} us/call, "
+            f"recorded ml.inference.duration mean {recorded * 1e6:8.1f} us "
+            "(with cuda_timing the recorded latency includes the GPU work)"
+        )
+
+
 if __name__ == "__main__":
     main()
+    auto_instrumented()

@@ -1,0 +1,68 @@
+"""Auto-instrumentation of LightGBM: ``Booster.predict`` and the scikit-learn API
+(``LGBMClassifier.predict`` / ``predict_proba``, ``LGBMRegressor.predict``, ...),
+including subclasses defined later. ``lightgbm.train`` / ``cv`` and ``fit`` are
+training: predictions made inside them are not inferences.
+
+>>> from mlotel.integrations.lightgbm import LightGBMInstrumentor
+>>> LightGBMInstrumentor().instrumentation_dependencies()
+('lightgbm >= 3.3',)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._instrument import _input_of
+from ._base import (
+    MLInstrumentor,
+    all_subclasses,
+    default_prepare,
+    inference_wrapper,
+    training_wrapper,
+)
+
+__all__ = ["LightGBMInstrumentor"]
+
+_SKLEARN_API_METHODS = ("predict", "predict_proba")
+_TRAINING_FUNCTIONS = ("train", "cv")
+
+
+def _prepare_booster(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, Any, Any]:
+    data = _input_of(args, kwargs)
+    return (kwargs.get("data") if data is None else data), None, None
+
+
+class LightGBMInstrumentor(MLInstrumentor):
+    """Observes LightGBM inference calls (entry point name ``lightgbm``).
+
+    Options: ``model_names``, ``model_versions``, ``outputs``, ``nested_spans``.
+    A binary ``Booster.predict`` returns P(positive) as one float a row, read as a
+    regression value unless ``outputs={"Booster": "probabilities"}`` says otherwise.
+    """
+
+    _library = "lightgbm"
+    _module = "lightgbm"
+    _instruments = ("lightgbm >= 3.3",)
+
+    def _patch(self, module: Any) -> None:
+        import lightgbm.basic
+        import lightgbm.engine
+        import lightgbm.sklearn
+
+        self._patches.wrap(
+            lightgbm.basic.Booster, "predict", inference_wrapper(self, "predict", _prepare_booster)
+        )
+        wrappers: dict[str, Any] = {
+            name: inference_wrapper(self, name, default_prepare) for name in _SKLEARN_API_METHODS
+        }
+        wrappers["fit"] = training_wrapper
+        root = lightgbm.sklearn.LGBMModel
+        self._wrap_methods(all_subclasses(root), wrappers)
+        self._hook_subclasses(root, lambda cls: self._wrap_methods((cls,), wrappers))
+        # ``lightgbm.train`` is the same function re-exported: patch both names.
+        for namespace in (lightgbm.engine, module):
+            for name in _TRAINING_FUNCTIONS:
+                if name in vars(namespace):
+                    self._patches.wrap(namespace, name, training_wrapper)
