@@ -14,7 +14,7 @@ import functools
 import inspect
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
@@ -606,6 +606,14 @@ def instrument(
     feature_names: Sequence[str] | None = None,
     output: str = "auto",
     class_labels: Sequence[Any] | None = None,
+    reference: Any = None,
+    drift_window_rows: int = 10_000,
+    drift_window_seconds: float = 3600.0,
+    drift_min_samples: int = 500,
+    drift_thresholds: Mapping[str, float] | None = None,
+    drift_method: str = "psi",
+    constraints: Mapping[str, Iterable[Any]] | None = None,
+    on_drift: Callable[[Any], Any] | None = None,
 ) -> Callable[[_M], _M]: ...
 
 
@@ -620,6 +628,14 @@ def instrument(
     feature_names: Sequence[str] | None = None,
     output: str = "auto",
     class_labels: Sequence[Any] | None = None,
+    reference: Any = None,
+    drift_window_rows: int = 10_000,
+    drift_window_seconds: float = 3600.0,
+    drift_min_samples: int = 500,
+    drift_thresholds: Mapping[str, float] | None = None,
+    drift_method: str = "psi",
+    constraints: Mapping[str, Iterable[Any]] | None = None,
+    on_drift: Callable[[Any], Any] | None = None,
 ) -> _M: ...
 
 
@@ -633,6 +649,14 @@ def instrument(
     feature_names: Sequence[str] | None = None,
     output: str = "auto",
     class_labels: Sequence[Any] | None = None,
+    reference: Any = None,
+    drift_window_rows: int = 10_000,
+    drift_window_seconds: float = 3600.0,
+    drift_min_samples: int = 500,
+    drift_thresholds: Mapping[str, float] | None = None,
+    drift_method: str = "psi",
+    constraints: Mapping[str, Iterable[Any]] | None = None,
+    on_drift: Callable[[Any], Any] | None = None,
 ) -> Any:
     """Observe a model's inference: decorator, decorator factory or object proxy.
 
@@ -654,6 +678,21 @@ def instrument(
         output: how to read the return value: ``auto``, ``labels``,
             ``probabilities``, ``regression`` or ``none``.
         class_labels: labels of the columns of a probability output.
+        reference: a :class:`mlotel.Profile` (or the path of a saved one) of the data
+            the model was trained on: turns on the streaming drift and data-quality
+            monitor (``ml.feature.drift``, ``ml.data_quality.issues``, ...; see
+            ``docs/drift.md``). The monitor reads the caller's input object at flush
+            time, so do not mutate an input buffer in place after ``predict`` returns
+            (pass a copy when you reuse buffers).
+        drift_window_rows, drift_window_seconds: the rolling window (last 10,000 rows,
+            at most the last hour).
+        drift_min_samples: no drift value is published for a window with fewer values.
+        drift_thresholds: per method (``psi``, ``jensenshannon``, ``wasserstein``),
+            default 0.1 each.
+        drift_method: the method that decides whether a feature drifted (``psi``).
+        constraints: ``{feature: [Range(...), NotNull(), ...]}`` (``mlotel.drift``).
+        on_drift: called with a :class:`mlotel.drift.DriftEvent` on a background
+            thread, at most once per window per feature; exceptions are counted.
 
     >>> import mlotel, mlotel.testing
     >>> with mlotel.testing.capture_telemetry() as captured:
@@ -680,6 +719,26 @@ def instrument(
         "class_labels": class_labels,
     }
     ModelSpec("x", None, None, "predict", None, output)  # validate options early
+    if reference is not None:
+        from .drift import DriftMonitor
+
+        # Built (and the profile loaded) once here: a bad reference fails at setup,
+        # never inside predict.
+        spec_args["analyzers"] = (
+            DriftMonitor(
+                reference,
+                window_rows=drift_window_rows,
+                window_seconds=drift_window_seconds,
+                min_samples=drift_min_samples,
+                thresholds=drift_thresholds,
+                drift_method=drift_method,
+                constraints=constraints,
+                on_drift=on_drift,
+                feature_names=feature_names,
+            ),
+        )
+    elif constraints is not None or on_drift is not None:
+        raise ValueError("constraints= and on_drift= need a reference= profile")
     if target is None:
         return functools.partial(_instrument_target, spec_args=spec_args)
     return _instrument_target(target, spec_args)
