@@ -44,7 +44,7 @@ class Range:
             bad |= values < self.min
         if self.max is not None:
             bad |= values > self.max
-        return int(np.count_nonzero(bad & ~missing))
+        return int(np.count_nonzero(bad & ~missing & np.isfinite(values)))
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "range", "name": self.name, "min": self.min, "max": self.max}

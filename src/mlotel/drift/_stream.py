@@ -200,16 +200,22 @@ def _is_text_value(key: str, column: np.ndarray) -> bool:
 
 
 class _Window:
-    """A ring of per-bucket slot counts: the last ``rows`` rows within ``seconds``."""
+    """The last ``rows`` rows (and at most ``seconds``) as a ring of per-bucket slot counts.
+
+    ``buckets`` buckets of ``rows / buckets`` rows each plus one older bucket, of which
+    only the share that completes ``rows`` is counted (scaled), so the window slides
+    in steps of one bucket with an exact row count.
+    """
 
     def __init__(self, slots: int, rows: int, seconds: float, buckets: int = _BUCKETS) -> None:
-        self.buckets = buckets
+        self.window_rows = rows
+        self.buckets = buckets + 1
         self.bucket_rows = max(1, math.ceil(rows / buckets))
         self.bucket_seconds = seconds / buckets
         self.seconds = seconds
-        self.counts = np.zeros((buckets, slots), dtype=np.int64)
-        self.rows = np.zeros(buckets, dtype=np.int64)
-        self.started = np.full(buckets, -math.inf)
+        self.counts = np.zeros((self.buckets, slots), dtype=np.int64)
+        self.rows = np.zeros(self.buckets, dtype=np.int64)
+        self.started = np.full(self.buckets, -math.inf)
         self.current = 0
         self.started[0] = time.monotonic()
 
@@ -248,9 +254,18 @@ class _Window:
         self.counts[self.current] += counts
         self.rows[self.current] += rows
 
-    def totals(self, now: float) -> tuple[np.ndarray, int]:
-        live = (now - self.started) <= self.seconds
-        return self.counts[live].sum(axis=0), int(self.rows[live].sum())
+    def totals(self, now: float) -> np.ndarray:
+        """Slot counts of the window (float: the oldest bucket may count in part)."""
+        order = [(self.current - i) % self.buckets for i in range(self.buckets)]
+        live = [b for b in order if now - self.started[b] <= self.seconds]
+        newest = live[: self.buckets - 1]
+        total: np.ndarray = self.counts[newest].sum(axis=0).astype(np.float64)
+        if len(live) == self.buckets:
+            oldest = live[-1]
+            missing = self.window_rows - int(self.rows[newest].sum())
+            if missing > 0 and self.rows[oldest] > 0:
+                total += self.counts[oldest] * min(1.0, missing / float(self.rows[oldest]))
+        return total
 
 
 # --- input assembly -----------------------------------------------------------------
@@ -466,8 +481,8 @@ class DriftMonitor:
             n += rows
         for rows, columns in named:
             for j, name in enumerate(features.names):
-                found = columns.get(name)
-                pieces[j].append(found if found is not None else np.full(rows, np.nan))
+                present = columns.get(name)
+                pieces[j].append(present if present is not None else np.full(rows, np.nan))
             n += rows
         merged: list[np.ndarray | None] = []
         for got in pieces:
@@ -510,7 +525,7 @@ class DriftMonitor:
                 for b, count in enumerate(ref[o : o + len(features.ref_shares[j])].tolist()):
                     if count:
                         store.add(semconv.FEATURE_BIN_COUNT, attrs.bins[j][b], int(count))
-        window, _rows = self._input_window.totals(now)
+        window = self._input_window.totals(now)
         self._window_constraints(window, batch, store, attrs)
         self._publish(features, window, store, attrs, monitor, now, prediction=False)
 
@@ -582,8 +597,8 @@ class DriftMonitor:
                 o, size = features.offsets[j], features.sizes[j]
                 missing_slot = dict(features.issue_slots[j])["missing"][0]
                 count = constraint.window_violations(
-                    int(window[missing_slot]),
-                    int(window[o : o + size].sum()),
+                    round(float(window[missing_slot])),
+                    round(float(window[o : o + size].sum())),
                     int(batch[missing_slot]),
                 )
                 if count:
@@ -638,7 +653,7 @@ class DriftMonitor:
             slots.append(self._outputs.bin_column(j, column, n)[0])
         self._window_add(self._output_window, self._outputs, slots, n, now)
         self._prediction_rows_seen += n
-        window, _rows = self._output_window.totals(now)
+        window = self._output_window.totals(now)
         self._publish(self._outputs, window, store, attrs, monitor, now, prediction=True)
 
     # --- drift ----------------------------------------------------------------------
@@ -657,7 +672,7 @@ class DriftMonitor:
         for j, feature in enumerate(features.features):
             o = features.ref_offsets[j]
             counts = ref[o : o + len(features.ref_shares[j])]
-            total = int(counts.sum())
+            total = round(float(counts.sum()))
             gauge_attrs = attrs.out_drift[j] if prediction else attrs.drift[j]
             instrument = semconv.PREDICTION_DRIFT if prediction else semconv.FEATURE_DRIFT
             if total < self.min_samples or not feature.count:
