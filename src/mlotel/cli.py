@@ -1,4 +1,4 @@
-"""The ``mlotel`` command: ``mlotel demo`` and ``mlotel version``.
+"""The ``mlotel`` command: ``mlotel demo``, ``mlotel profile`` and ``mlotel version``.
 
 ``mlotel demo`` trains a small scikit-learn classifier on a dataset that ships
 inside scikit-learn (no download), serves predictions under synthetic traffic
@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -181,6 +182,98 @@ def _report(url: str, calls: int, errors: int) -> None:
     )
 
 
+def _read_table(path: str) -> Any:
+    """A DataFrame (pandas installed) or a dict of columns from a CSV or Parquet file."""
+    source = Path(path)
+    if not source.is_file():
+        raise _CliError(f"{path}: no such file")
+    if source.suffix.lower() in (".parquet", ".pq"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise _CliError(
+                f"{path}: reading Parquet needs pyarrow: pip install 'mlotel[parquet]'"
+            ) from None
+        try:
+            return pq.read_table(source)
+        except Exception as exc:
+            raise _CliError(f"{path}: cannot read Parquet ({exc})") from None
+    try:
+        import pandas as pd
+    except ImportError:
+        return _read_csv_plain(source)
+    try:
+        return pd.read_csv(source)
+    except Exception as exc:  # pandas raises several parser/encoding error types
+        raise _CliError(f"{path}: cannot parse CSV ({str(exc).strip()})") from None
+
+
+def _read_csv_plain(source: Path) -> dict[str, Any]:
+    """CSV without pandas: numeric columns become float arrays, the rest text."""
+    import csv
+
+    import numpy as np
+
+    try:
+        with source.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise _CliError(f"{source}: cannot parse CSV ({exc})") from None
+    if not rows:
+        raise _CliError(f"{source}: empty file")
+    header, body = rows[0], rows[1:]
+    if any(len(r) != len(header) for r in body):
+        bad = next(i for i, r in enumerate(body, start=2) if len(r) != len(header))
+        raise _CliError(f"{source}: line {bad} has a different number of fields than the header")
+    columns: dict[str, Any] = {}
+    for i, name in enumerate(header):
+        texts = [r[i] for r in body]
+        try:
+            values = np.array([float(t) if t.strip() else np.nan for t in texts])
+        except ValueError:
+            columns[name] = np.array([t if t else None for t in texts], dtype=object)
+            continue
+        finite = values[np.isfinite(values)]
+        integral = finite.size == values.size and np.all(finite == np.round(finite))
+        columns[name] = values.astype(np.int64) if integral else values
+    return columns
+
+
+class _CliError(Exception):
+    """A user error: printed without a traceback."""
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from .drift import Profile
+
+    try:
+        table = _read_table(args.data)
+        profile = Profile.from_data(
+            table,
+            categorical=args.categorical or None,
+            numeric=args.numeric or None,
+            target=args.target,
+            prediction=args.prediction,
+            score=args.score,
+            bins=args.bins,
+            top_categories=args.top_categories,
+        )
+        profile.save(args.output)
+    except _CliError as exc:
+        print(f"mlotel profile: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:
+        print(f"mlotel profile: {args.data}: {exc}", file=sys.stderr)
+        return 2
+    kinds = [f.kind for f in profile.features]
+    print(
+        f"profiled {profile.rows} rows x {len(kinds)} columns "
+        f"({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical) "
+        f"-> {args.output}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mlotel`` console script."""
     parser = argparse.ArgumentParser(prog="mlotel", description=__doc__.splitlines()[0])
@@ -195,8 +288,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--serve-after", type=float, default=0.0, help="keep serving metrics this long after"
     )
+    profile = sub.add_parser(
+        "profile", help="write a reference profile (JSON) of a CSV or Parquet file"
+    )
+    profile.add_argument("data", help="training data: CSV, or Parquet (.parquet, needs pyarrow)")
+    profile.add_argument("-o", "--output", required=True, help="profile JSON to write")
+    profile.add_argument("--categorical", nargs="*", default=[], help="columns to treat as such")
+    profile.add_argument("--numeric", nargs="*", default=[], help="columns to treat as numeric")
+    profile.add_argument("--target", help="the label column")
+    profile.add_argument("--prediction", help="the model's prediction column")
+    profile.add_argument("--score", help="the model's score column")
+    profile.add_argument("--bins", type=int, default=10, help="bins per numeric column (10)")
+    profile.add_argument(
+        "--top-categories", type=int, default=20, help="categories kept per column (20)"
+    )
     sub.add_parser("version", help="print the mlotel version")
     args = parser.parse_args(argv)
+    if args.command == "profile":
+        return _profile(args)
     if args.command == "version":
         import mlotel
 
