@@ -85,8 +85,13 @@ def _demo(args: argparse.Namespace) -> int:
     )
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x_train, y_train)
     clf = mlotel.instrument(
-        model, model_name="breast-cancer", model_version="1.0.0", feature_names=names
+        model,
+        model_name="breast-cancer",
+        model_version="1.0.0",
+        feature_names=names,
+        **_drift_options(model, x_train, names),
     )
+    drift_start = time.monotonic() + args.duration * _DRIFT_AT
 
     print("mlotel demo: model 'breast-cancer' v1.0.0 (scikit-learn LogisticRegression)")
     if cfg.metrics_url:
@@ -99,6 +104,10 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"  spans: {Path(args.output_dir, 'traces.jsonl')}")
         print(f"  logs:  {Path(args.output_dir, 'logs.jsonl')}")
     print(f"  serving synthetic traffic for {args.duration:.0f} s at ~{args.rate:.0f} calls/s ...")
+    print(
+        f"  drift injected after {_DRIFT_AT:.0%} of the run: "
+        f"{', '.join(_DRIFTED)} shifted by +{_DRIFT_STDS:g} std"
+    )
 
     rng = np.random.default_rng(0)
     deadline = time.monotonic() + args.duration
@@ -109,6 +118,8 @@ def _demo(args: argparse.Namespace) -> int:
         rows = int(rng.choice([1, 1, 1, 4, 16, 64]))
         batch = x_test[rng.integers(0, len(x_test), rows)]
         batch = batch * rng.normal(1.0, 0.05, batch.shape)  # live traffic is never the test set
+        if time.monotonic() >= drift_start:
+            batch = _inject_drift(batch, names, x_train)
         try:
             if rng.random() < 0.02:  # a client sends the wrong number of features
                 clf.predict_proba(batch[:, :5])
@@ -151,6 +162,59 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- demo: reference profile and injected drift --------------------------------------
+
+_DRIFTED = ("mean_radius", "mean_texture", "worst_concavity")
+_DRIFT_STDS = 2.5
+# Live traffic resamples the 171-row test split, whose bins already differ from the
+# training data's by PSI ~0.1 on some features: the demo alarms at 0.2.
+_DEMO_PSI_THRESHOLD = 0.2
+_DRIFT_AT = 0.5  # share of the run before the drift starts
+
+
+def _drift_options(model: Any, x_train: Any, names: list[str]) -> dict[str, Any]:
+    """instrument() options: a reference profile of the training data (and predictions)."""
+    from .drift import Profile
+
+    reference = Profile.from_data(x_train, feature_names=names, prediction=model.predict(x_train))
+    return {
+        "reference": reference,
+        "drift_window_rows": 5000,
+        "drift_thresholds": {"psi": _DEMO_PSI_THRESHOLD},
+    }
+
+
+def _inject_drift(batch: Any, names: list[str], x_train: Any) -> Any:
+    """Shift the drifted features by a few training standard deviations."""
+    shifted = batch.copy()
+    for name in _DRIFTED:
+        j = names.index(name)
+        shifted[:, j] += _DRIFT_STDS * x_train[:, j].std()
+    return shifted
+
+
+def _report_drift(seen: list[tuple[str, dict[str, str], float]]) -> None:
+    psi = {
+        lab.get("ml_feature_name", "?"): v
+        for n, lab, v in seen
+        if n == "ml_feature_drift" and lab.get("ml_drift_method") == "psi"
+    }
+    if not psi:
+        print("    drift: not enough rows in the window yet")
+        return
+    drifted = sorted(
+        (name for name, v in psi.items() if v >= _DEMO_PSI_THRESHOLD), key=lambda n: -psi[n]
+    )
+    share = _total(seen, "ml_dataset_drift_share")
+    prediction = _total(seen, "ml_prediction_drift", ml_drift_method="psi")
+    listed = ", ".join(f"{name} {psi[name]:.2f}" for name in drifted) or "none"
+    print(
+        f"    drifted features (PSI >= {_DEMO_PSI_THRESHOLD}): {listed} | "
+        f"dataset drift share {share:.0%} | "
+        f"prediction PSI {prediction:.3f}"
+    )
+
+
 def _report(url: str, calls: int, errors: int) -> None:
     try:
         seen = _scrape(url)
@@ -180,6 +244,7 @@ def _report(url: str, calls: int, errors: int) -> None:
         f"    error ratio {failed / count if count else 0.0:6.2%} | class shares {shares} | "
         f"mean top score {mean_score:.3f}"
     )
+    _report_drift(seen)
 
 
 def _read_table(path: str) -> Any:
