@@ -821,8 +821,13 @@ def inference(
     framework: str | None = None,
     feature_names: Sequence[str] | None = None,
     output: str = "auto",
+    reference: Any = None,
 ) -> InferenceCall:
     """Observe any block of inference code as one call.
+
+    ``reference`` (a :class:`mlotel.Profile` or a path) turns on the drift monitor
+    with default settings, shared by every ``inference()`` block of the same model
+    and reference; use :func:`instrument` for the drift options.
 
     >>> import mlotel, mlotel.testing
     >>> with mlotel.testing.capture_telemetry() as captured:
@@ -831,5 +836,34 @@ def inference(
     >>> captured.spans[0].attributes["ml.model.version"]
     '7'
     """
-    spec = ModelSpec(model_name, model_version, framework, operation, feature_names, output)
+    analyzers: tuple[Analyzer, ...] = ()
+    if reference is not None:
+        analyzers = (_shared_drift_monitor(model_name, model_version, reference, feature_names),)
+    spec = ModelSpec(
+        model_name, model_version, framework, operation, feature_names, output, None, analyzers
+    )
     return InferenceCall(spec)
+
+
+_SHARED_MONITORS: dict[tuple[Any, ...], tuple[Any, Analyzer]] = {}
+_SHARED_MONITORS_MAX = 64
+
+
+def _shared_drift_monitor(
+    model_name: str, model_version: str | None, reference: Any, feature_names: Any
+) -> Analyzer:
+    """One drift monitor per (model, reference) for ``inference()`` blocks (each block
+    builds its own spec; the window must outlive them)."""
+    ref_key = reference if isinstance(reference, str) else id(reference)
+    names = None if feature_names is None else tuple(feature_names)
+    key = (model_name, model_version, ref_key, names)
+    found = _SHARED_MONITORS.get(key)
+    if found is None:
+        from .drift import DriftMonitor
+
+        if len(_SHARED_MONITORS) >= _SHARED_MONITORS_MAX:
+            _SHARED_MONITORS.pop(next(iter(_SHARED_MONITORS)))
+        # The reference object is kept with its monitor so its id() is never reused.
+        found = (reference, DriftMonitor(reference, feature_names=feature_names))
+        _SHARED_MONITORS[key] = found
+    return found[1]

@@ -383,3 +383,33 @@ def test_window_memory_is_bounded(profile: Profile, captured: Any) -> None:
         sum(p.value for p in captured.points("ml.feature.bin.count", {"ml.feature.name": "a"}))
         == 51_000
     )
+
+
+def test_inference_blocks_share_one_drift_monitor(profile: Profile, captured: Any) -> None:
+    rows = np.random.default_rng(6).normal(size=(300, 3)) + np.array([4.0, 0.0, 0.0])
+    for half in (rows[:150], rows[150:]):  # neither block alone reaches 500 values
+        for _ in range(2):
+            with mlotel.inference("blocks", reference=profile) as call:
+                call.record(features=half, prediction=np.zeros(len(half)))
+    captured.flush()
+    assert _drift(captured, "a") > 1.0  # 600 values in one shared window
+
+
+def test_forked_child_keeps_monitoring(profile: Profile, tmp_path: Any) -> None:
+    import os
+
+    predict = mlotel.instrument(_passthrough, model_name="fork", reference=profile)
+    with mlotel.testing.capture_telemetry():
+        predict(np.zeros((10, 3)))
+        pid = os.fork()
+        if pid == 0:  # child: the analyzer's lock and callback thread start afresh
+            code = 1
+            try:
+                with mlotel.testing.capture_telemetry() as child:
+                    predict(np.random.default_rng(0).normal(size=(600, 3)))
+                    child.flush()
+                    code = 0 if _drift(child, "a") is not None else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

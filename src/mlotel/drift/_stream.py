@@ -17,6 +17,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -404,6 +405,10 @@ class DriftMonitor:
         self._positional = [index.get(str(n), -1) for n in names]
         self._index = index
         self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):
+            # A fork while the flusher held the lock must not deadlock the child.
+            this = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _after_fork(this))
         self._initialised_stores: list[Any] = []  # weak identity of stores seen (few)
         self._fired: dict[str, tuple[int, float]] = {}
         self._rows_seen = 0
@@ -776,6 +781,13 @@ class DriftMonitor:
                 return False
             time.sleep(0.005)
         return True
+
+
+def _after_fork(ref: weakref.ReferenceType[DriftMonitor]) -> None:
+    monitor = ref()
+    if monitor is not None:
+        monitor._lock = threading.Lock()
+        monitor._events = None  # the callback thread did not survive the fork
 
 
 class _Attrs:
