@@ -19,12 +19,14 @@ from . import semconv
 from ._api import Configuration, configure, force_flush, shutdown
 from ._config import ConfigError, Settings
 from ._instrument import InferenceCall, InstrumentedModel, inference, instrument
+from .drift import Profile
 
 __all__ = [
     "ConfigError",
     "Configuration",
     "InferenceCall",
     "InstrumentedModel",
+    "Profile",
     "Settings",
     "__version__",
     "auto_instrument",

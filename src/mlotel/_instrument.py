@@ -16,7 +16,7 @@ import functools
 import inspect
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
@@ -624,6 +624,14 @@ def instrument(
     feature_names: Sequence[str] | None = None,
     output: str = "auto",
     class_labels: Sequence[Any] | None = None,
+    reference: Any = None,
+    drift_window_rows: int = 10_000,
+    drift_window_seconds: float = 3600.0,
+    drift_min_samples: int = 500,
+    drift_thresholds: Mapping[str, float] | None = None,
+    drift_method: str = "psi",
+    constraints: Mapping[str, Iterable[Any]] | None = None,
+    on_drift: Callable[[Any], Any] | None = None,
 ) -> Callable[[_M], _M]: ...
 
 
@@ -638,6 +646,14 @@ def instrument(
     feature_names: Sequence[str] | None = None,
     output: str = "auto",
     class_labels: Sequence[Any] | None = None,
+    reference: Any = None,
+    drift_window_rows: int = 10_000,
+    drift_window_seconds: float = 3600.0,
+    drift_min_samples: int = 500,
+    drift_thresholds: Mapping[str, float] | None = None,
+    drift_method: str = "psi",
+    constraints: Mapping[str, Iterable[Any]] | None = None,
+    on_drift: Callable[[Any], Any] | None = None,
 ) -> _M: ...
 
 
@@ -651,6 +667,14 @@ def instrument(
     feature_names: Sequence[str] | None = None,
     output: str = "auto",
     class_labels: Sequence[Any] | None = None,
+    reference: Any = None,
+    drift_window_rows: int = 10_000,
+    drift_window_seconds: float = 3600.0,
+    drift_min_samples: int = 500,
+    drift_thresholds: Mapping[str, float] | None = None,
+    drift_method: str = "psi",
+    constraints: Mapping[str, Iterable[Any]] | None = None,
+    on_drift: Callable[[Any], Any] | None = None,
 ) -> Any:
     """Observe a model's inference: decorator, decorator factory or object proxy.
 
@@ -672,6 +696,21 @@ def instrument(
         output: how to read the return value: ``auto``, ``labels``,
             ``probabilities``, ``regression`` or ``none``.
         class_labels: labels of the columns of a probability output.
+        reference: a :class:`mlotel.Profile` (or the path of a saved one) of the data
+            the model was trained on: turns on the streaming drift and data-quality
+            monitor (``ml.feature.drift``, ``ml.data_quality.issues``, ...; see
+            ``docs/drift.md``). The monitor reads the caller's input object at flush
+            time, so do not mutate an input buffer in place after ``predict`` returns
+            (pass a copy when you reuse buffers).
+        drift_window_rows, drift_window_seconds: the rolling window (last 10,000 rows,
+            at most the last hour).
+        drift_min_samples: no drift value is published for a window with fewer values.
+        drift_thresholds: per method (``psi``, ``jensenshannon``, ``wasserstein``),
+            default 0.1 each.
+        drift_method: the method that decides whether a feature drifted (``psi``).
+        constraints: ``{feature: [Range(...), NotNull(), ...]}`` (``mlotel.drift``).
+        on_drift: called with a :class:`mlotel.drift.DriftEvent` on a background
+            thread, at most once per window per feature; exceptions are counted.
 
     >>> import mlotel, mlotel.testing
     >>> with mlotel.testing.capture_telemetry() as captured:
@@ -698,6 +737,26 @@ def instrument(
         "class_labels": class_labels,
     }
     ModelSpec("x", None, None, "predict", None, output)  # validate options early
+    if reference is not None:
+        from .drift import DriftMonitor
+
+        # Built (and the profile loaded) once here: a bad reference fails at setup,
+        # never inside predict.
+        spec_args["analyzers"] = (
+            DriftMonitor(
+                reference,
+                window_rows=drift_window_rows,
+                window_seconds=drift_window_seconds,
+                min_samples=drift_min_samples,
+                thresholds=drift_thresholds,
+                drift_method=drift_method,
+                constraints=constraints,
+                on_drift=on_drift,
+                feature_names=feature_names,
+            ),
+        )
+    elif constraints is not None or on_drift is not None:
+        raise ValueError("constraints= and on_drift= need a reference= profile")
     if target is None:
         return functools.partial(_instrument_target, spec_args=spec_args)
     return _instrument_target(target, spec_args)
@@ -788,8 +847,13 @@ def inference(
     framework: str | None = None,
     feature_names: Sequence[str] | None = None,
     output: str = "auto",
+    reference: Any = None,
 ) -> InferenceCall:
     """Observe any block of inference code as one call.
+
+    ``reference`` (a :class:`mlotel.Profile` or a path) turns on the drift monitor
+    with default settings, shared by every ``inference()`` block of the same model
+    and reference; use :func:`instrument` for the drift options.
 
     >>> import mlotel, mlotel.testing
     >>> with mlotel.testing.capture_telemetry() as captured:
@@ -798,5 +862,34 @@ def inference(
     >>> captured.spans[0].attributes["ml.model.version"]
     '7'
     """
-    spec = ModelSpec(model_name, model_version, framework, operation, feature_names, output)
+    analyzers: tuple[Analyzer, ...] = ()
+    if reference is not None:
+        analyzers = (_shared_drift_monitor(model_name, model_version, reference, feature_names),)
+    spec = ModelSpec(
+        model_name, model_version, framework, operation, feature_names, output, None, analyzers
+    )
     return InferenceCall(spec)
+
+
+_SHARED_MONITORS: dict[tuple[Any, ...], tuple[Any, Analyzer]] = {}
+_SHARED_MONITORS_MAX = 64
+
+
+def _shared_drift_monitor(
+    model_name: str, model_version: str | None, reference: Any, feature_names: Any
+) -> Analyzer:
+    """One drift monitor per (model, reference) for ``inference()`` blocks (each block
+    builds its own spec; the window must outlive them)."""
+    ref_key = reference if isinstance(reference, str) else id(reference)
+    names = None if feature_names is None else tuple(feature_names)
+    key = (model_name, model_version, ref_key, names)
+    found = _SHARED_MONITORS.get(key)
+    if found is None:
+        from .drift import DriftMonitor
+
+        if len(_SHARED_MONITORS) >= _SHARED_MONITORS_MAX:
+            _SHARED_MONITORS.pop(next(iter(_SHARED_MONITORS)))
+        # The reference object is kept with its monitor so its id() is never reused.
+        found = (reference, DriftMonitor(reference, feature_names=feature_names))
+        _SHARED_MONITORS[key] = found
+    return found[1]

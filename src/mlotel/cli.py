@@ -1,4 +1,5 @@
-"""The ``mlotel`` command: ``mlotel demo``, ``mlotel report`` and ``mlotel version``.
+"""The ``mlotel`` command: ``mlotel demo``, ``mlotel profile``, ``mlotel report`` and
+``mlotel version``.
 
 ``mlotel demo`` trains a small scikit-learn classifier on a dataset that ships
 inside scikit-learn (no download), serves predictions under synthetic traffic
@@ -85,8 +86,13 @@ def _demo(args: argparse.Namespace) -> int:
     )
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x_train, y_train)
     clf = mlotel.instrument(
-        model, model_name="breast-cancer", model_version="1.0.0", feature_names=names
+        model,
+        model_name="breast-cancer",
+        model_version="1.0.0",
+        feature_names=names,
+        **_drift_options(model, x_train, names),
     )
+    drift_start = time.monotonic() + args.duration * _DRIFT_AT
 
     print("mlotel demo: model 'breast-cancer' v1.0.0 (scikit-learn LogisticRegression)")
     if cfg.metrics_url:
@@ -99,6 +105,10 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"  spans: {Path(args.output_dir, 'traces.jsonl')}")
         print(f"  logs:  {Path(args.output_dir, 'logs.jsonl')}")
     print(f"  serving synthetic traffic for {args.duration:.0f} s at ~{args.rate:.0f} calls/s ...")
+    print(
+        f"  drift injected after {_DRIFT_AT:.0%} of the run: "
+        f"{', '.join(_DRIFTED)} shifted by +{_DRIFT_STDS:g} std"
+    )
 
     rng = np.random.default_rng(0)
     deadline = time.monotonic() + args.duration
@@ -109,6 +119,8 @@ def _demo(args: argparse.Namespace) -> int:
         rows = int(rng.choice([1, 1, 1, 4, 16, 64]))
         batch = x_test[rng.integers(0, len(x_test), rows)]
         batch = batch * rng.normal(1.0, 0.05, batch.shape)  # live traffic is never the test set
+        if time.monotonic() >= drift_start:
+            batch = _inject_drift(batch, names, x_train)
         try:
             if rng.random() < 0.02:  # a client sends the wrong number of features
                 clf.predict_proba(batch[:, :5])
@@ -151,6 +163,59 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- demo: reference profile and injected drift --------------------------------------
+
+_DRIFTED = ("mean_radius", "mean_texture", "worst_concavity")
+_DRIFT_STDS = 2.5
+# Live traffic resamples the 171-row test split, whose bins already differ from the
+# training data's by PSI ~0.1 on some features: the demo alarms at 0.2.
+_DEMO_PSI_THRESHOLD = 0.2
+_DRIFT_AT = 0.5  # share of the run before the drift starts
+
+
+def _drift_options(model: Any, x_train: Any, names: list[str]) -> dict[str, Any]:
+    """instrument() options: a reference profile of the training data (and predictions)."""
+    from .drift import Profile
+
+    reference = Profile.from_data(x_train, feature_names=names, prediction=model.predict(x_train))
+    return {
+        "reference": reference,
+        "drift_window_rows": 5000,
+        "drift_thresholds": {"psi": _DEMO_PSI_THRESHOLD},
+    }
+
+
+def _inject_drift(batch: Any, names: list[str], x_train: Any) -> Any:
+    """Shift the drifted features by a few training standard deviations."""
+    shifted = batch.copy()
+    for name in _DRIFTED:
+        j = names.index(name)
+        shifted[:, j] += _DRIFT_STDS * x_train[:, j].std()
+    return shifted
+
+
+def _report_drift(seen: list[tuple[str, dict[str, str], float]]) -> None:
+    psi = {
+        lab.get("ml_feature_name", "?"): v
+        for n, lab, v in seen
+        if n == "ml_feature_drift" and lab.get("ml_drift_method") == "psi"
+    }
+    if not psi:
+        print("    drift: not enough rows in the window yet")
+        return
+    drifted = sorted(
+        (name for name, v in psi.items() if v >= _DEMO_PSI_THRESHOLD), key=lambda n: -psi[n]
+    )
+    share = _total(seen, "ml_dataset_drift_share")
+    prediction = _total(seen, "ml_prediction_drift", ml_drift_method="psi")
+    listed = ", ".join(f"{name} {psi[name]:.2f}" for name in drifted) or "none"
+    print(
+        f"    drifted features (PSI >= {_DEMO_PSI_THRESHOLD}): {listed} | "
+        f"dataset drift share {share:.0%} | "
+        f"prediction PSI {prediction:.3f}"
+    )
+
+
 def _report(url: str, calls: int, errors: int) -> None:
     try:
         seen = _scrape(url)
@@ -180,9 +245,102 @@ def _report(url: str, calls: int, errors: int) -> None:
         f"    error ratio {failed / count if count else 0.0:6.2%} | class shares {shares} | "
         f"mean top score {mean_score:.3f}"
     )
+    _report_drift(seen)
 
 
-def _read_table(path: str, flag: str) -> tuple[Any, str | None]:
+def _read_table(path: str) -> Any:
+    """A DataFrame (pandas installed) or a dict of columns from a CSV or Parquet file."""
+    source = Path(path)
+    if not source.is_file():
+        raise _CliError(f"{path}: no such file")
+    if source.suffix.lower() in (".parquet", ".pq"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise _CliError(
+                f"{path}: reading Parquet needs pyarrow: pip install 'mlotel[parquet]'"
+            ) from None
+        try:
+            return pq.read_table(source)
+        except Exception as exc:
+            raise _CliError(f"{path}: cannot read Parquet ({exc})") from None
+    try:
+        import pandas as pd
+    except ImportError:
+        return _read_csv_plain(source)
+    try:
+        return pd.read_csv(source)
+    except Exception as exc:  # pandas raises several parser/encoding error types
+        raise _CliError(f"{path}: cannot parse CSV ({str(exc).strip()})") from None
+
+
+def _read_csv_plain(source: Path) -> dict[str, Any]:
+    """CSV without pandas: numeric columns become float arrays, the rest text."""
+    import csv
+
+    import numpy as np
+
+    try:
+        with source.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise _CliError(f"{source}: cannot parse CSV ({exc})") from None
+    if not rows:
+        raise _CliError(f"{source}: empty file")
+    header, body = rows[0], rows[1:]
+    if any(len(r) != len(header) for r in body):
+        bad = next(i for i, r in enumerate(body, start=2) if len(r) != len(header))
+        raise _CliError(f"{source}: line {bad} has a different number of fields than the header")
+    columns: dict[str, Any] = {}
+    for i, name in enumerate(header):
+        texts = [r[i] for r in body]
+        try:
+            values = np.array([float(t) if t.strip() else np.nan for t in texts])
+        except ValueError:
+            columns[name] = np.array([t if t else None for t in texts], dtype=object)
+            continue
+        finite = values[np.isfinite(values)]
+        integral = finite.size == values.size and np.all(finite == np.round(finite))
+        columns[name] = values.astype(np.int64) if integral else values
+    return columns
+
+
+class _CliError(Exception):
+    """A user error: printed without a traceback."""
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from .drift import Profile
+
+    try:
+        table = _read_table(args.data)
+        profile = Profile.from_data(
+            table,
+            categorical=args.categorical or None,
+            numeric=args.numeric or None,
+            target=args.target,
+            prediction=args.prediction,
+            score=args.score,
+            bins=args.bins,
+            top_categories=args.top_categories,
+        )
+        profile.save(args.output)
+    except _CliError as exc:
+        print(f"mlotel profile: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:
+        print(f"mlotel profile: {args.data}: {exc}", file=sys.stderr)
+        return 2
+    kinds = [f.kind for f in profile.features]
+    print(
+        f"profiled {profile.rows} rows x {len(kinds)} columns "
+        f"({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical) "
+        f"-> {args.output}"
+    )
+    return 0
+
+
+def _read_frame(path: str, flag: str) -> tuple[Any, str | None]:
     """(DataFrame, None) or (None, a one-line error naming the file and the problem)."""
     import pandas as pd
 
@@ -228,7 +386,7 @@ def _report_command(args: argparse.Namespace) -> int:
     frames = []
     for flag, path in (("--reference", args.reference), ("--current", args.current)):
         say(f"mlotel report: reading {path} ...")
-        frame, error = _read_table(path, flag)
+        frame, error = _read_frame(path, flag)
         if error is not None:
             print(f"mlotel report: {error}", file=sys.stderr)
             return 2
@@ -329,8 +487,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="use this test for a column (ks, wasserstein, chisquare, z, jensenshannon, psi, "
         "kl_div)",
     )
+    profile = sub.add_parser(
+        "profile", help="write a reference profile (JSON) of a CSV or Parquet file"
+    )
+    profile.add_argument("data", help="training data: CSV, or Parquet (.parquet, needs pyarrow)")
+    profile.add_argument("-o", "--output", required=True, help="profile JSON to write")
+    profile.add_argument("--categorical", nargs="*", default=[], help="columns to treat as such")
+    profile.add_argument("--numeric", nargs="*", default=[], help="columns to treat as numeric")
+    profile.add_argument("--target", help="the label column")
+    profile.add_argument("--prediction", help="the model's prediction column")
+    profile.add_argument("--score", help="the model's score column")
+    profile.add_argument("--bins", type=int, default=10, help="bins per numeric column (10)")
+    profile.add_argument(
+        "--top-categories", type=int, default=20, help="categories kept per column (20)"
+    )
     sub.add_parser("version", help="print the mlotel version")
     args = parser.parse_args(argv)
+    if args.command == "profile":
+        return _profile(args)
     if args.command == "version":
         import mlotel
 

@@ -1,9 +1,18 @@
-"""Drift and data quality: the offline, Evidently-compatible drift report.
+"""Drift and data quality: reference profiles, the streaming monitor, constraints, and the
+offline, Evidently-compatible drift report.
+
+Profiles and the streaming monitor need numpy only:
+
+>>> import numpy as np
+>>> from mlotel.drift import Profile
+>>> profile = Profile.from_data(np.arange(100.0).reshape(50, 2), feature_names=["a", "b"])
+>>> profile.feature_names, profile["a"].count
+(['a', 'b'], 50)
 
 ``report(reference_df, current_df)`` compares two pandas DataFrames column by column with
 Evidently 0.7's default tests and thresholds; ``write_report`` does the same and writes
 the HTML and/or JSON file in one call. Both need the ``report`` extra (scipy and pandas),
-imported only when a report is made, so ``import mlotel.drift`` stays numpy-only.
+imported only when a report is made:
 
 >>> import pandas as pd
 >>> from mlotel.drift import report
@@ -14,6 +23,8 @@ True
 
 from __future__ import annotations
 
+from ._constraints import AllowedValues, Constraint, MaxMissingShare, NotNull, Range
+from ._profile import SCHEMA_VERSION, FeatureProfile, Profile, ProfileError
 from ._report import (
     ColumnDrift,
     ColumnQuality,
@@ -23,12 +34,28 @@ from ._report import (
     report,
     write_report,
 )
+from ._stream import DEFAULT_THRESHOLDS, METHODS, DriftEvent, DriftMonitor
+from ._streaming_stats import PSI_EPSILON
 
 __all__ = [
+    "DEFAULT_THRESHOLDS",
+    "METHODS",
+    "PSI_EPSILON",
+    "SCHEMA_VERSION",
+    "AllowedValues",
     "ColumnDrift",
     "ColumnQuality",
+    "Constraint",
     "Distribution",
+    "DriftEvent",
+    "DriftMonitor",
     "DriftReport",
+    "FeatureProfile",
+    "MaxMissingShare",
+    "NotNull",
+    "Profile",
+    "ProfileError",
+    "Range",
     "SideQuality",
     "report",
     "write_report",

@@ -1,0 +1,624 @@
+"""Reference profiles: per-feature statistics and bins, saved as versioned JSON."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._binning import (
+    MISSING,
+    WRONG_TYPE,
+    category_key,
+    category_keys,
+    equal_frequency_edges,
+    numeric_column,
+)
+from ._constraints import Constraint, constraint_from_dict
+
+__all__ = ["FeatureProfile", "Profile", "ProfileError", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+"""Version of the profile JSON format this mlotel writes and reads."""
+FORMAT = "mlotel.profile"
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+MAX_INT_CATEGORIES = 10  # integer columns with at most this many distinct values are categorical
+MAX_KNOWN_CATEGORIES = 1000  # distinct reference values kept to recognise new categories
+ROLES = ("feature", "target", "prediction", "score")
+
+
+class ProfileError(ValueError):
+    """A profile file that cannot be read (names the file and the problem)."""
+
+
+@dataclass(frozen=True)
+class FeatureProfile:
+    """One column of a reference profile.
+
+    Numeric columns carry ``min``/``max``/``mean``/``std``/``quantiles`` of their
+    finite values, inner bin ``edges`` and ``bin_counts`` (one more than edges).
+    Categorical columns carry their top ``categories`` with ``bin_counts`` (the last
+    count is "other") and ``known_categories``: every other reference value, or None
+    when there were too many to keep.
+    """
+
+    name: str
+    kind: str  # "numeric" or "categorical"
+    role: str = "feature"
+    count: int = 0  # present values (numeric: finite ones)
+    missing: int = 0
+    non_finite: int = 0
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    quantiles: dict[str, float] = field(default_factory=dict)
+    edges: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+    known_categories: tuple[str, ...] | None = ()
+    value_type: str = "number"  # categorical: "number" or "text"
+    bin_counts: tuple[int, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+
+    @property
+    def rows(self) -> int:
+        return self.count + self.missing + self.non_finite
+
+    @property
+    def missing_share(self) -> float:
+        return self.missing / self.rows if self.rows else 0.0
+
+    @property
+    def shares(self) -> np.ndarray:
+        """Reference share of each bin (zeros when the column had no values)."""
+        counts = np.asarray(self.bin_counts, dtype=np.float64)
+        total = counts.sum()
+        return counts / total if total else counts
+
+    @property
+    def bin_labels(self) -> list[str]:
+        """``ml.feature.bin`` values: bin indexes, or category names plus ``__other__``."""
+        if self.kind == "numeric":
+            return [str(i) for i in range(len(self.bin_counts))]
+        return [*self.categories, "__other__"]
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "role": self.role,
+            "count": self.count,
+            "missing": self.missing,
+            "non_finite": self.non_finite,
+        }
+        if self.kind == "numeric":
+            data.update(
+                min=self.min,
+                max=self.max,
+                mean=self.mean,
+                std=self.std,
+                quantiles=dict(self.quantiles),
+                edges=list(self.edges),
+            )
+        else:
+            data.update(
+                categories=list(self.categories),
+                known_categories=None
+                if self.known_categories is None
+                else list(self.known_categories),
+                value_type=self.value_type,
+            )
+        data["bin_counts"] = list(self.bin_counts)
+        if self.constraints:
+            data["constraints"] = [c.to_dict() for c in self.constraints]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureProfile:
+        kind = data["kind"]
+        if kind not in ("numeric", "categorical"):
+            raise ValueError(f"kind must be numeric or categorical, not {kind!r}")
+        role = data.get("role", "feature")
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        counts = tuple(int(c) for c in data["bin_counts"])
+        if any(c < 0 for c in counts):
+            raise ValueError("bin_counts must not be negative")
+        numeric = kind == "numeric"
+        edges = tuple(float(e) for e in data["edges"]) if numeric else ()
+        categories = () if numeric else tuple(str(c) for c in data["categories"])
+        expected = len(edges) + 1 if numeric else len(categories) + 1
+        if counts and len(counts) != expected:
+            raise ValueError(f"bin_counts has {len(counts)} entries, expected {expected}")
+        if list(edges) != sorted(edges):
+            raise ValueError("edges must be sorted")
+        known = data.get("known_categories", ())
+        return cls(
+            name=str(data["name"]),
+            kind=kind,
+            role=role,
+            count=int(data["count"]),
+            missing=int(data.get("missing", 0)),
+            non_finite=int(data.get("non_finite", 0)),
+            min=_opt_float(data.get("min")),
+            max=_opt_float(data.get("max")),
+            mean=_opt_float(data.get("mean")),
+            std=_opt_float(data.get("std")),
+            quantiles={str(k): float(v) for k, v in (data.get("quantiles") or {}).items()},
+            edges=edges,
+            categories=categories,
+            known_categories=None if known is None else tuple(str(c) for c in known),
+            value_type=str(data.get("value_type", "number")),
+            bin_counts=counts,
+            constraints=tuple(constraint_from_dict(c) for c in data.get("constraints", ())),
+        )
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# --- building ----------------------------------------------------------------------
+
+
+def _columns_of(
+    data: Any, feature_names: Sequence[str] | None
+) -> tuple[list[str], list[np.ndarray]]:
+    """Column names and 1-D arrays of a DataFrame, 2-D array, dict of columns or rows."""
+    module = type(data).__module__.partition(".")[0]
+    if module == "pandas" and hasattr(data, "columns"):
+        names = [str(c) for c in data.columns]
+        return names, [data[c].to_numpy() for c in data.columns]
+    if module == "pyarrow" and hasattr(data, "column_names"):
+        names = [str(c) for c in data.column_names]
+        return names, [data.column(c).to_numpy(zero_copy_only=False) for c in data.column_names]
+    if isinstance(data, Mapping):
+        names = [str(k) for k in data]
+        return names, [_as_column(v) for v in data.values()]
+    if isinstance(data, (list, tuple)) and data and isinstance(data[0], Mapping):
+        keys = list(dict.fromkeys(k for row in data for k in row))
+        return [str(k) for k in keys], [_as_column([row.get(k) for row in data]) for k in keys]
+    matrix = np.asarray(data)
+    if matrix.ndim == 1:
+        matrix = matrix.reshape(-1, 1)
+    if matrix.ndim != 2:
+        raise ValueError(f"expected a 2-D table of rows x features, got shape {matrix.shape}")
+    width = matrix.shape[1]
+    if feature_names is not None and len(feature_names) != width:
+        raise ValueError(f"feature_names has {len(feature_names)} names for {width} columns")
+    names = (
+        [str(n) for n in feature_names]
+        if feature_names is not None
+        else [f"f{i}" for i in range(width)]
+    )
+    return names, [matrix[:, i] for i in range(width)]
+
+
+def _as_column(values: Any) -> np.ndarray:
+    column = np.asarray(values)
+    if column.ndim != 1:
+        column = np.asarray(list(values), dtype=object)
+    return column
+
+
+def _is_categorical(column: np.ndarray) -> bool:
+    kind = column.dtype.kind
+    if kind == "b" or kind in "USO":
+        if kind == "O":  # numbers stored as objects (e.g. with None) stay numeric
+            present = [v for v in column.tolist() if category_key(v) not in (MISSING,)]
+            return not all(
+                isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in present
+            )
+        return True
+    if kind in "iu":
+        return len(np.unique(column)) <= MAX_INT_CATEGORIES
+    return False
+
+
+def _numeric_profile(name: str, role: str, column: np.ndarray, bins: int) -> FeatureProfile:
+    values, missing_mask, wrong = numeric_column(column)
+    nan = np.isnan(values)
+    missing = int(np.count_nonzero(nan))
+    if missing_mask is not None:
+        missing += int(np.count_nonzero(missing_mask & ~nan))
+    if wrong is not None and wrong.any():
+        raise ValueError(f"column {name!r} is numeric but holds non-numeric values")
+    present = ~nan if missing_mask is None else ~nan & ~missing_mask
+    finite_mask = present & np.isfinite(values)
+    non_finite = int(np.count_nonzero(present & ~finite_mask))
+    finite = np.sort(values[finite_mask])
+    if finite.size == 0:
+        return FeatureProfile(
+            name, "numeric", role, 0, missing, non_finite, bin_counts=(0,), edges=()
+        )
+    edges = equal_frequency_edges(finite, bins)
+    counts = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=len(edges) + 1)
+    quantiles = np.quantile(finite, QUANTILES)
+    return FeatureProfile(
+        name=name,
+        kind="numeric",
+        role=role,
+        count=int(finite.size),
+        missing=missing,
+        non_finite=non_finite,
+        min=float(finite[0]),
+        max=float(finite[-1]),
+        mean=float(finite.mean()),
+        std=float(finite.std()),
+        quantiles={str(q): float(v) for q, v in zip(QUANTILES, quantiles.tolist())},
+        edges=tuple(edges.tolist()),
+        bin_counts=tuple(int(c) for c in counts.tolist()),
+    )
+
+
+def _categorical_profile(
+    name: str, role: str, column: np.ndarray, top: int, counts_by_key: dict[str, int] | None = None
+) -> FeatureProfile:
+    if counts_by_key is None:
+        keys, index = category_keys(column)
+        tallies = np.bincount(index, minlength=len(keys))
+        counts_by_key = {}
+        for key, n in zip(keys, tallies.tolist()):
+            if n:
+                counts_by_key[key] = counts_by_key.get(key, 0) + n
+    missing = counts_by_key.pop(MISSING, 0)
+    if counts_by_key.pop(WRONG_TYPE, 0):
+        raise ValueError(f"column {name!r} holds values that are not categories (lists, ...)")
+    value_type = (
+        "text"
+        if column.dtype.kind in "US"
+        or (column.dtype.kind == "O" and any(isinstance(v, str) for v in column.tolist()))
+        else "number"
+    )
+    return _categorical_from_counts(name, role, counts_by_key, missing, top, value_type, ())
+
+
+def _categorical_from_counts(
+    name: str,
+    role: str,
+    counts_by_key: Mapping[str, int],
+    missing: int,
+    top: int,
+    value_type: str,
+    constraints: tuple[Constraint, ...],
+    known_complete: bool = True,
+) -> FeatureProfile:
+    # Most frequent first; ties by name so the same data always gives the same bins.
+    ordered = sorted(counts_by_key.items(), key=lambda kv: (-kv[1], kv[0]))
+    head = ordered[:top]
+    rest = ordered[top:]
+    known: tuple[str, ...] | None = tuple(sorted(k for k, _ in rest))
+    if not known_complete or (known is not None and len(known) > MAX_KNOWN_CATEGORIES):
+        known = None
+    return FeatureProfile(
+        name=name,
+        kind="categorical",
+        role=role,
+        count=sum(counts_by_key.values()),
+        missing=missing,
+        categories=tuple(k for k, _ in head),
+        known_categories=known,
+        value_type=value_type,
+        bin_counts=(*(n for _, n in head), sum(n for _, n in rest)),
+        constraints=constraints,
+    )
+
+
+def _names_set(value: str | Sequence[str] | None) -> set[str]:
+    if value is None:
+        return set()
+    return {value} if isinstance(value, str) else {str(v) for v in value}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A reference profile: what the training (or a known-good) data looked like.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> profile = Profile.from_data(
+    ...     {"age": rng.normal(40, 10, 1000), "plan": rng.choice(["a", "b"], 1000)}
+    ... )
+    >>> profile["age"].kind, len(profile["age"].bin_counts), profile["plan"].categories
+    ('numeric', 10, ('b', 'a'))
+    >>> Profile.from_json(profile.to_json()) == profile
+    True
+    """
+
+    features: tuple[FeatureProfile, ...]
+    rows: int = 0
+    created: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    # --- access -----------------------------------------------------------------
+    def __getitem__(self, name: str) -> FeatureProfile:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(f"no column {name!r} in the profile")
+
+    def __contains__(self, name: object) -> bool:
+        return any(f.name == name for f in self.features)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the input features (role ``feature``), in column order."""
+        return [f.name for f in self.features if f.role == "feature"]
+
+    def role(self, role: str) -> FeatureProfile | None:
+        """The first column with this role (``prediction``, ``score``, ``target``)."""
+        return next((f for f in self.features if f.role == role), None)
+
+    # --- building ---------------------------------------------------------------
+    @classmethod
+    def from_data(
+        cls,
+        data: Any,
+        feature_names: Sequence[str] | None = None,
+        categorical: Sequence[str] | None = None,
+        target: str | None = None,
+        prediction: str | Sequence[Any] | np.ndarray | None = None,
+        *,
+        numeric: Sequence[str] | None = None,
+        score: str | Sequence[Any] | np.ndarray | None = None,
+        bins: int = 10,
+        top_categories: int = 20,
+    ) -> Profile:
+        """Profile a DataFrame, a 2-D array (with ``feature_names``), a dict of columns,
+        a list of row dicts, or a pyarrow Table.
+
+        Column types are inferred (text, bool and integers with at most 10 distinct
+        values are categorical) and overridden by ``categorical=`` / ``numeric=``.
+        ``target``, ``prediction`` and ``score`` name columns with those roles; the
+        last two may also be arrays of values (e.g. ``model.predict(X_train)``).
+        """
+        if bins < 1 or top_categories < 1:
+            raise ValueError("bins and top_categories must be at least 1")
+        names, columns = _columns_of(data, feature_names)
+        rows = len(columns[0]) if columns else 0
+        extra: list[tuple[str, str, np.ndarray]] = []
+        roles = {target: "target"} if target is not None else {}
+        for role, value in (("prediction", prediction), ("score", score)):
+            if value is None:
+                continue
+            if isinstance(value, str):
+                roles[value] = role
+            else:
+                column = _as_column(value)
+                if len(column) != rows:
+                    raise ValueError(f"{role} has {len(column)} values for {rows} rows")
+                extra.append((role, role, column))
+        missing_roles = [n for n in roles if n not in names]
+        if missing_roles:
+            raise ValueError(f"no column named {', '.join(map(repr, missing_roles))}")
+        forced_cat = _names_set(categorical)
+        forced_num = _names_set(numeric)
+        unknown = (forced_cat | forced_num) - set(names) - {e[0] for e in extra}
+        if unknown:
+            raise ValueError(f"no column named {', '.join(map(repr, sorted(unknown)))}")
+        features = []
+        for name, role, column in [
+            *((n, roles.get(n, "feature"), c) for n, c in zip(names, columns)),
+            *extra,
+        ]:
+            if name in forced_cat or (name not in forced_num and _is_categorical(column)):
+                features.append(_categorical_profile(name, role, column, top_categories))
+            else:
+                features.append(_numeric_profile(name, role, column, bins))
+        created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        return cls(tuple(features), rows, created)
+
+    def with_constraints(self, constraints: Mapping[str, Iterable[Constraint]]) -> Profile:
+        """A copy with constraints attached to features (saved in the JSON).
+
+        >>> from mlotel.drift import Range
+        >>> p = Profile.from_data({"age": [20.0, 30.0]}).with_constraints({"age": [Range(0, 120)]})
+        >>> p["age"].constraints
+        (Range(min=0, max=120, name='range'),)
+        """
+        unknown = set(constraints) - {f.name for f in self.features}
+        if unknown:
+            raise ValueError(f"no column named {', '.join(map(repr, sorted(unknown)))}")
+        return replace(
+            self,
+            features=tuple(
+                replace(f, constraints=(*f.constraints, *constraints.get(f.name, ())))
+                for f in self.features
+            ),
+        )
+
+    # --- merging ----------------------------------------------------------------
+    def merge(self, other: Profile) -> Profile:
+        """The profile of both datasets together.
+
+        Counts, missing values, min/max, mean and std merge exactly; numeric bin
+        counts merge when both parts share bin edges (profile the second part with
+        :meth:`binned_like`); categories merge by name. Quantiles are the
+        count-weighted mean of the parts' (an approximation).
+        """
+        if [f.name for f in self.features] != [f.name for f in other.features]:
+            raise ValueError("profiles to merge must have the same columns in the same order")
+        merged = [_merge_feature(a, b) for a, b in zip(self.features, other.features)]
+        return replace(self, features=tuple(merged), rows=self.rows + other.rows)
+
+    @classmethod
+    def binned_like(
+        cls, data: Any, like: Profile, feature_names: Sequence[str] | None = None
+    ) -> Profile:
+        """Profile ``data`` on the bins and column types of ``like`` (for merging parts)."""
+        names, columns = _columns_of(data, feature_names)
+        by_name = dict(zip(names, columns))
+        features = []
+        for ref in like.features:
+            if ref.name not in by_name:
+                raise ValueError(f"no column named {ref.name!r}")
+            column = by_name[ref.name]
+            if ref.kind == "numeric":
+                part = _numeric_profile(ref.name, ref.role, column, 1)
+                if part.count:
+                    values = numeric_column(column)[0]
+                    finite = values[np.isfinite(values)]
+                    edges = np.asarray(ref.edges)
+                    counts = np.bincount(
+                        np.searchsorted(edges, finite, side="right"), minlength=len(edges) + 1
+                    )
+                    part = replace(
+                        part, edges=ref.edges, bin_counts=tuple(int(c) for c in counts.tolist())
+                    )
+                else:
+                    part = replace(part, edges=ref.edges, bin_counts=(0,) * (len(ref.edges) + 1))
+                features.append(replace(part, constraints=ref.constraints))
+            else:
+                part = _categorical_profile(ref.name, ref.role, column, len(ref.categories) or 1)
+                features.append(replace(part, constraints=ref.constraints))
+        created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        return cls(tuple(features), len(columns[0]) if columns else 0, created)
+
+    # --- JSON -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "created": self.created,
+            "rows": self.rows,
+            "features": [f.to_dict() for f in self.features],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the profile as JSON (atomically: a temp file renamed into place)."""
+        target = Path(path)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        os.replace(tmp, target)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "profile") -> Profile:
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+            raise ProfileError(f'{source}: not an mlotel profile (no "format": "{FORMAT}")')
+        version = data.get("schema_version")
+        if not isinstance(version, int):
+            raise ProfileError(f"{source}: schema_version missing or not an integer")
+        if version > SCHEMA_VERSION:
+            raise ProfileError(
+                f"{source}: profile schema_version {version} is newer than this mlotel "
+                f"reads ({SCHEMA_VERSION}); upgrade mlotel"
+            )
+        features = []
+        for i, item in enumerate(data.get("features") or []):
+            try:
+                features.append(FeatureProfile.from_dict(item))
+            except KeyError as exc:
+                raise ProfileError(f"{source}: features[{i}] lacks field {exc}") from None
+            except (TypeError, ValueError) as exc:
+                raise ProfileError(f"{source}: features[{i}]: {exc}") from None
+        if not features:
+            raise ProfileError(f"{source}: the profile has no features")
+        return cls(tuple(features), int(data.get("rows", 0)), str(data.get("created", "")))
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "profile") -> Profile:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ProfileError(f"{source}: not valid JSON ({exc})") from None
+        return cls.from_dict(data, source)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Profile:
+        """Read a profile file; :class:`ProfileError` names the file and the problem."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"{path}: cannot read the profile ({exc})") from None
+        return cls.from_json(text, str(path))
+
+
+def _merge_feature(a: FeatureProfile, b: FeatureProfile) -> FeatureProfile:
+    if a.kind != b.kind or a.role != b.role:
+        raise ValueError(f"column {a.name!r} has different types in the two profiles")
+    constraints = tuple(dict.fromkeys((*a.constraints, *b.constraints)))
+    if a.kind == "categorical":
+        counts: dict[str, int] = {}
+        for part in (a, b):
+            for key, n in zip(part.categories, part.bin_counts):
+                counts[key] = counts.get(key, 0) + n
+        # "other" mass of each part whose categories are not among the other's top.
+        other = a.bin_counts[-1] + b.bin_counts[-1] if a.bin_counts and b.bin_counts else 0
+        known = set(a.known_categories or ()) | set(b.known_categories or ())
+        complete = a.known_categories is not None and b.known_categories is not None
+        top = max(len(a.categories), len(b.categories), 1)
+        merged = _categorical_from_counts(
+            a.name,
+            a.role,
+            counts,
+            a.missing + b.missing,
+            top,
+            a.value_type if a.value_type == b.value_type else "text",
+            constraints,
+            complete,
+        )
+        moved = merged.bin_counts[-1]  # categories that fell off the merged top
+        known_all = (
+            None
+            if merged.known_categories is None
+            else tuple(sorted((known | set(merged.known_categories)) - set(merged.categories)))
+        )
+        return replace(
+            merged,
+            count=merged.count + other,
+            bin_counts=(*merged.bin_counts[:-1], moved + other),
+            known_categories=known_all,
+        )
+    if a.count and b.count and a.edges != b.edges:
+        raise ValueError(
+            f"column {a.name!r} has different bin edges in the two profiles; profile the "
+            "second part with Profile.binned_like(data, first_profile)"
+        )
+    if not b.count:
+        return replace(
+            a,
+            missing=a.missing + b.missing,
+            non_finite=a.non_finite + b.non_finite,
+            constraints=constraints,
+        )
+    if not a.count:
+        return replace(
+            b,
+            missing=a.missing + b.missing,
+            non_finite=a.non_finite + b.non_finite,
+            constraints=constraints,
+        )
+    assert a.mean is not None and b.mean is not None and a.std is not None and b.std is not None
+    n = a.count + b.count
+    delta = b.mean - a.mean
+    mean = a.mean + delta * b.count / n
+    # Chan et al.'s pairwise update of the sum of squared deviations.
+    m2 = a.std**2 * a.count + b.std**2 * b.count + delta**2 * a.count * b.count / n
+    quantiles = {
+        q: (a.quantiles[q] * a.count + b.quantiles[q] * b.count) / n
+        for q in a.quantiles
+        if q in b.quantiles
+    }
+    return replace(
+        a,
+        count=n,
+        missing=a.missing + b.missing,
+        non_finite=a.non_finite + b.non_finite,
+        min=min(a.min, b.min) if a.min is not None and b.min is not None else None,
+        max=max(a.max, b.max) if a.max is not None and b.max is not None else None,
+        mean=mean,
+        std=math.sqrt(max(m2 / n, 0.0)),
+        quantiles=quantiles,
+        bin_counts=tuple(x + y for x, y in zip(a.bin_counts, b.bin_counts)),
+        constraints=constraints,
+    )
