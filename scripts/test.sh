@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real components the tests start on loopback: Prometheus + promtool, Alertmanager + amtool.
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
+  || ! command -v prometheus-alertmanager >/dev/null || ! command -v amtool >/dev/null; then
   if [ "$(id -u)" = "0" ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null
