@@ -222,7 +222,7 @@ class AlertmanagerServer:
         tmp = Path(self._tmp.name)
         config_path = tmp / "alertmanager.yml"
         config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        self._log = open(tmp / "alertmanager.log", "wb")  # noqa: SIM115 (closed in __exit__)
+        self._log = open(tmp / "alertmanager.log", "wb")
         for _attempt in range(3):  # the free port may be taken before Alertmanager binds
             self.port = free_port()
             self._proc = subprocess.Popen(

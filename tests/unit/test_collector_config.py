@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from mlotel import semconv
+from support.collector_files import DASHBOARDS, dashboard_panels, dashboard_queries, split_names
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR = ROOT / "collector"
@@ -21,7 +22,7 @@ PROMETHEUS_DIR = COLLECTOR / "prometheus"
 OTELCOL_CONFIGS = [COLLECTOR / "otelcol-config.yaml", COLLECTOR / "otelcol-gateway.yaml"]
 COMPONENTS = yaml.safe_load((COLLECTOR / "otelcol-contrib-components.yaml").read_text())
 COMPOSE = yaml.safe_load((COLLECTOR / "docker-compose.yaml").read_text())
-DASHBOARDS = sorted((COLLECTOR / "grafana" / "dashboards").glob("*.json"))
+
 KINDS = ("receivers", "processors", "exporters", "extensions", "connectors")
 
 # Metrics and labels the drift and outcome issues add to semconv (not merged on this
@@ -197,8 +198,12 @@ def test_collector_endpoints_match_compose_services_and_ports() -> None:
     demo_env = services["mlotel-demo"]["environment"]
     assert _host_port(demo_env["OTEL_EXPORTER_OTLP_ENDPOINT"]) == ("otel-collector", 4318)
     prometheus = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    targets = [t for job in prometheus["scrape_configs"] for s in job["static_configs"]
-               for t in s["targets"]]
+    targets = [
+        t
+        for job in prometheus["scrape_configs"]
+        for s in job["static_configs"]
+        for t in s["targets"]
+    ]
     assert "otel-collector:8888" in targets
     am_targets = prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert _host_port(am_targets[0]) == ("alertmanager", 9093)
@@ -227,8 +232,16 @@ def test_compose_pins_images_and_every_mounted_file_exists() -> None:
         default = re.fullmatch(r"\$\{[A-Z_]+:-(.+)\}", secret["file"])
         assert default, f"secret {name} must come from a *_FILE variable"
         assert (COLLECTOR / default.group(1)).is_file()
-    assert {"otel-collector", "prometheus", "alertmanager", "loki", "elasticsearch",
-            "jaeger", "grafana", "mlotel-demo"} <= set(COMPOSE["services"])
+    assert {
+        "otel-collector",
+        "prometheus",
+        "alertmanager",
+        "loki",
+        "elasticsearch",
+        "jaeger",
+        "grafana",
+        "mlotel-demo",
+    } <= set(COMPOSE["services"])
     major = {
         "prometheus": "v3.",
         "loki": "3.",
@@ -242,29 +255,11 @@ def test_compose_pins_images_and_every_mounted_file_exists() -> None:
 # --- Grafana -------------------------------------------------------------------------
 
 
-def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    panels = []
-    for panel in dashboard["panels"]:
-        panels.append(panel)
-        panels.extend(panel.get("panels", []))
-    return panels
-
-
-def dashboard_queries() -> list[tuple[str, str, str]]:
-    """(dashboard file, panel title, expr) of every panel target of every dashboard."""
-    queries = []
-    for path in DASHBOARDS:
-        for panel in _panels(json.loads(path.read_text())):
-            for target in panel.get("targets", []):
-                queries.append((path.name, panel["title"], target["expr"]))
-    return queries
-
-
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_dashboard_is_valid_with_unique_panel_ids_and_variables(path: Path) -> None:
     dashboard = json.loads(path.read_text())
     assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36
-    panels = _panels(dashboard)
+    panels = dashboard_panels(dashboard)
     ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids)), "duplicate panel ids"
     variables = {v["name"] for v in dashboard["templating"]["list"]}
@@ -280,9 +275,19 @@ def test_dashboard_is_valid_with_unique_panel_ids_and_variables(path: Path) -> N
             if "ml_model_name" not in target["expr"] and "mlotel_" not in target["expr"]:
                 pytest.fail(f"{panel['title']}: query not filtered by model")
     titles = " | ".join(p["title"].lower() for p in panels)
-    for needed in ("prediction rate", "error ratio", "latency", "batch size", "score",
-                   "class shares", "feature drift", "dataset drift", "data-quality",
-                   "performance", "internal errors"):
+    for needed in (
+        "prediction rate",
+        "error ratio",
+        "latency",
+        "batch size",
+        "score",
+        "class shares",
+        "feature drift",
+        "dataset drift",
+        "data-quality",
+        "performance",
+        "internal errors",
+    ):
         assert needed in titles, needed
 
 
@@ -324,30 +329,6 @@ def _semconv_labels() -> set[str]:
         for name in semconv.__all__
         if name.startswith("ATTR_")
     }
-
-
-_MATCHERS = re.compile(r"\{([^}]*)\}")
-_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
-_IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-
-
-def split_names(expr: str) -> tuple[set[str], set[str]]:
-    """(metric names, label names) an expression refers to (for mlotel's simple PromQL)."""
-    labels: set[str] = set()
-    for matchers in _MATCHERS.findall(expr):
-        labels |= set(re.findall(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)", matchers))
-    for grouping in _GROUPING.findall(expr):
-        labels |= {name.strip() for name in grouping.split(",") if name.strip()}
-    bare = _GROUPING.sub(" ", _MATCHERS.sub(" ", re.sub(r'"[^"]*"', '""', expr)))
-    bare = re.sub(r"\[[^\]]*\]", " ", bare)
-    label_values = re.findall(r"label_values\([^,]*,\s*(\w+)\)", expr)
-    labels |= set(label_values)
-    metrics = {
-        token
-        for token in _IDENT.findall(bare)
-        if token.startswith(("ml", "mlotel")) and token not in label_values
-    }
-    return metrics, labels
 
 
 def _rule_documents() -> dict[str, dict[str, Any]]:
@@ -407,9 +388,9 @@ def test_every_metric_and_label_in_rules_and_dashboards_is_a_semconv_name() -> N
 
 def test_name_extraction_sees_metrics_and_labels() -> None:
     metrics, labels = split_names(
-        'sum by (ml_model_name, le) (rate(ml_inference_duration_seconds_bucket'
+        "sum by (ml_model_name, le) (rate(ml_inference_duration_seconds_bucket"
         '{ml_model_version=~"$version", error_type!=""}[5m])) / on (job) group_left '
-        'ml_model:inference_calls:rate5m'
+        "ml_model:inference_calls:rate5m"
     )
     assert metrics == {"ml_inference_duration_seconds_bucket", "ml_model:inference_calls:rate5m"}
     assert labels == {"ml_model_name", "le", "ml_model_version", "error_type", "job"}
@@ -422,7 +403,9 @@ def test_promtool_checks_config_and_rules() -> None:
     promtool = _tool("promtool")
     checked = subprocess.run(
         [promtool, "check", "config", str(PROMETHEUS_DIR / "prometheus.yml")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # The config's rule_files globs load every rule file of the folder.
@@ -431,7 +414,9 @@ def test_promtool_checks_config_and_rules() -> None:
         assert path.name in checked.stdout, f"{path.name} not loaded by prometheus.yml"
     rules = subprocess.run(
         [promtool, "check", "rules", *map(str, rule_files)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert rules.returncode == 0, rules.stdout + rules.stderr
 
@@ -442,7 +427,9 @@ def test_promtool_unit_tests_pass_and_cover_every_alert_both_ways() -> None:
     assert test_files
     result = subprocess.run(
         [promtool, "test", "rules", *map(str, test_files)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("SUCCESS") == len(test_files)
@@ -475,9 +462,16 @@ def test_alerts_name_model_and_version_with_severity() -> None:
         if "alert" in rule
     ]
     names = {rule["alert"] for rule in alerts}
-    assert {"HighPredictionErrorRate", "HighPredictionLatency", "ModelAccuracyDegraded",
-            "DataDriftDetected", "NoPredictions", "PredictionDrift", "DataQualityDegraded",
-            "MlotelTelemetryErrors"} <= names
+    assert {
+        "HighPredictionErrorRate",
+        "HighPredictionLatency",
+        "ModelAccuracyDegraded",
+        "DataDriftDetected",
+        "NoPredictions",
+        "PredictionDrift",
+        "DataQualityDegraded",
+        "MlotelTelemetryErrors",
+    } <= names
     for rule in alerts:
         assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
         assert rule["for"], rule["alert"]
@@ -500,7 +494,9 @@ def test_amtool_checks_alertmanager_config_and_routes() -> None:
     def route(*labels: str) -> str:
         result = subprocess.run(
             [amtool, "config", "routes", "test", f"--config.file={config}", *labels],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         return result.stdout.strip()
 
