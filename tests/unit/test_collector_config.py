@@ -505,3 +505,20 @@ def test_amtool_checks_alertmanager_config_and_routes() -> None:
     assert route("alertname=DataDriftDetected", "severity=warning") == "retraining,chat"
     text = config.read_text()
     assert not re.search(r"(routing_key|api_url|service_key|credentials)\s*:", text)
+
+
+def test_stack_workflow_queries_are_the_documented_ones() -> None:
+    workflow = (ROOT / ".github" / "workflows" / "stack.yml").read_text()
+    ran = [
+        line.strip().removesuffix(" && exit 0")
+        for line in workflow.splitlines()
+        if line.strip().startswith("curl ")
+    ]
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    block = docs.split("## Checking the stack", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    documented = [line.strip() for line in block.splitlines() if line.strip()]
+    assert ran == documented
+    for service in ("9090", "3100", "9200", "16686"):
+        assert any(f"127.0.0.1:{service}/" in q for q in ran), service
+    for config in ("otelcol-config.yaml", "otelcol-gateway.yaml"):
+        assert f"validate --config=/cfg/{config}" in workflow, config
