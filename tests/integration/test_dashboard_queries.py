@@ -125,18 +125,10 @@ def test_every_dashboard_query_returns_data_or_needs_a_named_signal(
     # The dropped-values panel shows the collapsed third class.
     dropped = prom.query(substitute(next(e for _, t, e in queries if t == "mlotel dropped values")))
     assert {s["metric"]["mlotel_drop_reason"] for s in dropped} == {"max_classes"}
-
-
-def test_variable_queries_list_the_model_and_version(
-    prometheus_after_run: PrometheusServer,
-) -> None:
-    names = prom_label_values(
-        prometheus_after_run, "ml_model_name", "ml_inference_duration_seconds_count"
-    )
+    # The $model and $version variables list what the run exported.
+    names = prom_label_values(prom, "ml_model_name", "ml_inference_duration_seconds_count")
     versions = prom_label_values(
-        prometheus_after_run,
-        "ml_model_version",
-        'ml_inference_duration_seconds_count{ml_model_name=~"iris"}',
+        prom, "ml_model_version", 'ml_inference_duration_seconds_count{ml_model_name=~"iris"}'
     )
     assert names == ["iris"] and versions == ["1"]
 
