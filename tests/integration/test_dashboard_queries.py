@@ -4,6 +4,7 @@ needing a signal the run does not produce, with the reason."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 import mlotel
-from support.collector_files import dashboard_queries, split_names
+from support.collector_files import DASHBOARDS, dashboard_queries, split_names
 from support.prometheus_server import PrometheusServer, free_port
 
 RATE_INTERVAL = "30s"  # $__rate_interval: several 1 s scrapes
@@ -125,11 +126,16 @@ def test_every_dashboard_query_returns_data_or_needs_a_named_signal(
     # The dropped-values panel shows the collapsed third class.
     dropped = prom.query(substitute(next(e for _, t, e in queries if t == "mlotel dropped values")))
     assert {s["metric"]["mlotel_drop_reason"] for s in dropped} == {"max_classes"}
-    # The $model and $version variables list what the run exported.
-    names = prom_label_values(prom, "ml_model_name", "ml_inference_duration_seconds_count")
-    versions = prom_label_values(
-        prom, "ml_model_version", 'ml_inference_duration_seconds_count{ml_model_name=~"iris"}'
-    )
+    # The dashboards' $model and $version variable queries list what the run exported.
+    listed = {}
+    for path in DASHBOARDS:
+        for variable in json.loads(path.read_text())["templating"]["list"]:
+            if variable["type"] == "query":
+                match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", variable["definition"])
+                assert match, variable["definition"]
+                selector, label = substitute(match.group(1)), match.group(2)
+                listed[variable["name"]] = prom_label_values(prom, label, selector)
+    names, versions = listed["model"], listed["version"]
     assert names == ["iris"] and versions == ["1"]
 
 
