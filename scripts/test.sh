@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # Real components the tests start: Prometheus + promtool, Alertmanager + amtool (on loopback),
 # and headless Chromium, which renders the drift report's HTML page.
 APT_PACKAGES=""
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
+  || ! command -v prometheus-alertmanager >/dev/null || ! command -v amtool >/dev/null; then
   APT_PACKAGES="prometheus prometheus-alertmanager"
 fi
 if ! command -v chromium >/dev/null; then

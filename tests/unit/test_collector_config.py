@@ -1,0 +1,524 @@
+"""Offline checks of collector/: what cannot run on this machine (otelcol-contrib,
+Docker, Grafana) is parsed and cross-checked; what can (promtool, amtool) runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlotel import semconv
+from support.collector_files import DASHBOARDS, dashboard_panels, dashboard_queries, split_names
+
+ROOT = Path(__file__).resolve().parents[2]
+COLLECTOR = ROOT / "collector"
+PROMETHEUS_DIR = COLLECTOR / "prometheus"
+OTELCOL_CONFIGS = [COLLECTOR / "otelcol-config.yaml", COLLECTOR / "otelcol-gateway.yaml"]
+COMPONENTS = yaml.safe_load((COLLECTOR / "otelcol-contrib-components.yaml").read_text())
+COMPOSE = yaml.safe_load((COLLECTOR / "docker-compose.yaml").read_text())
+
+KINDS = ("receivers", "processors", "exporters", "extensions", "connectors")
+
+# Metrics and labels the drift and outcome issues add to semconv (not merged on this
+# branch). Names missing from semconv must be listed here; once semconv declares
+# them they are checked against semconv like every other name.
+PENDING_METRICS = {
+    "ml_feature_drift",
+    "ml_dataset_drift_share",
+    "ml_prediction_drift",
+    "ml_feature_bin_count_total",
+    "ml_feature_reference_share",
+    "ml_data_quality_issues_total",
+    "ml_model_performance",
+    "ml_outcomes_total",
+}
+PENDING_LABELS = {
+    "ml_feature_name",
+    "ml_drift_method",
+    "ml_feature_bin",
+    "ml_data_quality_issue",
+    "ml_metric_name",
+    "ml_outcome_status",
+}
+PROMETHEUS_LABELS = {"le", "job", "instance", "__name__"}
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} not found: scripts/test.sh installs it (Debian)", pytrace=False)
+    return found
+
+
+def _type(component_id: str) -> str:
+    """Component type of an id such as ``otlp_http/loki``."""
+    return component_id.split("/", 1)[0]
+
+
+# --- otelcol-contrib ----------------------------------------------------------
+
+
+def test_pinned_version_is_the_one_in_configs_and_compose() -> None:
+    version = (COLLECTOR / "otelcol-contrib.version").read_text().strip()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    assert COMPONENTS["version"] == version
+    image = COMPOSE["services"]["otel-collector"]["image"]
+    assert image == f"otel/opentelemetry-collector-contrib:{version}"
+    workflow = (ROOT / ".github" / "workflows" / "stack.yml").read_text()
+    assert f"otel/opentelemetry-collector-contrib:{version}" in workflow
+
+
+@pytest.mark.parametrize("path", OTELCOL_CONFIGS, ids=lambda p: p.name)
+def test_collector_pipelines_use_defined_components_of_the_pinned_release(path: Path) -> None:
+    config = yaml.safe_load(path.read_text())
+    service = config["service"]
+    assert service["pipelines"], "no pipelines"
+    used: dict[str, set[str]] = {kind: set() for kind in KINDS}
+    for name, pipeline in service["pipelines"].items():
+        assert _type(name) in ("traces", "metrics", "logs", "profiles"), name
+        assert pipeline["receivers"] and pipeline["exporters"], name
+        # memory_limiter first in every pipeline.
+        assert pipeline["processors"][0] == "memory_limiter", name
+        for kind in ("receivers", "processors", "exporters"):
+            for component in pipeline.get(kind, []):
+                assert component in (config.get(kind) or {}), f"{name}: {component} not defined"
+                used[kind].add(component)
+    for extension in service.get("extensions", []):
+        assert extension in config["extensions"], extension
+        used["extensions"].add(extension)
+    assert "health_check" in {_type(e) for e in used["extensions"]}
+    for kind in KINDS:
+        for component in config.get(kind) or {}:
+            assert component in used[kind], f"{kind}/{component} is defined but unused"
+            assert _type(component) in COMPONENTS[kind], (
+                f"{kind}: {_type(component)!r} is not a component of otelcol-contrib "
+                f"{COMPONENTS['version']} (collector/otelcol-contrib-components.yaml)"
+            )
+            assert _type(component) not in COMPONENTS["removed"], component
+            if kind != "receivers":  # `otlp` is the receiver's current name
+                assert _type(component) not in COMPONENTS["deprecated"], component
+
+
+@pytest.mark.parametrize("path", OTELCOL_CONFIGS, ids=lambda p: p.name)
+def test_collector_config_has_no_credentials_and_binds_wide_only_in_container(
+    path: Path,
+) -> None:
+    text = path.read_text()
+    config = yaml.safe_load(text)
+    for line in text.splitlines():
+        key = line.split("#", 1)[0].strip()
+        if re.match(r"(password|user|token|api_key|key_file|secret|authorization)\s*:", key, re.I):
+            assert re.search(r"\$\{env:[A-Z_]+(:-)?\}", key), f"literal credential: {line}"
+    for protocol in config["receivers"]["otlp"]["protocols"].values():
+        assert protocol["endpoint"].startswith("0.0.0.0:")
+    for mapping in COMPOSE["services"]["otel-collector"]["ports"]:
+        assert str(mapping).startswith("127.0.0.1:"), mapping
+
+
+def test_single_tier_config_fans_out_to_the_documented_backends() -> None:
+    config = yaml.safe_load((COLLECTOR / "otelcol-config.yaml").read_text())
+    exporters = config["exporters"]
+    pipelines = config["service"]["pipelines"]
+    assert set(pipelines["metrics"]["exporters"]) >= {"otlp_http/prometheus"}
+    assert set(pipelines["logs"]["exporters"]) >= {"otlp_http/loki", "elasticsearch"}
+    assert set(pipelines["traces"]["exporters"]) >= {"otlp_grpc/jaeger"}
+    assert all("debug" in p["exporters"] for p in pipelines.values())
+    assert exporters["elasticsearch"]["mapping"]["mode"] == "otel"
+    assert "transform/scrub_features" in pipelines["logs"]["processors"]
+    statements = config["processors"]["transform/scrub_features"]["log_statements"][0]
+    assert all("MLOTEL_SCRUB_FEATURES" in s for s in statements["statements"])
+    # Batching is the exporters' sending_queue (see the config's comment), not a processor.
+    assert not any(_type(p) == "batch" for p in config["processors"])
+    for name, exporter in exporters.items():
+        if name != "debug":
+            assert exporter["sending_queue"]["batch"], name
+
+
+def test_gateway_routes_traces_and_logs_by_trace_id() -> None:
+    config = yaml.safe_load((COLLECTOR / "otelcol-gateway.yaml").read_text())
+    balancer = config["exporters"]["load_balancing"]
+    assert balancer["routing_key"] == "traceID"
+    assert "dns" in balancer["resolver"]
+    pipelines = config["service"]["pipelines"]
+    assert "load_balancing" in pipelines["traces"]["exporters"]
+    assert "load_balancing" in pipelines["logs"]["exporters"]
+
+
+def _env_default(value: str) -> str:
+    """``${env:NAME:-default}`` -> default; anything else unchanged."""
+    match = re.fullmatch(r"\$\{env:[A-Z_]+:-(.*)\}", value)
+    return match.group(1) if match else value
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    match = re.fullmatch(r"(?:https?://)?([a-z0-9.-]+):(\d+)(/.*)?", url)
+    assert match, url
+    return match.group(1), int(match.group(2))
+
+
+def _container_ports(image: str) -> set[int]:
+    """Ports each backend image listens on (from the images' documentation)."""
+    known = {
+        "prom/prometheus": {9090},
+        "grafana/loki": {3100},
+        "docker.elastic.co/elasticsearch/elasticsearch": {9200},
+        "jaegertracing/jaeger": {4317, 4318, 16686},
+        "prom/alertmanager": {9093},
+        "grafana/grafana": {3000},
+        "otel/opentelemetry-collector-contrib": {4317, 4318, 8888, 13133},
+    }
+    return known[image.split(":", 1)[0]]
+
+
+def test_collector_endpoints_match_compose_services_and_ports() -> None:
+    config = yaml.safe_load((COLLECTOR / "otelcol-config.yaml").read_text())
+    services = COMPOSE["services"]
+    expected = {
+        "otlp_http/prometheus": ("prometheus", "/api/v1/otlp"),
+        "otlp_http/loki": ("loki", "/otlp"),
+        "otlp_grpc/jaeger": ("jaeger", None),
+    }
+    for exporter, (service, path) in expected.items():
+        endpoint = _env_default(config["exporters"][exporter]["endpoint"])
+        host, port = _host_port(endpoint)
+        assert host == service and service in services, endpoint
+        assert port in _container_ports(services[service]["image"]), endpoint
+        if path:
+            assert endpoint.endswith(path), endpoint
+    for endpoint in config["exporters"]["elasticsearch"]["endpoints"]:
+        host, port = _host_port(_env_default(endpoint))
+        assert host == "elasticsearch" and port == 9200
+    # The demo exports to the collector's OTLP/HTTP port.
+    demo_env = services["mlotel-demo"]["environment"]
+    assert _host_port(demo_env["OTEL_EXPORTER_OTLP_ENDPOINT"]) == ("otel-collector", 4318)
+    prometheus = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    targets = [
+        t
+        for job in prometheus["scrape_configs"]
+        for s in job["static_configs"]
+        for t in s["targets"]
+    ]
+    assert "otel-collector:8888" in targets
+    am_targets = prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert _host_port(am_targets[0]) == ("alertmanager", 9093)
+    assert "--web.enable-otlp-receiver" in services["prometheus"]["command"]
+
+
+# --- docker compose ---------------------------------------------------------------
+
+
+def test_compose_pins_images_and_every_mounted_file_exists() -> None:
+    for name, service in COMPOSE["services"].items():
+        if "build" in service:
+            build = service["build"]
+            assert (COLLECTOR / build["context"] / build["dockerfile"]).is_file(), name
+            continue
+        image = service["image"]
+        tag = image.rsplit(":", 1)[-1]
+        assert ":" in image and tag != "latest" and re.search(r"\d", tag), image
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (COLLECTOR / source).exists(), f"{name}: {source} missing"
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name}: {port} not loopback"
+    for name, secret in COMPOSE["secrets"].items():
+        default = re.fullmatch(r"\$\{[A-Z_]+:-(.+)\}", secret["file"])
+        assert default, f"secret {name} must come from a *_FILE variable"
+        assert (COLLECTOR / default.group(1)).is_file()
+    assert {
+        "otel-collector",
+        "prometheus",
+        "alertmanager",
+        "loki",
+        "elasticsearch",
+        "jaeger",
+        "grafana",
+        "mlotel-demo",
+    } <= set(COMPOSE["services"])
+    major = {
+        "prometheus": "v3.",
+        "loki": "3.",
+        "elasticsearch": "8.",
+        "jaeger": "2.",
+    }
+    for service, prefix in major.items():
+        assert COMPOSE["services"][service]["image"].split(":")[-1].startswith(prefix)
+
+
+# --- Grafana -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_is_valid_with_unique_panel_ids_and_variables(path: Path) -> None:
+    dashboard = json.loads(path.read_text())
+    assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36
+    panels = dashboard_panels(dashboard)
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "duplicate panel ids"
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    assert {"model", "version"} <= variables
+    for panel in panels:
+        assert {"type", "title", "gridPos"} <= set(panel)
+        if panel["type"] == "row":
+            continue
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            for used in re.findall(r"\$(\w+)", target["expr"]):
+                assert used in variables or used.startswith("__"), used
+            if "ml_model_name" not in target["expr"] and "mlotel_" not in target["expr"]:
+                pytest.fail(f"{panel['title']}: query not filtered by model")
+    titles = " | ".join(p["title"].lower() for p in panels)
+    for needed in (
+        "prediction rate",
+        "error ratio",
+        "latency",
+        "batch size",
+        "score",
+        "class shares",
+        "feature drift",
+        "dataset drift",
+        "data-quality",
+        "performance",
+        "internal errors",
+    ):
+        assert needed in titles, needed
+
+
+def test_grafana_provisioning_links_exemplars_and_logs_to_jaeger() -> None:
+    provisioning = COLLECTOR / "grafana" / "provisioning"
+    datasources = yaml.safe_load((provisioning / "datasources" / "datasources.yaml").read_text())
+    by_uid = {d["uid"]: d for d in datasources["datasources"]}
+    assert {"prometheus", "loki", "elasticsearch", "jaeger"} <= set(by_uid)
+    services = COMPOSE["services"]
+    for source in by_uid.values():
+        host, port = _host_port(source["url"])
+        assert port in _container_ports(services[host]["image"]), source["url"]
+    exemplar = by_uid["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]
+    assert exemplar["datasourceUid"] == "jaeger"
+    derived = by_uid["loki"]["jsonData"]["derivedFields"][0]
+    assert derived["datasourceUid"] == "jaeger" and derived["matcherRegex"] == "trace_id"
+    providers = yaml.safe_load((provisioning / "dashboards" / "dashboards.yaml").read_text())
+    path = providers["providers"][0]["options"]["path"]
+    assert any(v.endswith(f":{path}:ro") for v in services["grafana"]["volumes"])
+
+
+# --- names: every metric and label of rules and dashboards is semconv's ---------------
+
+
+def _semconv_series() -> set[str]:
+    names = set()
+    for instrument in semconv.INSTRUMENTS:
+        base = instrument.prometheus_name
+        if instrument.kind == "histogram":
+            names |= {f"{base}_bucket", f"{base}_sum", f"{base}_count"}
+        else:
+            names.add(base)
+    return names
+
+
+def _semconv_labels() -> set[str]:
+    return {
+        getattr(semconv, name).replace(".", "_")
+        for name in semconv.__all__
+        if name.startswith("ATTR_")
+    }
+
+
+def _rule_documents() -> dict[str, dict[str, Any]]:
+    return {
+        p.name: yaml.safe_load(p.read_text())
+        for p in sorted(PROMETHEUS_DIR.glob("*.yml"))
+        if p.name != "prometheus.yml"
+    }
+
+
+def _all_exprs() -> list[tuple[str, str]]:
+    exprs = [
+        (f"{name}:{rule.get('alert') or rule.get('record')}", str(rule["expr"]))
+        for name, document in _rule_documents().items()
+        for group in document["groups"]
+        for rule in group["rules"]
+    ]
+    exprs += [(f"{f}:{title}", expr) for f, title, expr in dashboard_queries()]
+    for path in DASHBOARDS:
+        for variable in json.loads(path.read_text())["templating"]["list"]:
+            if variable["type"] == "query":
+                exprs.append((f"{path.name}:${variable['name']}", variable["definition"]))
+    return exprs
+
+
+def test_every_metric_and_label_in_rules_and_dashboards_is_a_semconv_name() -> None:
+    known_series = _semconv_series()
+    recorded = {
+        rule["record"]
+        for document in _rule_documents().values()
+        for group in document["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    known_labels = _semconv_labels() | PROMETHEUS_LABELS
+    seen_metrics: set[str] = set()
+    for where, expr in _all_exprs():
+        metrics, labels = split_names(expr)
+        assert metrics, f"{where}: no metric found in {expr!r}"
+        for metric in metrics:
+            if ":" in metric:
+                assert metric in recorded, f"{where}: {metric} is not a recording rule"
+                continue
+            seen_metrics.add(metric)
+            assert metric in known_series or metric in PENDING_METRICS - known_series, (
+                f"{where}: {metric} is not a Prometheus name of any semconv instrument"
+            )
+        for label in labels:
+            assert label in known_labels or label in PENDING_LABELS or label == "error_type", (
+                f"{where}: label {label} is not a semconv attribute"
+            )
+    # The core names are used; a semconv rename breaks this test.
+    for instrument in semconv.INSTRUMENTS:
+        assert any(m.startswith(instrument.prometheus_name) for m in seen_metrics), instrument
+    assert semconv.ATTR_ERROR_TYPE.replace(".", "_") == "error_type"
+
+
+def test_name_extraction_sees_metrics_and_labels() -> None:
+    metrics, labels = split_names(
+        "sum by (ml_model_name, le) (rate(ml_inference_duration_seconds_bucket"
+        '{ml_model_version=~"$version", error_type!=""}[5m])) / on (job) group_left '
+        "ml_model:inference_calls:rate5m"
+    )
+    assert metrics == {"ml_inference_duration_seconds_bucket", "ml_model:inference_calls:rate5m"}
+    assert labels == {"ml_model_name", "le", "ml_model_version", "error_type", "job"}
+
+
+# --- Prometheus and Alertmanager tools ---------------------------------------------------
+
+
+def test_promtool_checks_config_and_rules() -> None:
+    promtool = _tool("promtool")
+    checked = subprocess.run(
+        [promtool, "check", "config", str(PROMETHEUS_DIR / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The config's rule_files globs load every rule file of the folder.
+    rule_files = sorted(p for p in PROMETHEUS_DIR.glob("*.yml") if p.name != "prometheus.yml")
+    for path in rule_files:
+        assert path.name in checked.stdout, f"{path.name} not loaded by prometheus.yml"
+    rules = subprocess.run(
+        [promtool, "check", "rules", *map(str, rule_files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+
+
+def test_promtool_unit_tests_pass_and_cover_every_alert_both_ways() -> None:
+    promtool = _tool("promtool")
+    test_files = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
+    assert test_files
+    result = subprocess.run(
+        [promtool, "test", "rules", *map(str, test_files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(test_files)
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    tested_files: set[str] = set()
+    for path in test_files:
+        document = yaml.safe_load(path.read_text())
+        tested_files |= {Path(f).name for f in document["rule_files"]}
+        for test in document["tests"]:
+            for case in test.get("alert_rule_test", []):
+                (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
+    alerts = {
+        rule["alert"]
+        for document in _rule_documents().values()
+        for group in document["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert alerts - firing == set(), "alerts never tested firing"
+    assert alerts - quiet == set(), "alerts never tested not firing"
+    assert set(_rule_documents()) <= tested_files, "rule files without promtool tests"
+
+
+def test_alerts_name_model_and_version_with_severity() -> None:
+    alerts = [
+        rule
+        for group in _rule_documents()["alerts.yml"]["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+    names = {rule["alert"] for rule in alerts}
+    assert {
+        "HighPredictionErrorRate",
+        "HighPredictionLatency",
+        "ModelAccuracyDegraded",
+        "DataDriftDetected",
+        "NoPredictions",
+        "PredictionDrift",
+        "DataQualityDegraded",
+        "MlotelTelemetryErrors",
+    } <= names
+    for rule in alerts:
+        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+        assert rule["for"], rule["alert"]
+        for field in ("summary", "description"):
+            text = rule["annotations"][field]
+            if rule["alert"] == "MlotelTelemetryErrors":  # no model labels on mlotel's own faults
+                assert "$labels.job" in text and "$labels.instance" in text
+            else:
+                assert "$labels.ml_model_name" in text and "$labels.ml_model_version" in text
+
+
+def test_amtool_checks_alertmanager_config_and_routes() -> None:
+    amtool = _tool("amtool")
+    config = COLLECTOR / "alertmanager" / "alertmanager.yml"
+    checked = subprocess.run(
+        [amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    def route(*labels: str) -> str:
+        result = subprocess.run(
+            [amtool, "config", "routes", "test", f"--config.file={config}", *labels],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return result.stdout.strip()
+
+    assert route("alertname=HighPredictionErrorRate", "severity=critical") == "pager"
+    assert route("alertname=NoPredictions", "severity=warning") == "chat"
+    assert route("alertname=DataDriftDetected", "severity=warning") == "retraining,chat"
+    text = config.read_text()
+    assert not re.search(r"(routing_key|api_url|service_key|credentials)\s*:", text)
+
+
+def test_stack_workflow_queries_are_the_documented_ones() -> None:
+    workflow = (ROOT / ".github" / "workflows" / "stack.yml").read_text()
+    ran = [
+        line.strip().removesuffix(" && exit 0")
+        for line in workflow.splitlines()
+        if line.strip().startswith("curl ")
+    ]
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    block = docs.split("## Checking the stack", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    documented = [line.strip() for line in block.splitlines() if line.strip()]
+    assert ran == documented
+    for service in ("9090", "3100", "9200", "16686"):
+        assert any(f"127.0.0.1:{service}/" in q for q in ran), service
+    for config in ("otelcol-config.yaml", "otelcol-gateway.yaml"):
+        assert f"validate --config=/cfg/{config}" in workflow, config
