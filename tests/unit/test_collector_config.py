@@ -25,27 +25,6 @@ COMPOSE = yaml.safe_load((COLLECTOR / "docker-compose.yaml").read_text())
 
 KINDS = ("receivers", "processors", "exporters", "extensions", "connectors")
 
-# Metrics and labels the drift and outcome issues add to semconv (not merged on this
-# branch). Names missing from semconv must be listed here; once semconv declares
-# them they are checked against semconv like every other name.
-PENDING_METRICS = {
-    "ml_feature_drift",
-    "ml_dataset_drift_share",
-    "ml_prediction_drift",
-    "ml_feature_bin_count_total",
-    "ml_feature_reference_share",
-    "ml_data_quality_issues_total",
-    "ml_model_performance",
-    "ml_outcomes_total",
-}
-PENDING_LABELS = {
-    "ml_feature_name",
-    "ml_drift_method",
-    "ml_feature_bin",
-    "ml_data_quality_issue",
-    "ml_metric_name",
-    "ml_outcome_status",
-}
 PROMETHEUS_LABELS = {"le", "job", "instance", "__name__"}
 
 
@@ -373,11 +352,11 @@ def test_every_metric_and_label_in_rules_and_dashboards_is_a_semconv_name() -> N
                 assert metric in recorded, f"{where}: {metric} is not a recording rule"
                 continue
             seen_metrics.add(metric)
-            assert metric in known_series or metric in PENDING_METRICS - known_series, (
+            assert metric in known_series, (
                 f"{where}: {metric} is not a Prometheus name of any semconv instrument"
             )
         for label in labels:
-            assert label in known_labels or label in PENDING_LABELS or label == "error_type", (
+            assert label in known_labels or label == "error_type", (
                 f"{where}: label {label} is not a semconv attribute"
             )
     # The core names are used; a semconv rename breaks this test.
