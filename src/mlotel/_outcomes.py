@@ -1,0 +1,859 @@
+"""Delayed ground truth: prediction ids, the bounded store of recent predictions, the join.
+
+Every predicted row has an id. Generated ids are ``"<call id>-<row>"`` (the call
+id is the span's and log record's ``ml.prediction.id``, 16 hex digits; the row
+is the 0-based row of the call's output). Ids supplied by the caller
+(:func:`prediction_ids`, ``instrument(prediction_ids=...)``) replace them.
+
+At flush time each model's :class:`OutcomeTracker` (an analyzer on its monitor)
+writes the flushed rows into a ring of numpy arrays: predicted label code or
+value, positive-class probability, top score, time, trace ids. Memory is fixed
+by ``outcome_store_size``: the oldest rows are overwritten, and unmatched rows
+that go this way are counted in ``mlotel.internal.dropped{component=outcomes,
+reason=outcome_store_size}``. :func:`record_outcome` looks the id up (a dict
+lookup), marks the row matched and queues the pair; the next flush moves the
+queued pairs into the sliding window, emits one ``ml.outcome`` log record per
+pair in the prediction's span context and republishes ``ml.model.performance``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from . import semconv
+from ._aggregation import AttrKey, MetricStore
+from ._config import Settings
+from ._data import clean_value, interpret_output
+from ._errors import tally
+from ._performance import classification_metrics, estimated_metrics, regression_metrics
+
+if TYPE_CHECKING:
+    from ._monitor import CallRecord, Monitor
+    from ._runtime import Runtime
+
+__all__ = [
+    "OutcomeTracker",
+    "last_prediction_ids",
+    "prediction_ids",
+    "record_outcome",
+    "record_outcomes",
+    "span_ids",
+    "supplied_ids",
+]
+
+MATCHED, UNKNOWN_ID, LATE, DUPLICATE, INVALID = semconv.OUTCOME_STATUSES
+_MAX_SPAN_IDS = 64  # user-supplied ids put on the span (all of them go to the store)
+_MAX_LABELS = 1024  # distinct labels a model's store tracks; later ones never match
+_OTHER_PREDICTED = -1  # code of a predicted label past the cap
+_OTHER_ACTUAL = -2  # code of an actual label past the cap (never equal to a prediction)
+_MASK64 = (1 << 64) - 1
+_NO_LABEL_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
+_time_ns = time.time_ns
+_ARRAYS: dict[str, Any] = {
+    "_seq": -1, "_row": 0, "_time": 0, "_pred": 0.0, "_proba": np.nan, "_top": np.nan,
+    "_matched": False, "_trace_hi": 0, "_trace_lo": 0, "_span": 0, "_flags": 0, "_key": None,
+}  # fmt: skip
+
+_last_ids: ContextVar[tuple[str, int, Any] | None] = ContextVar(
+    "mlotel_last_prediction_ids", default=None
+)
+_supplied: ContextVar[Any] = ContextVar("mlotel_prediction_ids", default=None)
+set_last_ids = _last_ids.set
+get_supplied = _supplied.get
+
+
+# --- ids -------------------------------------------------------------------------------
+
+
+def _as_list(ids: Any, rows: int | None = None) -> list[Any]:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        return [ids]  # one id for a one-row call
+    tolist = getattr(ids, "tolist", None)  # numpy arrays, pandas Series/Index
+    return list(tolist()) if callable(tolist) else list(ids)
+
+
+def last_prediction_ids() -> list[str]:
+    """Ids of the rows of the last instrumented call made in this thread / async task.
+
+    One id per output row, in row order: the ids given through
+    :func:`prediction_ids` / ``instrument(prediction_ids=...)``, else generated
+    ``"<call id>-<row>"`` ids. Empty before any call and after a failed call.
+
+    >>> import mlotel, mlotel.testing
+    >>> with mlotel.testing.capture_telemetry():
+    ...     double = mlotel.instrument(lambda rows: [2 * r[0] for r in rows], model_name="x2")
+    ...     _ = double([[1.0], [2.0]])
+    ...     ids = mlotel.last_prediction_ids()
+    >>> len(ids), ids[1].endswith("-1")
+    (2, True)
+    """
+    found = _last_ids.get()
+    if found is None:
+        return []
+    call_id, rows, supplied = found
+    if supplied is not None:
+        return [str(v) for v in _as_list(supplied)]
+    return [f"{call_id}-{row}" for row in range(rows)]
+
+
+@contextlib.contextmanager
+def prediction_ids(ids: Any) -> Iterator[None]:
+    """Use your own ids (order ids, request ids) for the rows predicted inside the block.
+
+    ``ids`` is one id per row of each call made in the block (a list, array,
+    Series, or a single id for a one-row call); they are converted with ``str``.
+
+    >>> import mlotel, mlotel.testing
+    >>> with mlotel.testing.capture_telemetry():
+    ...     score = mlotel.instrument(lambda rows: [0.5 for _ in rows], model_name="s")
+    ...     with mlotel.prediction_ids(["order-17", "order-18"]):
+    ...         _ = score([[1.0], [2.0]])
+    ...     mlotel.last_prediction_ids()
+    ['order-17', 'order-18']
+    """
+    token = _supplied.set(ids)
+    try:
+        yield
+    finally:
+        _supplied.reset(token)
+
+
+def supplied_ids(source: Any, features: Any) -> Any:
+    """Ids from ``instrument(prediction_ids=...)``: a callable of the input, or the name
+    of an id column of a DataFrame / dict input."""
+    if callable(source):
+        return source(features)
+    return features[source]
+
+
+def span_ids(ids: Any) -> list[str]:
+    """The first user-supplied ids of a call, for its span attribute (bounded work)."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        return [str(ids)]
+    head = ids[:_MAX_SPAN_IDS] if hasattr(ids, "__getitem__") else ids
+    return [str(v) for v in _as_list(head)[:_MAX_SPAN_IDS]]
+
+
+# --- labels ----------------------------------------------------------------------------
+
+
+def _family(value: Any) -> str | None:
+    """'number', 'text' or None (unusable: None, NaN, other objects)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "number"
+    if isinstance(value, (int, np.integer)):
+        return "number"
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else "number"
+    if isinstance(value, (str, bytes)):
+        return "text"
+    return None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value
+
+
+class InvalidActual(ValueError):
+    """An outcome's actual value cannot be compared with the model's predictions."""
+
+
+# --- the tracker -----------------------------------------------------------------------
+
+
+class OutcomeTracker:
+    """Recent predictions of one model, the outcome join and the performance window."""
+
+    name = "outcomes"
+    needs_inputs = False
+
+    def __init__(self, monitor: Monitor, store: MetricStore, settings: Settings) -> None:
+        self.monitor = monitor
+        self.model_name = monitor.model_name
+        self._store = store
+        self._capacity = settings.outcome_store_size
+        self._ttl_ns = int(settings.outcome_ttl * 1e9)
+        self._window_size = settings.outcome_window_size
+        self._window_ns = int(settings.outcome_window_seconds * 1e9)
+        self._min_samples = settings.outcome_min_samples
+        self._estimate = settings.performance_estimate
+        self._lock = threading.Lock()
+        self._size = 0  # allocated rows (grows by doubling up to the capacity)
+        self._next = 0  # sequence number of the next stored row
+        self._calls: dict[str, int] = {}  # call id -> sequence of its first row
+        self._ids: dict[str, int] = {}  # user-supplied row id -> sequence
+        self._labels: dict[Any, int] = {}
+        self._label_list: list[Any] = []
+        self._family: str | None = None  # of the labels predicted so far
+        self._positive_label: Any = None
+        self._regression = False
+        self._pending: list[tuple[Any, ...]] = []
+        self._window: dict[str, np.ndarray] | None = None
+        self._window_count = 0
+        self._published: set[str] = set()
+        self._attrs_cache: dict[str, AttrKey] = {}
+        # The store: one slot per row, allocated on first use (see _ARRAYS).
+        self._seq = np.empty(0, np.int64)  # sequence number of the row in the slot, -1: free
+        self._row = np.empty(0, np.int64)  # row within its call
+        self._time = np.empty(0, np.int64)  # prediction time (ns)
+        self._pred = np.empty(0, np.float64)  # label code or regression value
+        self._proba = np.empty(0, np.float64)  # positive-class probability (binary)
+        self._top = np.empty(0, np.float64)  # top-class probability
+        self._matched = np.empty(0, bool)
+        self._trace_hi = np.empty(0, np.uint64)
+        self._trace_lo = np.empty(0, np.uint64)
+        self._span = np.empty(0, np.uint64)
+        self._flags = np.empty(0, np.uint8)
+        self._key = np.empty(0, object)  # call id at a call's first row, or a supplied id
+
+    @property
+    def pending(self) -> bool:
+        """Outcomes wait for the next flush (the monitor flushes even with no calls)."""
+        return bool(self._pending)
+
+    # --- storage ----------------------------------------------------------------------
+    def _allocate(self, rows: int) -> None:
+        want = min(self._capacity, max(1024, rows))
+        if self._size >= want:
+            return
+        size = self._size or 1024
+        while size < want:
+            size *= 2
+        size = min(size, self._capacity)
+        used = self._next  # before the first wrap, slot == sequence: copy the prefix
+        for name, fill in _ARRAYS.items():
+            old: np.ndarray = getattr(self, name)
+            fresh = np.full(size, fill, dtype=old.dtype)
+            fresh[:used] = old[:used]
+            setattr(self, name, fresh)
+        self._size = size
+
+    def _code(self, value: Any, predicted: bool) -> int:
+        code = self._labels.get(value)
+        if code is None:
+            if len(self._label_list) >= _MAX_LABELS:
+                return _OTHER_PREDICTED if predicted else _OTHER_ACTUAL
+            code = len(self._label_list)
+            self._labels[value] = code
+            self._label_list.append(value)
+        return code
+
+    def _codes(self, labels: np.ndarray) -> np.ndarray:
+        try:
+            uniques, inverse = np.unique(labels, return_inverse=True)
+        except TypeError:  # mixed objects: compare by text
+            uniques, inverse = np.unique(labels.astype(str), return_inverse=True)
+        values = [_plain(u) for u in uniques.tolist()]
+        if self._family is None and values:
+            self._family = _family(values[0])
+        table = np.array([self._code(v, True) for v in values], dtype=np.float64)
+        return table[inverse.reshape(-1)]
+
+    # --- flush time (monitor's flushing thread) -----------------------------------------
+    def process(self, records: Sequence[CallRecord], monitor: Monitor, store: MetricStore) -> None:
+        new_scores = self._insert(records) if records else False
+        with self._lock:
+            pending, self._pending = self._pending, []
+        now = _time_ns()
+        if pending:
+            self._add_to_window(pending)
+            self._emit_logs(pending, monitor)
+        if self._window is not None and (pending or records):
+            self._publish(self._realised(now))
+        if new_scores and self._estimate:
+            self._publish(self._estimated(now), estimates=True)
+
+    def _insert(self, records: Sequence[CallRecord]) -> bool:
+        groups: dict[tuple[Any, ...], list[CallRecord]] = {}
+        for rec in records:
+            out = rec.output
+            if rec.error_type is not None or out is None or out.ndim == 0 or not len(out):
+                continue
+            if rec.operation in _NO_LABEL_OPERATIONS:
+                continue
+            key = (
+                rec.operation,
+                rec.output_kind,
+                id(rec.class_labels),
+                out.shape[1:],
+                out.dtype.kind,
+                None if rec.scores is None else rec.scores.shape[1:],
+            )
+            groups.setdefault(key, []).append(rec)
+        scored = False
+        for group in groups.values():
+            try:
+                scored = self._insert_group(group) or scored
+            except Exception as exc:  # one unreadable group costs its rows only
+                tally.error("outcomes.store", exc)
+        return scored
+
+    def _insert_group(self, group: list[CallRecord]) -> bool:
+        first = group[0]
+        block = np.concatenate([r.output for r in group])
+        labels, top, values = interpret_output(
+            block, first.operation, first.output_kind, first.class_labels
+        )
+        n = len(block)
+        positive = None
+        if first.scores is not None:
+            explicit = np.concatenate([r.scores for r in group]).astype(np.float64)
+            if len(explicit) == n:
+                matrix = explicit if explicit.ndim == 2 else None
+                top = explicit.max(axis=1) if matrix is not None else explicit.reshape(-1)
+                if matrix is not None and matrix.shape[1] == 2:
+                    positive = matrix[:, 1]
+        elif top is not None:
+            matrix = block.astype(np.float64, copy=False)
+            if first.operation == "predict_log_proba":
+                matrix = np.exp(matrix)
+            matrix = matrix.reshape(n, -1)
+            if matrix.shape[1] == 2:
+                positive = matrix[:, 1]
+            elif matrix.shape[1] == 1:
+                positive = matrix[:, 0]
+        if labels is not None:
+            if len(labels) != n:
+                return False
+            pred = self._codes(labels)
+            class_labels = first.class_labels
+            if self._positive_label is None and class_labels is not None and len(class_labels) == 2:
+                self._positive_label = _plain(class_labels[1])
+        elif values is not None and len(values) == n:
+            pred = values
+            self._regression = True
+            top = positive = None
+        else:
+            return False
+        # Per call: its rows, time and span context; then one vectorised write.
+        counts = np.fromiter((len(r.output) for r in group), np.int64, len(group))  # type: ignore[arg-type]
+        call_rows = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+        times = np.repeat(np.fromiter((r.end_ns for r in group), np.int64, len(group)), counts)
+        trace_ids = []
+        for rec in group:
+            context = rec.span.get_span_context() if rec.span is not None else None
+            if context is not None and context.is_valid:
+                trace_ids.append(
+                    (context.trace_id >> 64, context.trace_id & _MASK64, context.span_id,
+                     int(context.trace_flags))
+                )  # fmt: skip
+            else:
+                trace_ids.append((0, 0, 0, 0))
+        ids = np.repeat(np.array(trace_ids, dtype=np.uint64).reshape(-1, 4), counts, axis=0)
+        with self._lock:
+            self._write(group, counts, call_rows, times, pred, positive, top, ids)
+        return top is not None
+
+    def _write(
+        self,
+        group: list[CallRecord],
+        counts: np.ndarray,
+        call_rows: np.ndarray,
+        times: np.ndarray,
+        pred: np.ndarray,
+        positive: np.ndarray | None,
+        top: np.ndarray | None,
+        trace_ids: np.ndarray,
+    ) -> None:
+        n = len(pred)
+        start = self._next
+        self._allocate(start + n)
+        seqs = np.arange(start, start + n, dtype=np.int64)
+        keep = slice(max(0, n - self._size), n)  # a batch larger than the store keeps its tail
+        seqs = seqs[keep]
+        slots = seqs % self._size
+        self._evict(slots)
+        self._seq[slots] = seqs
+        self._row[slots] = call_rows[keep]
+        self._time[slots] = times[keep]
+        self._pred[slots] = pred[keep]
+        self._proba[slots] = np.nan if positive is None else positive[keep]
+        self._top[slots] = np.nan if top is None else top[keep]
+        self._matched[slots] = False
+        self._trace_hi[slots] = trace_ids[keep, 0]
+        self._trace_lo[slots] = trace_ids[keep, 1]
+        self._span[slots] = trace_ids[keep, 2]
+        self._flags[slots] = trace_ids[keep, 3]
+        self._key[slots] = None
+        self._next = start + n
+        lowest = start + n - self._size
+        if n > self._size:
+            tally.drop("outcomes", "outcome_store_size", n - self._size)
+        offset = start
+        for rec, count in zip(group, counts.tolist()):
+            first_seq = offset
+            offset += count
+            if offset <= lowest:
+                continue
+            supplied = rec.row_ids
+            if supplied is not None:
+                try:
+                    keys = [str(v) for v in _as_list(supplied)]
+                except Exception as exc:
+                    tally.error("outcomes.ids", exc)
+                    keys = []
+                if len(keys) == count:
+                    for seq, key in enumerate(keys, first_seq):
+                        if seq >= lowest:
+                            self._ids[key] = seq
+                            self._key[seq % self._size] = key
+                    continue
+                # Ids that do not pair with the rows: the call falls back to generated ids.
+                tally.drop("outcomes", "prediction_ids_length", count)
+            if first_seq >= lowest:
+                self._calls[rec.prediction_id] = first_seq
+                self._key[first_seq % self._size] = rec.prediction_id
+
+    def _evict(self, slots: np.ndarray) -> None:
+        old = self._seq[slots]
+        used = old >= 0
+        if not used.any():
+            return
+        lost = int(np.count_nonzero(used & ~self._matched[slots]))
+        if lost:
+            tally.drop("outcomes", "outcome_store_size", lost)
+        keys = self._key[slots]
+        for key, seq in zip(keys[used].tolist(), old[used].tolist()):
+            if key is None:
+                continue
+            if self._calls.get(key) == seq:
+                del self._calls[key]
+            elif self._ids.get(key) == seq:
+                del self._ids[key]
+
+    # --- the join (any thread) ----------------------------------------------------------
+    def _slot(self, prediction_id: str) -> int | None:
+        """Store slot of a row id, or None. Call with the lock held."""
+        seq = self._ids.get(prediction_id)
+        row = None
+        if seq is None:
+            head, sep, tail = prediction_id.rpartition("-")
+            if not sep or not tail.isdecimal():
+                return None
+            start = self._calls.get(head)
+            if start is None:
+                return None
+            row = int(tail)
+            seq = start + row
+        if seq < self._next - self._size or seq >= self._next:
+            return None
+        slot = seq % self._size
+        if self._seq[slot] != seq or (row is not None and self._row[slot] != row):
+            return None  # past the call's last row, or already overwritten
+        return slot
+
+    def _actual_value(self, actual: Any) -> float:
+        """The comparable value of one actual (a label code or a number); raises
+        :class:`InvalidActual` with the reason. Call with the lock held."""
+        value = _plain(actual)
+        family = _family(value)
+        if family is None:
+            raise InvalidActual(f"actual {actual!r} is missing or not a label/number")
+        if self._regression:
+            if family != "number" or isinstance(value, bool) or not math.isfinite(value):
+                raise InvalidActual(
+                    f"actual {actual!r} is not a finite number (model {self.model_name!r} "
+                    "is a regression model)"
+                )
+            return float(value)
+        if self._family is not None and family != self._family:
+            raise InvalidActual(
+                f"actual {actual!r} is a {family} but model {self.model_name!r} predicts "
+                f"{self._family} labels (e.g. {self._label_list[0]!r})"
+            )
+        return float(self._code(value, False))
+
+    def _match(self, prediction_id: str, slot: int, value: float, now: int) -> None:
+        self._matched[slot] = True
+        self._pending.append(
+            (
+                prediction_id,
+                float(self._pred[slot]),
+                float(self._proba[slot]),
+                value,
+                now,
+                int(self._trace_hi[slot]),
+                int(self._trace_lo[slot]),
+                int(self._span[slot]),
+                int(self._flags[slot]),
+            )
+        )
+
+    def join_one(self, prediction_id: str, actual: Any, now: int) -> str | None:
+        """Status of one outcome, or None when this model does not know the id.
+        Raises :class:`InvalidActual` (after counting it) for an unusable actual."""
+        with self._lock:
+            if not self._size:
+                return None
+            slot = self._slot(prediction_id)
+            if slot is None:
+                return None
+            if self._matched[slot]:
+                return DUPLICATE
+            if now - int(self._time[slot]) > self._ttl_ns:
+                return LATE
+            try:
+                value = self._actual_value(actual)
+            except InvalidActual:
+                self.count(INVALID, 1)
+                raise
+            self._match(prediction_id, slot, value, now)
+            return MATCHED
+
+    def join_many(
+        self, ids: list[str], actuals: list[Any], indexes: list[int], now: int
+    ) -> tuple[dict[str, int], list[int]]:
+        """Join the outcomes at ``indexes``; returns (counts by status, indexes not known)."""
+        counts = dict.fromkeys(semconv.OUTCOME_STATUSES, 0)
+        with self._lock:
+            if not self._size:
+                return counts, indexes
+            found_index: list[int] = []
+            found_slot: list[int] = []
+            unknown: list[int] = []
+            slot_of = self._slot
+            for i in indexes:
+                slot = slot_of(ids[i])
+                if slot is None:
+                    unknown.append(i)
+                else:
+                    found_index.append(i)
+                    found_slot.append(slot)
+            if not found_slot:
+                return counts, unknown
+            slots = np.asarray(found_slot, dtype=np.int64)
+            # The first outcome of a row in this batch can match; repeats are duplicates.
+            _, first = np.unique(slots, return_index=True)
+            is_first = np.zeros(len(slots), bool)
+            is_first[first] = True
+            duplicate = self._matched[slots] | ~is_first
+            late = ~duplicate & (now - self._time[slots] > self._ttl_ns)
+            candidates = np.flatnonzero(~duplicate & ~late)
+            counts[DUPLICATE] = int(np.count_nonzero(duplicate))
+            counts[LATE] = int(np.count_nonzero(late))
+            values = self._actual_values([actuals[found_index[k]] for k in candidates.tolist()])
+            ok = ~np.isnan(values)
+            counts[INVALID] = int(np.count_nonzero(~ok))
+            match_slots = slots[candidates[ok]]
+            self._matched[match_slots] = True
+            match_ids = [ids[found_index[k]] for k in candidates[ok].tolist()]
+            hi, lo = self._trace_hi[match_slots].tolist(), self._trace_lo[match_slots].tolist()
+            span, flags = self._span[match_slots].tolist(), self._flags[match_slots].tolist()
+            self._pending.extend(
+                zip(
+                    match_ids,
+                    self._pred[match_slots].tolist(),
+                    self._proba[match_slots].tolist(),
+                    values[ok].tolist(),
+                    [now] * len(match_ids),
+                    hi,
+                    lo,
+                    span,
+                    flags,
+                )
+            )
+            counts[MATCHED] = len(match_ids)
+        return counts, unknown
+
+    def _actual_values(self, actuals: list[Any]) -> np.ndarray:
+        """Comparable values of many actuals; NaN marks an invalid one (vectorised for
+        numeric and text arrays, one by one for mixed objects)."""
+        if not actuals:
+            return np.empty(0)
+        array = np.asarray(actuals)
+        kind = array.dtype.kind if array.ndim == 1 else "O"
+        if kind == "U" and not all(isinstance(a, str) for a in actuals):
+            kind = "O"  # numpy turned mixed values into text: judge them one by one
+        if self._regression and kind in "iuf":
+            values = array.astype(np.float64)
+            values[~np.isfinite(values)] = np.nan
+            return values
+        if (
+            not self._regression
+            and kind in "iubU"
+            and (self._family is None or self._family == ("text" if kind == "U" else "number"))
+        ):
+            uniques, inverse = np.unique(array, return_inverse=True)
+            table = np.array([self._actual_value(u) for u in uniques.tolist()], np.float64)
+            return table[inverse.reshape(-1)]
+        values = np.empty(len(actuals))
+        for i, actual in enumerate(actuals):
+            try:
+                values[i] = self._actual_value(actual)
+            except InvalidActual:
+                values[i] = np.nan
+        return values
+
+    def count(self, status: str, amount: int) -> None:
+        if amount:
+            self._store.add(semconv.OUTCOMES, self._status_attrs(status), amount)
+
+    def _status_attrs(self, status: str) -> AttrKey:
+        found = self._attrs_cache.get(status)
+        if found is None:
+            found = (*self.monitor.base_attrs, (semconv.ATTR_OUTCOME_STATUS, status))
+            self._attrs_cache[status] = found
+        return found
+
+    # --- window and metrics (flush time) --------------------------------------------------
+    def _add_to_window(self, pending: list[tuple[Any, ...]]) -> None:
+        size = self._window_size
+        if self._window is None:
+            self._window = {
+                "pred": np.zeros(size),
+                "actual": np.zeros(size),
+                "proba": np.full(size, np.nan),
+                "time": np.zeros(size, np.int64),
+            }
+        tail = pending[-size:]
+        _, pred, proba, actual, arrived, *_ = zip(*tail)
+        positions = (self._window_count + np.arange(len(tail))) % size
+        window = self._window
+        window["pred"][positions] = pred
+        window["actual"][positions] = actual
+        window["proba"][positions] = proba
+        window["time"][positions] = arrived
+        self._window_count += len(pending)
+
+    def _positive_code(self) -> int | None:
+        label = self._positive_label
+        if label is None and len(self._label_list) == 2:
+            try:
+                label = max(self._label_list)  # sklearn's classes_[1]: the larger label
+            except TypeError:
+                return None
+        if label is None or len(self._label_list) > 2:
+            return None
+        return self._labels.get(label)
+
+    def _realised(self, now: int) -> dict[str, float]:
+        window = self._window
+        assert window is not None
+        used = min(self._window_count, self._window_size)
+        recent = window["time"][:used] >= now - self._window_ns
+        if int(np.count_nonzero(recent)) < self._min_samples:
+            return {}
+        pred, actual = window["pred"][:used][recent], window["actual"][:used][recent]
+        if self._regression:
+            return regression_metrics(pred, actual)
+        positive = self._positive_code()
+        metrics = classification_metrics(pred.astype(np.int64), actual.astype(np.int64), positive)
+        proba = window["proba"][:used][recent]
+        scored = np.isfinite(proba)
+        if positive is not None and int(np.count_nonzero(scored)) >= self._min_samples:
+            with_scores = classification_metrics(
+                pred[scored].astype(np.int64),
+                actual[scored].astype(np.int64),
+                positive,
+                proba[scored],
+            )
+            for name in ("log_loss", "roc_auc"):
+                if name in with_scores:
+                    metrics[name] = with_scores[name]
+        return metrics
+
+    def _estimated(self, now: int) -> dict[str, float]:
+        with self._lock:
+            count = min(self._next, self._size, self._window_size)
+            slots = np.arange(self._next - count, self._next) % self._size
+            top = self._top[slots]
+            proba = self._proba[slots]
+            recent = (self._time[slots] >= now - self._window_ns) & np.isfinite(top)
+        if int(np.count_nonzero(recent)) < self._min_samples:
+            return {"estimated_accuracy": math.nan}
+        proba = proba[recent]
+        binary = np.isfinite(proba).all() and self._positive_label is not None
+        return estimated_metrics(top[recent], proba if binary else None)
+
+    def _publish(self, metrics: dict[str, float], estimates: bool = False) -> None:
+        base = self.monitor.base_attrs
+        names = {n for n in self._published if n.startswith("estimated_") == estimates}
+        for name in names - metrics.keys():
+            self._store.clear_gauge(
+                semconv.MODEL_PERFORMANCE, (*base, (semconv.ATTR_METRIC_NAME, name))
+            )
+            self._published.discard(name)
+        for name, value in metrics.items():
+            attrs = (*base, (semconv.ATTR_METRIC_NAME, name))
+            if math.isnan(value):
+                self._store.clear_gauge(semconv.MODEL_PERFORMANCE, attrs)
+                self._published.discard(name)
+            else:
+                self._store.set_gauge(semconv.MODEL_PERFORMANCE, attrs, value)
+                self._published.add(name)
+
+    def label_of(self, value: float) -> Any:
+        if self._regression:
+            return value
+        code = int(value)
+        return clean_value(self._label_list[code]) if 0 <= code < len(self._label_list) else None
+
+    def _emit_logs(self, pending: list[tuple[Any, ...]], monitor: Monitor) -> None:
+        logger = monitor.logger
+        if logger is None:
+            return
+        base = dict(monitor.log_base)
+        for prediction_id, pred, _proba, actual, arrived, hi, lo, span_id, flags in pending:
+            attributes = {
+                **base,
+                semconv.ATTR_PREDICTION_ID: prediction_id,
+                semconv.ATTR_OUTCOME_STATUS: MATCHED,
+                semconv.ATTR_PREDICTION: self.label_of(pred),
+                semconv.ATTR_OUTCOME_ACTUAL: self.label_of(actual),
+            }
+            context = None
+            if span_id:
+                span_context = SpanContext(
+                    (hi << 64) | lo, span_id, is_remote=False, trace_flags=TraceFlags(flags)
+                )
+                context = trace.set_span_in_context(NonRecordingSpan(span_context))
+            try:
+                logger.emit(
+                    timestamp=arrived,
+                    context=context,
+                    severity_number=SeverityNumber.INFO,
+                    severity_text="INFO",
+                    event_name=semconv.EVENT_OUTCOME,
+                    attributes=attributes,
+                )
+            except Exception as exc:
+                tally.error("logs.emit", exc)
+
+
+# --- public entry points ---------------------------------------------------------------
+
+
+def _runtime_now() -> Runtime | None:
+    from . import _runtime
+
+    runtime = _runtime._current
+    if runtime is None or runtime.stale:
+        runtime = _runtime.lazy_runtime()
+    return None if runtime.disabled else runtime
+
+
+def _trackers(runtime: Runtime, model_name: str | None) -> list[OutcomeTracker]:
+    trackers = list(runtime.outcome_trackers.values())
+    if model_name is not None:
+        trackers = [t for t in trackers if t.model_name == model_name]
+    return trackers
+
+
+def _count_unknown(runtime: Runtime, model_name: str | None, amount: int) -> None:
+    if not amount:
+        return
+    attrs: AttrKey = ((semconv.ATTR_OUTCOME_STATUS, UNKNOWN_ID),)
+    if model_name is not None:
+        attrs = ((semconv.ATTR_MODEL_NAME, model_name), *attrs)
+    runtime.store.add(semconv.OUTCOMES, attrs, amount)
+
+
+def _flush_buffered(runtime: Runtime, model_name: str | None) -> bool:
+    """Flush monitors holding calls not yet in the store; True when any did."""
+    flushed = False
+    for monitor in list(runtime.monitors.values()):
+        if monitor.buffered and (model_name is None or monitor.model_name == model_name):
+            monitor.flush()
+            flushed = True
+    return flushed
+
+
+def record_outcome(prediction_id: Any, actual: Any, *, model_name: str | None = None) -> str:
+    """Join the ground truth of one predicted row; returns its ``ml.outcome.status``.
+
+    ``prediction_id`` is an id from :func:`last_prediction_ids` (or one you
+    supplied); ``actual`` is the true label (classifiers) or value (regression).
+    ``model_name`` limits the search to that model; by default every model is
+    searched. Statuses: ``matched`` (joined; counts toward ``ml.model.performance``),
+    ``unknown_id`` (never seen, or evicted from the store), ``late`` (older than
+    ``outcome_ttl``), ``duplicate`` (already matched), or ``disabled`` when mlotel is
+    off. Raises ``ValueError`` (after counting ``invalid``) when ``actual`` is None,
+    NaN, or of another type than the model's predictions.
+
+    >>> import mlotel, mlotel.testing
+    >>> with mlotel.testing.capture_telemetry():
+    ...     clf = mlotel.instrument(lambda rows: [1 for _ in rows], model_name="ones")
+    ...     _ = clf([[0.5], [0.7]])
+    ...     first, second = mlotel.last_prediction_ids()
+    ...     mlotel.record_outcome(first, 1), mlotel.record_outcome(first, 1)
+    ('matched', 'duplicate')
+    """
+    runtime = _runtime_now()
+    if runtime is None:
+        return "disabled"
+    key = prediction_id if type(prediction_id) is str else str(prediction_id)
+    now = _time_ns()
+    for attempt in range(2):
+        for tracker in _trackers(runtime, model_name):
+            try:
+                status = tracker.join_one(key, actual, now)
+            except InvalidActual as exc:
+                raise ValueError(f"mlotel.record_outcome({key!r}): {exc}") from None
+            if status is not None:
+                tracker.count(status, 1)
+                return status
+        # The prediction may still sit in a monitor's buffer: flush, then look again.
+        if attempt or not _flush_buffered(runtime, model_name):
+            break
+    _count_unknown(runtime, model_name, 1)
+    return UNKNOWN_ID
+
+
+def record_outcomes(
+    prediction_ids: Iterable[Any], actuals: Iterable[Any], *, model_name: str | None = None
+) -> dict[str, int]:
+    """Join many outcomes at once; returns counts by status (``invalid`` included).
+
+    Vectorised: one dict lookup per id, the rest in numpy. Unlike
+    :func:`record_outcome` an unusable actual does not raise: it is counted as
+    ``invalid`` (in the result and in ``ml.outcomes``).
+
+    >>> import mlotel, mlotel.testing
+    >>> with mlotel.testing.capture_telemetry():
+    ...     clf = mlotel.instrument(lambda rows: [r[0] > 0 for r in rows], model_name="sign")
+    ...     _ = clf([[1.0], [-1.0], [2.0]])
+    ...     ids = mlotel.last_prediction_ids()
+    ...     counts = mlotel.record_outcomes(ids + ["nope-0"], [True, True, None, False])
+    >>> counts["matched"], counts["unknown_id"], counts["invalid"]
+    (2, 1, 1)
+    """
+    ids = [v if type(v) is str else str(v) for v in _as_list(prediction_ids)]
+    values = _as_list(actuals)
+    if len(ids) != len(values):
+        raise ValueError(
+            f"mlotel.record_outcomes: {len(ids)} ids but {len(values)} actuals (one each)"
+        )
+    totals = dict.fromkeys(semconv.OUTCOME_STATUSES, 0)
+    runtime = _runtime_now()
+    if runtime is None:
+        return totals
+    now = _time_ns()
+    remaining = list(range(len(ids)))
+    for attempt in range(2):
+        for tracker in _trackers(runtime, model_name):
+            if not remaining:
+                break
+            counts, remaining = tracker.join_many(ids, values, remaining, now)
+            for status, amount in counts.items():
+                totals[status] += amount
+                tracker.count(status, amount)
+        if not remaining or attempt or not _flush_buffered(runtime, model_name):
+            break
+    totals[UNKNOWN_ID] += len(remaining)
+    _count_unknown(runtime, model_name, len(remaining))
+    return totals
