@@ -219,7 +219,7 @@ class OutcomeTracker:
         self._trace_lo = np.empty(0, np.uint64)
         self._span = np.empty(0, np.uint64)
         self._flags = np.empty(0, np.uint8)
-        self._key = np.empty(0, object)  # call id at a call's first row, or a supplied id
+        self._key = np.empty(0, object)  # call id at a call's last row, or a supplied id
 
     @property
     def pending(self) -> bool:
@@ -415,9 +415,10 @@ class OutcomeTracker:
                     continue
                 # Ids that do not pair with the rows: the call falls back to generated ids.
                 tally.drop("outcomes", "prediction_ids_length", count)
-            if first_seq >= lowest:
-                self._calls[rec.prediction_id] = first_seq
-                self._key[first_seq % self._size] = rec.prediction_id
+            # The call's key lives in its last row's slot: it leaves the index when the
+            # call's last row is overwritten (its earlier rows went before it).
+            self._calls[rec.prediction_id] = first_seq
+            self._key[(offset - 1) % self._size] = rec.prediction_id
 
     def _evict(self, slots: np.ndarray) -> None:
         old = self._seq[slots]
