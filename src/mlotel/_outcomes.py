@@ -60,10 +60,10 @@ _OTHER_ACTUAL = -2  # code of an actual label past the cap (never equal to a pre
 _MASK64 = (1 << 64) - 1
 _NO_LABEL_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
 _time_ns = time.time_ns
-_ARRAYS: dict[str, Any] = {
-    "_seq": -1, "_row": 0, "_time": 0, "_pred": 0.0, "_proba": np.nan, "_top": np.nan,
-    "_matched": False, "_trace_hi": 0, "_trace_lo": 0, "_span": 0, "_flags": 0, "_key": None,
-}  # fmt: skip
+_ARRAYS = (
+    "_seq", "_row", "_time", "_pred", "_proba", "_top", "_matched", "_trace_hi", "_trace_lo",
+    "_span", "_flags", "_key",
+)  # fmt: skip
 
 _last_ids: ContextVar[tuple[str, int, Any] | None] = ContextVar(
     "mlotel_last_prediction_ids", default=None
@@ -193,7 +193,7 @@ class OutcomeTracker:
         self._min_samples = settings.outcome_min_samples
         self._estimate = settings.performance_estimate
         self._lock = threading.Lock()
-        self._size = 0  # allocated rows (grows by doubling up to the capacity)
+        self._size = 0  # allocated rows: 0 until the first rows arrive, then the capacity
         self._next = 0  # sequence number of the next stored row
         self._calls: dict[str, int] = {}  # call id -> sequence of its first row
         self._ids: dict[str, int] = {}  # user-supplied row id -> sequence
@@ -208,7 +208,7 @@ class OutcomeTracker:
         self._published: set[str] = set()
         self._attrs_cache: dict[str, AttrKey] = {}
         # The store: one slot per row, allocated on first use (see _ARRAYS).
-        self._seq = np.empty(0, np.int64)  # sequence number of the row in the slot, -1: free
+        self._seq = np.empty(0, np.int64)  # sequence number of the row in the slot
         self._row = np.empty(0, np.int64)  # row within its call
         self._time = np.empty(0, np.int64)  # prediction time (ns)
         self._pred = np.empty(0, np.float64)  # label code or regression value
@@ -227,19 +227,14 @@ class OutcomeTracker:
         return bool(self._pending)
 
     # --- storage ----------------------------------------------------------------------
-    def _allocate(self, rows: int) -> None:
-        want = min(self._capacity, max(1024, rows))
-        if self._size >= want:
-            return
-        size = self._size or 1024
-        while size < want:
-            size *= 2
-        size = min(size, self._capacity)
-        used = self._next  # before the first wrap, slot == sequence: copy the prefix
-        for name, fill in _ARRAYS.items():
-            old: np.ndarray = getattr(self, name)
-            fresh = np.full(size, fill, dtype=old.dtype)
-            fresh[:used] = old[:used]
+    def _allocate(self) -> None:
+        """Allocate the store at its full capacity, once. ``np.zeros`` takes fresh zero
+        pages from the OS (calloc): memory becomes resident only as rows are written,
+        and no regrowth copies ever make the heap peak."""
+        size = self._capacity
+        for name in _ARRAYS:
+            dtype = getattr(self, name).dtype
+            fresh = np.empty(size, object) if dtype == np.dtype(object) else np.zeros(size, dtype)
             setattr(self, name, fresh)
         self._size = size
 
@@ -372,12 +367,13 @@ class OutcomeTracker:
     ) -> None:
         n = len(pred)
         start = self._next
-        self._allocate(start + n)
+        if not self._size:
+            self._allocate()
         seqs = np.arange(start, start + n, dtype=np.int64)
         keep = slice(max(0, n - self._size), n)  # a batch larger than the store keeps its tail
         seqs = seqs[keep]
         slots = seqs % self._size
-        self._evict(slots)
+        self._evict(slots, start)
         self._seq[slots] = seqs
         self._row[slots] = call_rows[keep]
         self._time[slots] = times[keep]
@@ -420,19 +416,22 @@ class OutcomeTracker:
             self._calls[rec.prediction_id] = first_seq
             self._key[(offset - 1) % self._size] = rec.prediction_id
 
-    def _evict(self, slots: np.ndarray) -> None:
-        old = self._seq[slots]
-        used = old >= 0
+    def _evict(self, slots: np.ndarray, start: int) -> None:
+        """Forget the rows in ``slots`` before new rows (from sequence ``start``) take them."""
+        used = slots < start  # slot == sequence until the first wrap: lower slots are written
         if not used.any():
             return
-        lost = int(np.count_nonzero(used & ~self._matched[slots]))
+        slots = slots[used]
+        old = self._seq[slots]
+        lost = int(np.count_nonzero(~self._matched[slots]))
         if lost:
             tally.drop("outcomes", "outcome_store_size", lost)
         keys = self._key[slots]
-        for key, seq in zip(keys[used].tolist(), old[used].tolist()):
+        firsts = old - self._row[slots]  # a call's key sits at its last row
+        for key, seq, first in zip(keys.tolist(), old.tolist(), firsts.tolist()):
             if key is None:
                 continue
-            if self._calls.get(key) == seq:
+            if self._calls.get(key) == first:
                 del self._calls[key]
             elif self._ids.get(key) == seq:
                 del self._ids[key]
@@ -765,10 +764,11 @@ def _count_unknown(runtime: Runtime, model_name: str | None, amount: int) -> Non
 
 
 def _flush_buffered(runtime: Runtime, model_name: str | None) -> bool:
-    """Flush monitors holding calls not yet in the store; True when any did."""
+    """Flush the monitors, so calls still buffered (or being flushed by another thread
+    right now: flush waits for it) are in the store. True when a monitor was flushed."""
     flushed = False
     for monitor in list(runtime.monitors.values()):
-        if monitor.buffered and (model_name is None or monitor.model_name == model_name):
+        if model_name is None or monitor.model_name == model_name:
             monitor.flush()
             flushed = True
     return flushed

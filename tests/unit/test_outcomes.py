@@ -239,7 +239,13 @@ def test_store_is_bounded_and_evictions_are_counted() -> None:
         assert mlotel.record_outcome(old[1], 1) == "unknown_id"  # overwritten
         assert mlotel.record_outcome(old[4], 1) == "matched"  # still there
         assert mlotel.record_outcome(new[7], 1) == "matched"
-    assert tally.dropped[("outcomes", "outcome_store_size")] == 3  # old[1..3]; old[0] matched
+        for _ in range(50):
+            clf([[0.0]])
+        captured.flush()
+        (tracker,) = captured.runtime.outcome_trackers.values()
+        assert len(tracker._calls) == 10  # the index forgets calls whose rows were overwritten
+    # 64 rows through a 10-row store: 54 overwritten, of which 3 had been matched.
+    assert tally.dropped[("outcomes", "outcome_store_size")] == 54 - 3
 
 
 def test_outcome_tracking_can_be_turned_off() -> None:
