@@ -113,6 +113,9 @@ class Monitor:
         self._overflow = model_name == semconv.OTHER_CLASS  # the max_models overflow monitor
         self.analyzers: tuple[Analyzer, ...] = ()
         self.keeps_inputs = False
+        # The flush being analysed: record indexes grouped by output layout (key: operation,
+        # output kind, id(class_labels), ndim, row shape, dtype kind, score row shape).
+        self.output_groups: dict[tuple[Any, ...], list[int]] = {}
 
     def attach(self, analyzer: Analyzer) -> None:
         """Add a flush-time analyzer (idempotent: the same object is attached once)."""
@@ -223,7 +226,9 @@ class Monitor:
                 store.add(semconv.PREDICTIONS, base, _rows(records, indexes))
         if self._logger is not None:
             self._emit_logs(records, log_predictions)
+        self.output_groups = outputs
         self._run_analyzers(records)
+        self.output_groups = {}
 
     def _run_analyzers(self, records: list[CallRecord]) -> None:
         for analyzer in self.analyzers:

@@ -62,7 +62,7 @@ _NO_LABEL_OPERATIONS = frozenset({"transform", "score_samples", "decision_functi
 _time_ns = time.time_ns
 _ARRAYS = (
     "_seq", "_row", "_time", "_pred", "_proba", "_top", "_matched", "_trace_hi", "_trace_lo",
-    "_span", "_flags", "_key",
+    "_span", "_flags", "_key", "_keyed",
 )  # fmt: skip
 
 _last_ids: ContextVar[tuple[str, int, Any] | None] = ContextVar(
@@ -220,6 +220,7 @@ class OutcomeTracker:
         self._span = np.empty(0, np.uint64)
         self._flags = np.empty(0, np.uint8)
         self._key = np.empty(0, object)  # call id at a call's last row, or a supplied id
+        self._keyed = np.empty(0, bool)  # the slot's _key is in the index
 
     @property
     def pending(self) -> bool:
@@ -249,6 +250,15 @@ class OutcomeTracker:
         return code
 
     def _codes(self, labels: np.ndarray) -> np.ndarray:
+        if labels.dtype.kind in "iu" and labels.size and labels.min() >= 0 and labels.max() < 4096:
+            # Class indexes (or small integer labels): a lookup table instead of a sort.
+            present = np.flatnonzero(np.bincount(labels))
+            if self._family is None:
+                self._family = "number"
+            table = np.zeros(int(present[-1]) + 1, np.float64)
+            table[present] = [self._code(v, True) for v in present.tolist()]
+            codes: np.ndarray = table[labels]
+            return codes
         try:
             uniques, inverse = np.unique(labels, return_inverse=True)
         except TypeError:  # mixed objects: compare by text
@@ -261,7 +271,7 @@ class OutcomeTracker:
 
     # --- flush time (monitor's flushing thread) -----------------------------------------
     def process(self, records: Sequence[CallRecord], monitor: Monitor, store: MetricStore) -> None:
-        new_scores = self._insert(records) if records else False
+        new_scores = self._insert(records, monitor) if records else False
         with self._lock:
             pending, self._pending = self._pending, []
         now = _time_ns()
@@ -273,34 +283,22 @@ class OutcomeTracker:
         if new_scores and self._estimate:
             self._publish(self._estimated(now), estimates=True)
 
-    def _insert(self, records: Sequence[CallRecord]) -> bool:
-        groups: dict[tuple[Any, ...], list[CallRecord]] = {}
-        for rec in records:
-            out = rec.output
-            if rec.error_type is not None or out is None or out.ndim == 0 or not len(out):
-                continue
-            if rec.operation in _NO_LABEL_OPERATIONS:
-                continue
-            key = (
-                rec.operation,
-                rec.output_kind,
-                id(rec.class_labels),
-                out.shape[1:],
-                out.dtype.kind,
-                None if rec.scores is None else rec.scores.shape[1:],
-            )
-            groups.setdefault(key, []).append(rec)
+    def _insert(self, records: Sequence[CallRecord], monitor: Monitor) -> bool:
         scored = False
-        for group in groups.values():
+        # The monitor grouped the flushed records by output layout already: reuse it.
+        for key, indexes in monitor.output_groups.items():
+            if key[0] in _NO_LABEL_OPERATIONS:
+                continue
             try:
-                scored = self._insert_group(group) or scored
+                scored = self._insert_group([records[i] for i in indexes]) or scored
             except Exception as exc:  # one unreadable group costs its rows only
                 tally.error("outcomes.store", exc)
         return scored
 
     def _insert_group(self, group: list[CallRecord]) -> bool:
         first = group[0]
-        block = np.concatenate([r.output for r in group])
+        outputs: list[np.ndarray] = [r.output for r in group]  # type: ignore[misc]
+        block = np.concatenate(outputs)
         labels, top, values = interpret_output(
             block, first.operation, first.output_kind, first.class_labels
         )
@@ -335,45 +333,66 @@ class OutcomeTracker:
             top = positive = None
         else:
             return False
-        # Per call: its rows, time and span context; then one vectorised write.
-        counts = np.fromiter((len(r.output) for r in group), np.int64, len(group))  # type: ignore[arg-type]
-        call_rows = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
-        times = np.repeat(np.fromiter((r.end_ns for r in group), np.int64, len(group)), counts)
-        trace_ids = []
-        for rec in group:
+        # One pass over the calls for their row counts, times and span contexts (flat
+        # lists: numpy converts those fast), then one vectorised write.
+        counts: list[int] = []
+        ends: list[int] = []
+        his: list[int] = []
+        los: list[int] = []
+        spans: list[int] = []
+        flags: list[int] = []
+        for rec, out in zip(group, outputs):
+            counts.append(len(out))
+            ends.append(rec.end_ns)
             context = rec.span.get_span_context() if rec.span is not None else None
             if context is not None and context.is_valid:
-                trace_ids.append(
-                    (context.trace_id >> 64, context.trace_id & _MASK64, context.span_id,
-                     int(context.trace_flags))
-                )  # fmt: skip
+                trace_id = context.trace_id
+                his.append(trace_id >> 64)
+                los.append(trace_id & _MASK64)
+                spans.append(context.span_id)
+                flags.append(int(context.trace_flags))
             else:
-                trace_ids.append((0, 0, 0, 0))
-        ids = np.repeat(np.array(trace_ids, dtype=np.uint64).reshape(-1, 4), counts, axis=0)
+                his.append(0)
+                los.append(0)
+                spans.append(0)
+                flags.append(0)
+        sizes = np.array(counts, np.int64)
+        if len(group) == n:  # one row per call: nothing to repeat
+            call_rows = np.zeros(n, np.int64)
+            per_row = [
+                np.array(v, dtype) for v, dtype in ((ends, np.int64), (his, np.uint64),
+                (los, np.uint64), (spans, np.uint64), (flags, np.uint8))
+            ]  # fmt: skip
+        else:
+            call_rows = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            per_row = [
+                np.repeat(np.array(v, dtype), sizes) for v, dtype in ((ends, np.int64),
+                (his, np.uint64), (los, np.uint64), (spans, np.uint64), (flags, np.uint8))
+            ]  # fmt: skip
         with self._lock:
-            self._write(group, counts, call_rows, times, pred, positive, top, ids)
+            self._write(group, counts, call_rows, pred, positive, top, per_row)
         return top is not None
 
     def _write(
         self,
         group: list[CallRecord],
-        counts: np.ndarray,
+        counts: list[int],
         call_rows: np.ndarray,
-        times: np.ndarray,
         pred: np.ndarray,
         positive: np.ndarray | None,
         top: np.ndarray | None,
-        trace_ids: np.ndarray,
+        per_row: list[np.ndarray],
     ) -> None:
         n = len(pred)
         start = self._next
         if not self._size:
             self._allocate()
-        seqs = np.arange(start, start + n, dtype=np.int64)
-        keep = slice(max(0, n - self._size), n)  # a batch larger than the store keeps its tail
-        seqs = seqs[keep]
-        slots = seqs % self._size
+        size = self._size
+        keep = slice(max(0, n - size), n)  # a batch larger than the store keeps its tail
+        seqs = np.arange(start + keep.start, start + n, dtype=np.int64)
+        slots = seqs % size
         self._evict(slots, start)
+        times, trace_hi, trace_lo, span_ids, flags = per_row
         self._seq[slots] = seqs
         self._row[slots] = call_rows[keep]
         self._time[slots] = times[keep]
@@ -381,17 +400,20 @@ class OutcomeTracker:
         self._proba[slots] = np.nan if positive is None else positive[keep]
         self._top[slots] = np.nan if top is None else top[keep]
         self._matched[slots] = False
-        self._trace_hi[slots] = trace_ids[keep, 0]
-        self._trace_lo[slots] = trace_ids[keep, 1]
-        self._span[slots] = trace_ids[keep, 2]
-        self._flags[slots] = trace_ids[keep, 3]
-        self._key[slots] = None
+        self._trace_hi[slots] = trace_hi[keep]
+        self._trace_lo[slots] = trace_lo[keep]
+        self._span[slots] = span_ids[keep]
+        self._flags[slots] = flags[keep]
+        self._keyed[slots] = False
         self._next = start + n
-        lowest = start + n - self._size
-        if n > self._size:
-            tally.drop("outcomes", "outcome_store_size", n - self._size)
+        lowest = start + n - size
+        if n > size:
+            tally.drop("outcomes", "outcome_store_size", n - size)
+        key_slots: list[int] = []
+        key_values: list[str] = []
+        calls = self._calls
         offset = start
-        for rec, count in zip(group, counts.tolist()):
+        for rec, count in zip(group, counts):
             first_seq = offset
             offset += count
             if offset <= lowest:
@@ -407,14 +429,22 @@ class OutcomeTracker:
                     for seq, key in enumerate(keys, first_seq):
                         if seq >= lowest:
                             self._ids[key] = seq
-                            self._key[seq % self._size] = key
+                            key_slots.append(seq % size)
+                            key_values.append(key)
                     continue
                 # Ids that do not pair with the rows: the call falls back to generated ids.
                 tally.drop("outcomes", "prediction_ids_length", count)
             # The call's key lives in its last row's slot: it leaves the index when the
             # call's last row is overwritten (its earlier rows went before it).
-            self._calls[rec.prediction_id] = first_seq
-            self._key[(offset - 1) % self._size] = rec.prediction_id
+            calls[rec.prediction_id] = first_seq
+            key_slots.append((offset - 1) % size)
+            key_values.append(rec.prediction_id)
+        if key_slots:
+            where = np.array(key_slots, np.int64)
+            keyed = np.empty(len(key_values), object)
+            keyed[:] = key_values
+            self._key[where] = keyed
+            self._keyed[where] = True
 
     def _evict(self, slots: np.ndarray, start: int) -> None:
         """Forget the rows in ``slots`` before new rows (from sequence ``start``) take them."""
@@ -422,15 +452,16 @@ class OutcomeTracker:
         if not used.any():
             return
         slots = slots[used]
-        old = self._seq[slots]
         lost = int(np.count_nonzero(~self._matched[slots]))
         if lost:
             tally.drop("outcomes", "outcome_store_size", lost)
-        keys = self._key[slots]
-        firsts = old - self._row[slots]  # a call's key sits at its last row
-        for key, seq, first in zip(keys.tolist(), old.tolist(), firsts.tolist()):
-            if key is None:
-                continue
+        keyed = slots[self._keyed[slots]]  # only slots holding an index key
+        if not len(keyed):
+            return
+        keys = self._key[keyed].tolist()
+        seqs = self._seq[keyed].tolist()
+        firsts = (self._seq[keyed] - self._row[keyed]).tolist()  # a call's key: its last row
+        for key, seq, first in zip(keys, seqs, firsts):
             if self._calls.get(key) == first:
                 del self._calls[key]
             elif self._ids.get(key) == seq:
@@ -668,17 +699,20 @@ class OutcomeTracker:
         return metrics
 
     def _estimated(self, now: int) -> dict[str, float]:
+        """CBPE over the last ``outcome_window_size`` scored rows (looking back at most
+        four windows: label-only calls of the same model take rows too)."""
         with self._lock:
-            count = min(self._next, self._size, self._window_size)
+            count = min(self._next, self._size, 4 * self._window_size)
             slots = np.arange(self._next - count, self._next) % self._size
             top = self._top[slots]
             proba = self._proba[slots]
             recent = (self._time[slots] >= now - self._window_ns) & np.isfinite(top)
-        if int(np.count_nonzero(recent)) < self._min_samples:
+        chosen = np.flatnonzero(recent)[-self._window_size :]
+        if len(chosen) < self._min_samples:
             return {"estimated_accuracy": math.nan}
-        proba = proba[recent]
-        binary = np.isfinite(proba).all() and self._positive_label is not None
-        return estimated_metrics(top[recent], proba if binary else None)
+        proba = proba[chosen]
+        binary = bool(np.isfinite(proba).all()) and self._positive_label is not None
+        return estimated_metrics(top[chosen], proba if binary else None)
 
     def _publish(self, metrics: dict[str, float], estimates: bool = False) -> None:
         base = self.monitor.base_attrs

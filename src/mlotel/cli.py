@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -76,10 +77,13 @@ def _demo(args: argparse.Namespace) -> int:
         output_dir=args.output_dir,
         local_sink="none" if to_collector else "files",
         flush_interval=0.5,
+        # A short performance window, so the gauge follows the degradation within seconds.
+        outcome_window_size=300,
+        outcome_min_samples=50,
     )
     data = load_breast_cancer()
     names = [str(n).replace(" ", "_") for n in data.feature_names]
-    x_train, x_test, y_train, _ = train_test_split(
+    x_train, x_test, y_train, y_test = train_test_split(
         data.data, data.target, test_size=0.3, random_state=7
     )
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x_train, y_train)
@@ -100,14 +104,19 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  serving synthetic traffic for {args.duration:.0f} s at ~{args.rate:.0f} calls/s ...")
 
     rng = np.random.default_rng(0)
-    deadline = time.monotonic() + args.duration
+    started = time.monotonic()
+    deadline = started + args.duration
+    shift = 0.5 * x_train.std(axis=0)
+    labels = _LabelStream()
     next_report = time.monotonic() + args.report_every
     calls = errors = 0
     pause = 1.0 / args.rate if args.rate > 0 else 0.0
     while time.monotonic() < deadline:
         rows = int(rng.choice([1, 1, 1, 4, 16, 64]))
-        batch = x_test[rng.integers(0, len(x_test), rows)]
+        picked = rng.integers(0, len(x_test), rows)
+        batch = x_test[picked]
         batch = batch * rng.normal(1.0, 0.05, batch.shape)  # live traffic is never the test set
+        batch = _degrade(batch, (time.monotonic() - started) / args.duration, shift)
         try:
             if rng.random() < 0.02:  # a client sends the wrong number of features
                 clf.predict_proba(batch[:, :5])
@@ -115,8 +124,10 @@ def _demo(args: argparse.Namespace) -> int:
                 clf.predict_proba(batch)
             else:
                 clf.predict(batch)
+            labels.predicted(mlotel.last_prediction_ids(), y_test[picked])
         except ValueError:
             errors += 1
+        labels.deliver_due()
         calls += 1
         if time.monotonic() >= next_report and cfg.metrics_url:
             next_report += args.report_every
@@ -150,6 +161,35 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _degrade(batch: Any, progress: float, shift: Any) -> Any:
+    """From the midpoint on, every feature drifts up by half a training standard deviation:
+    the model stays confident but its accuracy falls (about 0.97 to 0.7)."""
+    return batch + shift if progress >= 0.5 else batch
+
+
+class _LabelStream:
+    """Ground truth that arrives about a second after each prediction, out of order."""
+
+    def __init__(self, delay: float = 1.0) -> None:
+        self.delay = delay
+        self.waiting: list[tuple[float, list[str], list[Any]]] = []
+
+    def predicted(self, ids: list[str], truth: Any) -> None:
+        self.waiting.append((time.monotonic() + self.delay, ids, list(truth)))
+
+    def deliver_due(self) -> None:
+        import mlotel
+
+        now = time.monotonic()
+        due = [w for w in self.waiting if w[0] <= now]
+        if not due:
+            return
+        self.waiting = [w for w in self.waiting if w[0] > now]
+        ids = [i for _, batch_ids, _ in reversed(due) for i in batch_ids]
+        truth = [t for _, _, batch_truth in reversed(due) for t in batch_truth]
+        mlotel.record_outcomes(ids, truth)
+
+
 def _report(url: str, calls: int, errors: int) -> None:
     try:
         seen = _scrape(url)
@@ -178,6 +218,19 @@ def _report(url: str, calls: int, errors: int) -> None:
     print(
         f"    error ratio {failed / count if count else 0.0:6.2%} | class shares {shares} | "
         f"mean top score {mean_score:.3f}"
+    )
+    performance = {
+        lab.get("ml_metric_name"): v for n, lab, v in seen if n == "ml_model_performance"
+    }
+    matched = _total(seen, "ml_outcomes_total", ml_outcome_status="matched")
+
+    def shown(name: str) -> str:
+        value = performance.get(name)
+        return "  n/a" if value is None else f"{value:.3f}"
+
+    print(
+        f"    outcomes matched {matched:6.0f} | accuracy (last 300 labels) {shown('accuracy')} | "
+        f"estimated accuracy (no labels) {shown('estimated_accuracy')}"
     )
 
 
