@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
 import sys
@@ -134,6 +135,7 @@ def _demo(args: argparse.Namespace) -> int:
             _report(cfg.metrics_url, calls, errors)
         if pause:
             time.sleep(pause)
+    labels.deliver_due(everything=True)  # the labels still in flight arrive
     mlotel.force_flush()
     if cfg.metrics_url:
         _report(cfg.metrics_url, calls, errors)
@@ -177,10 +179,10 @@ class _LabelStream:
     def predicted(self, ids: list[str], truth: Any) -> None:
         self.waiting.append((time.monotonic() + self.delay, ids, list(truth)))
 
-    def deliver_due(self) -> None:
+    def deliver_due(self, everything: bool = False) -> None:
         import mlotel
 
-        now = time.monotonic()
+        now = math.inf if everything else time.monotonic()
         due = [w for w in self.waiting if w[0] <= now]
         if not due:
             return
