@@ -58,6 +58,7 @@ _MAX_LABELS = 1024  # distinct labels a model's store tracks; later ones never m
 _OTHER_PREDICTED = -1  # code of a predicted label past the cap
 _OTHER_ACTUAL = -2  # code of an actual label past the cap (never equal to a prediction)
 _MASK64 = (1 << 64) - 1
+_CHUNK_ROWS = 400  # rows written to the store per step (see OutcomeTracker._insert)
 _NO_LABEL_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
 _time_ns = time.time_ns
 _ARRAYS = (
@@ -195,7 +196,7 @@ class OutcomeTracker:
         self._lock = threading.Lock()
         self._size = 0  # allocated rows: 0 until the first rows arrive, then the capacity
         self._next = 0  # sequence number of the next stored row
-        self._calls: dict[str, int] = {}  # call id -> sequence of its first row
+        self._calls: dict[int, int] = {}  # call id (as an integer) -> sequence of its first row
         self._ids: dict[str, int] = {}  # user-supplied row id -> sequence
         self._labels: dict[Any, int] = {}
         self._label_list: list[Any] = []
@@ -277,7 +278,6 @@ class OutcomeTracker:
         now = _time_ns()
         if pending:
             self._add_to_window(pending)
-            self._emit_logs(pending, monitor)
         if self._window is not None and (pending or records):
             self._publish(self._realised(now))
         if new_scores and self._estimate:
@@ -289,11 +289,35 @@ class OutcomeTracker:
         for key, indexes in monitor.output_groups.items():
             if key[0] in _NO_LABEL_OPERATIONS:
                 continue
-            try:
-                scored = self._insert_group([records[i] for i in indexes]) or scored
-            except Exception as exc:  # one unreadable group costs its rows only
-                tally.error("outcomes.store", exc)
+            # Slices of about _CHUNK_ROWS rows: numpy keeps the GIL on arrays this small, so
+            # the flusher never waits a switch interval (5 ms) to get it back after each of
+            # its many small operations while the application's threads keep predicting.
+            # Calls bigger than that go together in one step: few operations in all.
+            chunk: list[CallRecord] = []
+            large: list[CallRecord] = []
+            rows = 0
+            for i in indexes:
+                rec = records[i]
+                size = len(rec.output)  # type: ignore[arg-type]
+                if size >= _CHUNK_ROWS:
+                    large.append(rec)
+                    continue
+                chunk.append(rec)
+                rows += size
+                if rows >= _CHUNK_ROWS:
+                    scored = self._insert_chunk(chunk) or scored
+                    chunk, rows = [], 0
+            for rest in (chunk, large):
+                if rest:
+                    scored = self._insert_chunk(rest) or scored
         return scored
+
+    def _insert_chunk(self, group: list[CallRecord]) -> bool:
+        try:
+            return self._insert_group(group)
+        except Exception as exc:  # one unreadable group costs its rows only
+            tally.error("outcomes.store", exc)
+            return False
 
     def _insert_group(self, group: list[CallRecord]) -> bool:
         first = group[0]
@@ -410,7 +434,7 @@ class OutcomeTracker:
         if n > size:
             tally.drop("outcomes", "outcome_store_size", n - size)
         key_slots: list[int] = []
-        key_values: list[str] = []
+        key_values: list[Any] = []
         calls = self._calls
         offset = start
         for rec, count in zip(group, counts):
@@ -436,9 +460,13 @@ class OutcomeTracker:
                 tally.drop("outcomes", "prediction_ids_length", count)
             # The call's key lives in its last row's slot: it leaves the index when the
             # call's last row is overwritten (its earlier rows went before it).
-            calls[rec.prediction_id] = first_seq
+            # Keyed by the call id's integer, made here: the hot path's id string is not
+            # kept alive (long-lived survivors scattered among each call's freed objects
+            # would pin the allocator's memory pools; these ints are allocated together).
+            call_key = int(rec.prediction_id, 16)
+            calls[call_key] = first_seq
             key_slots.append((offset - 1) % size)
-            key_values.append(rec.prediction_id)
+            key_values.append(call_key)
         if key_slots:
             where = np.array(key_slots, np.int64)
             keyed = np.empty(len(key_values), object)
@@ -476,7 +504,10 @@ class OutcomeTracker:
             head, sep, tail = prediction_id.rpartition("-")
             if not sep or not tail.isdecimal():
                 return None
-            start = self._calls.get(head)
+            try:
+                start = self._calls.get(int(head, 16))
+            except ValueError:
+                return None
             if start is None:
                 return None
             row = int(tail)
@@ -509,21 +540,21 @@ class OutcomeTracker:
             )
         return float(self._code(value, False))
 
-    def _match(self, prediction_id: str, slot: int, value: float, now: int) -> None:
+    def _match(self, prediction_id: str, slot: int, value: float, now: int) -> tuple[Any, ...]:
         self._matched[slot] = True
-        self._pending.append(
-            (
-                prediction_id,
-                float(self._pred[slot]),
-                float(self._proba[slot]),
-                value,
-                now,
-                int(self._trace_hi[slot]),
-                int(self._trace_lo[slot]),
-                int(self._span[slot]),
-                int(self._flags[slot]),
-            )
+        pair = (
+            prediction_id,
+            float(self._pred[slot]),
+            float(self._proba[slot]),
+            value,
+            now,
+            int(self._trace_hi[slot]),
+            int(self._trace_lo[slot]),
+            int(self._span[slot]),
+            int(self._flags[slot]),
         )
+        self._pending.append(pair)
+        return pair
 
     def join_one(self, prediction_id: str, actual: Any, now: int) -> str | None:
         """Status of one outcome, or None when this model does not know the id.
@@ -543,8 +574,11 @@ class OutcomeTracker:
             except InvalidActual:
                 self.count(INVALID, 1)
                 raise
-            self._match(prediction_id, slot, value, now)
-            return MATCHED
+            pair = self._match(prediction_id, slot, value, now)
+        # The outcome's log record is emitted by the thread that records it, outside the
+        # lock: the flush (which the predict calls' buffers wait for) only updates metrics.
+        self._emit_logs([pair])
+        return MATCHED
 
     def join_many(
         self, ids: list[str], actuals: list[Any], indexes: list[int], now: int
@@ -585,7 +619,7 @@ class OutcomeTracker:
             match_ids = [ids[found_index[k]] for k in candidates[ok].tolist()]
             hi, lo = self._trace_hi[match_slots].tolist(), self._trace_lo[match_slots].tolist()
             span, flags = self._span[match_slots].tolist(), self._flags[match_slots].tolist()
-            self._pending.extend(
+            matched = list(
                 zip(
                     match_ids,
                     self._pred[match_slots].tolist(),
@@ -598,7 +632,9 @@ class OutcomeTracker:
                     flags,
                 )
             )
+            self._pending.extend(matched)
             counts[MATCHED] = len(match_ids)
+        self._emit_logs(matched)
         return counts, unknown
 
     def _actual_values(self, actuals: list[Any]) -> np.ndarray:
@@ -737,7 +773,8 @@ class OutcomeTracker:
         code = int(value)
         return clean_value(self._label_list[code]) if 0 <= code < len(self._label_list) else None
 
-    def _emit_logs(self, pending: list[tuple[Any, ...]], monitor: Monitor) -> None:
+    def _emit_logs(self, pending: list[tuple[Any, ...]]) -> None:
+        monitor = self.monitor
         logger = monitor.logger
         if logger is None:
             return
