@@ -19,6 +19,8 @@ from . import semconv
 from ._api import Configuration, configure, force_flush, shutdown
 from ._config import ConfigError, Settings
 from ._instrument import InferenceCall, InstrumentedModel, inference, instrument
+from ._offline import performance_from_logs, predictions_from_logs
+from ._outcomes import last_prediction_ids, prediction_ids, record_outcome, record_outcomes
 from .drift import Profile
 
 __all__ = [
@@ -34,6 +36,12 @@ __all__ = [
     "force_flush",
     "inference",
     "instrument",
+    "last_prediction_ids",
+    "performance_from_logs",
+    "prediction_ids",
+    "predictions_from_logs",
+    "record_outcome",
+    "record_outcomes",
     "semconv",
     "shutdown",
 ]

@@ -51,6 +51,12 @@ class Settings:
     buffer_size: int = 1024
     shutdown_timeout: float = 5.0
     metric_export_interval: float | None = None
+    outcome_store_size: int = 100_000
+    outcome_ttl: float = 7 * 86_400.0
+    outcome_window_size: int = 10_000
+    outcome_window_seconds: float = 86_400.0
+    outcome_min_samples: int = 100
+    performance_estimate: bool = True
     disabled: bool = False
     set_global: bool = True
     # True when exporter/local_sink came from a keyword or MLOTEL_* variable: then the
@@ -177,6 +183,12 @@ _SPEC: dict[str, tuple[Callable[[str, Any], Any], str, tuple[str, ...]]] = {
         "MLOTEL_METRIC_EXPORT_INTERVAL",
         (),
     ),
+    "outcome_store_size": (_int(0), "MLOTEL_OUTCOME_STORE_SIZE", ()),
+    "outcome_ttl": (_float(0.001, 365 * 86_400.0), "MLOTEL_OUTCOME_TTL", ()),
+    "outcome_window_size": (_int(1), "MLOTEL_OUTCOME_WINDOW_SIZE", ()),
+    "outcome_window_seconds": (_float(0.001, 365 * 86_400.0), "MLOTEL_OUTCOME_WINDOW_SECONDS", ()),
+    "outcome_min_samples": (_int(1), "MLOTEL_OUTCOME_MIN_SAMPLES", ()),
+    "performance_estimate": (_bool, "MLOTEL_PERFORMANCE_ESTIMATE", ()),
     "disabled": (_bool, "MLOTEL_DISABLED", ("OTEL_SDK_DISABLED",)),
     "set_global": (_bool, "MLOTEL_SET_GLOBAL", ()),
 }

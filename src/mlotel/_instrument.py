@@ -29,6 +29,7 @@ from . import _runtime, semconv
 from ._data import batch_size, features_payload, output_array
 from ._errors import tally
 from ._monitor import Analyzer, CallRecord, Monitor
+from ._outcomes import get_supplied, set_last_ids, span_ids, supplied_ids
 
 __all__ = ["MODEL_CALL_STATE", "InferenceCall", "ModelSpec", "inference", "instrument"]
 
@@ -88,6 +89,7 @@ class ModelSpec:
         "model_version",
         "operation",
         "output_kind",
+        "prediction_ids",
     )
 
     def __init__(
@@ -100,6 +102,7 @@ class ModelSpec:
         output_kind: str,
         class_labels: Sequence[Any] | None = None,
         analyzers: Sequence[Analyzer] = (),
+        prediction_ids: Any = None,
     ) -> None:
         if not isinstance(model_name, str) or not model_name:
             raise ValueError("model_name must be a non-empty string")
@@ -115,6 +118,8 @@ class ModelSpec:
         # Flush-time consumers of this model's calls (drift, outcomes), shared by every
         # operation of the model; attached to whichever monitor the spec binds to.
         self.analyzers = tuple(analyzers)
+        # Where row ids come from: a callable of the input or an id column's name.
+        self.prediction_ids = prediction_ids
         self._bound: tuple[_runtime.Runtime, Monitor] | None = None
         self._span_name = f"{operation} {model_name}"
         # Outputs that feed no metric are kept only as far as a log record shows them.
@@ -140,6 +145,7 @@ class ModelSpec:
             self.output_kind,
             self.class_labels,
             self.analyzers,
+            self.prediction_ids,
         )
 
     def monitor(self, runtime: _runtime.Runtime) -> Monitor:
@@ -225,6 +231,7 @@ def _finish(
     class_labels: Sequence[Any] | None,
     feature_names: Sequence[str] | None,
     scores: Any = None,
+    row_ids: Any = None,
 ) -> None:
     """Hand the finished call to its monitor and end the span. Never raises."""
     duration = _perf_counter() - call.start
@@ -248,6 +255,17 @@ def _finish(
             late[semconv.ATTR_ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, _safe_text(error)))
             _guard("span.exception", _record_exception, span, error, default=None)
+        if row_ids is None:
+            row_ids = get_supplied()
+            if row_ids is None and spec.prediction_ids is not None and error is None:
+                row_ids = _guard(
+                    "outcomes.ids", supplied_ids, spec.prediction_ids, features, default=None
+                )
+        if row_ids is not None:
+            no_ids: list[str] = []
+            late[semconv.ATTR_PREDICTION_IDS] = _guard(
+                "outcomes.ids", span_ids, row_ids, default=no_ids
+            )
         if late:
             span.set_attributes(late)
         # Each enrichment below is guarded on its own: a value mlotel cannot read costs
@@ -310,8 +328,11 @@ def _finish(
                 explicit_scores,
                 output_rows,
                 inputs,
+                row_ids,
             )
         )
+        # last_prediction_ids() reads this: one context-variable write per call.
+        set_last_ids(None if error is not None else (prediction_id, output_rows or rows, row_ids))
     except Exception as exc:
         tally.error("instrument.finish", exc)
     finally:
@@ -565,6 +586,7 @@ def _wrap_function(fn: F, spec_args: dict[str, Any]) -> F:
         spec_args["output"],
         spec_args["class_labels"],
         spec_args.get("analyzers", ()),
+        spec_args.get("prediction_ids"),
     )
     if inspect.iscoroutinefunction(fn):
 
@@ -609,6 +631,7 @@ def _wrap_object(model: Any, spec_args: dict[str, Any]) -> Any:
         spec_args["output"],
         spec_args["class_labels"],
         spec_args.get("analyzers", ()),
+        spec_args.get("prediction_ids"),
     )
     return _proxy_class(methods)(model, spec)
 
@@ -624,6 +647,7 @@ def instrument(
     feature_names: Sequence[str] | None = None,
     output: str = "auto",
     class_labels: Sequence[Any] | None = None,
+    prediction_ids: Callable[[Any], Any] | str | None = None,
     reference: Any = None,
     drift_window_rows: int = 10_000,
     drift_window_seconds: float = 3600.0,
@@ -646,6 +670,7 @@ def instrument(
     feature_names: Sequence[str] | None = None,
     output: str = "auto",
     class_labels: Sequence[Any] | None = None,
+    prediction_ids: Callable[[Any], Any] | str | None = None,
     reference: Any = None,
     drift_window_rows: int = 10_000,
     drift_window_seconds: float = 3600.0,
@@ -667,6 +692,7 @@ def instrument(
     feature_names: Sequence[str] | None = None,
     output: str = "auto",
     class_labels: Sequence[Any] | None = None,
+    prediction_ids: Callable[[Any], Any] | str | None = None,
     reference: Any = None,
     drift_window_rows: int = 10_000,
     drift_window_seconds: float = 3600.0,
@@ -696,6 +722,10 @@ def instrument(
         output: how to read the return value: ``auto``, ``labels``,
             ``probabilities``, ``regression`` or ``none``.
         class_labels: labels of the columns of a probability output.
+        prediction_ids: where the rows' ids come from, for joining outcomes later
+            (``mlotel.record_outcome``): a callable of the input returning one id per
+            row, or the name of an id column of DataFrame / dict inputs. Default:
+            generated ``"<call id>-<row>"`` ids (see ``mlotel.last_prediction_ids``).
         reference: a :class:`mlotel.Profile` (or the path of a saved one) of the data
             the model was trained on: turns on the streaming drift and data-quality
             monitor (``ml.feature.drift``, ``ml.data_quality.issues``, ...; see
@@ -735,6 +765,7 @@ def instrument(
         "feature_names": feature_names,
         "output": output,
         "class_labels": class_labels,
+        "prediction_ids": prediction_ids,
     }
     ModelSpec("x", None, None, "predict", None, output)  # validate options early
     if reference is not None:
@@ -784,6 +815,7 @@ class InferenceCall:
         self._names: Sequence[str] | None = None
         self._class_labels: Sequence[Any] | None = None
         self._state_token: contextvars.Token[int | None] | None = None
+        self._row_ids: Any = None
 
     def record(
         self,
@@ -793,8 +825,12 @@ class InferenceCall:
         scores: Any = None,
         feature_names: Sequence[str] | None = None,
         class_labels: Sequence[Any] | None = None,
+        prediction_ids: Any = None,
     ) -> None:
-        """Attach this call's inputs and outputs (any of them; call again to replace)."""
+        """Attach this call's inputs and outputs (any of them; call again to replace).
+
+        ``prediction_ids``: your ids for the rows (one per row), for ``record_outcome``.
+        """
         if features is not None:
             self._features = features
         if prediction is not None:
@@ -805,6 +841,8 @@ class InferenceCall:
             self._names = feature_names
         if class_labels is not None:
             self._class_labels = class_labels
+        if prediction_ids is not None:
+            self._row_ids = prediction_ids
 
     def __enter__(self) -> InferenceCall:
         self._call = _start(self._spec)
@@ -836,6 +874,7 @@ class InferenceCall:
             self._class_labels,
             self._names,
             self._scores,
+            self._row_ids,
         )
 
 

@@ -53,6 +53,7 @@ class CallRecord(NamedTuple):
     scores: np.ndarray | None = None  # explicit scores (inference().record(scores=...))
     output_rows: int = 0  # rows of the untrimmed output (0: unknown, use the input's)
     inputs: Any = None  # the call's input object, kept only when an analyzer reads inputs
+    row_ids: Any = None  # ids the caller supplied for the rows (else "<prediction_id>-<row>")
 
 
 class Analyzer(Protocol):
@@ -112,6 +113,9 @@ class Monitor:
         self._overflow = model_name == semconv.OTHER_CLASS  # the max_models overflow monitor
         self.analyzers: tuple[Analyzer, ...] = ()
         self.keeps_inputs = False
+        # The flush being analysed: record indexes grouped by output layout (key: operation,
+        # output kind, id(class_labels), ndim, row shape, dtype kind, score row shape).
+        self.output_groups: dict[tuple[Any, ...], list[int]] = {}
 
     def attach(self, analyzer: Analyzer) -> None:
         """Add a flush-time analyzer (idempotent: the same object is attached once)."""
@@ -120,6 +124,21 @@ class Monitor:
                 return
             self.analyzers = (*self.analyzers, analyzer)
             self.keeps_inputs = any(a.needs_inputs for a in self.analyzers)
+
+    @property
+    def logger(self) -> Logger | None:
+        """The logger of this model's log records (None when logs are off)."""
+        return self._logger
+
+    @property
+    def log_base(self) -> dict[str, Any]:
+        """Identifying attributes of this model's log records."""
+        return self._log_base
+
+    @property
+    def buffered(self) -> int:
+        """Calls waiting for the next flush."""
+        return len(self._buffer)
 
     # --- hot path -----------------------------------------------------------------
     def observe(self, record: CallRecord) -> None:
@@ -147,6 +166,9 @@ class Monitor:
             buffer = self._buffer
             count = len(buffer)
             if not count:
+                # Analyzers with queued work (recorded outcomes) still run.
+                if any(getattr(a, "pending", False) for a in self.analyzers):
+                    self._run_analyzers([])
                 return
             records = [buffer.popleft() for _ in range(count)]
             self._buffered_bytes = 0
@@ -204,9 +226,14 @@ class Monitor:
                 store.add(semconv.PREDICTIONS, base, _rows(records, indexes))
         if self._logger is not None:
             self._emit_logs(records, log_predictions)
+        self.output_groups = outputs
+        self._run_analyzers(records)
+        self.output_groups = {}
+
+    def _run_analyzers(self, records: list[CallRecord]) -> None:
         for analyzer in self.analyzers:
             try:
-                analyzer.process(records, self, store)
+                analyzer.process(records, self, self._store)
             except Exception as exc:  # one analyzer's fault costs its own output only
                 tally.error(f"analyzer.{analyzer.name}", exc)
 
@@ -334,10 +361,12 @@ class Monitor:
             attributes[semconv.ATTR_OPERATION_NAME] = rec.operation
             attributes[semconv.ATTR_PREDICTION_ID] = rec.prediction_id
             attributes[semconv.ATTR_BATCH_SIZE] = rec.rows
+            prediction, score = predictions.get(index, (None, None))
+            if rec.row_ids is not None:
+                _logged_ids(rec, prediction, attributes)
             payload = attributes if self._payload_in_attributes else {}
             if rec.features:
                 payload[semconv.ATTR_FEATURES] = rec.features
-            prediction, score = predictions.get(index, (None, None))
             if prediction is not None:
                 payload[semconv.ATTR_PREDICTION] = prediction
             if score is not None:
@@ -369,6 +398,22 @@ def _real_identity(rec: CallRecord, attributes: dict[str, Any]) -> None:
     for key in (semconv.ATTR_MODEL_NAME, semconv.ATTR_MODEL_VERSION):
         if key in span_attributes:
             attributes[key] = span_attributes[key]
+
+
+def _logged_ids(rec: CallRecord, prediction: Any, attributes: dict[str, Any]) -> None:
+    """Caller-supplied row ids of the logged rows (``ml.prediction.ids``), row for row."""
+    try:
+        ids = rec.row_ids
+        if isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
+            ids = [ids]
+        shown = len(prediction) if isinstance(prediction, list) else 1
+        head = ids[:shown]
+        tolist = getattr(head, "tolist", None)
+        attributes[semconv.ATTR_PREDICTION_IDS] = [
+            str(v) for v in (tolist() if callable(tolist) else list(head))
+        ]
+    except Exception as exc:
+        tally.error("logs.prediction_ids", exc)
 
 
 def _rows(records: list[CallRecord], indexes: list[int]) -> int:

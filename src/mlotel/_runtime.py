@@ -35,6 +35,7 @@ from ._aggregation import MetricStore, attach_store
 from ._config import Settings, resolve_settings
 from ._errors import logger, tally
 from ._monitor import Monitor
+from ._outcomes import OutcomeTracker
 from ._sinks import JsonLinesLogExporter, JsonLinesSpanExporter
 
 __all__ = ["Runtime", "build_runtime", "current", "install", "lazy_runtime", "replace"]
@@ -53,6 +54,8 @@ class Runtime:
         self.store = MetricStore(VERSION)
         self.resource = Resource.get_empty()
         self.monitors: dict[tuple[str, str | None], Monitor] = {}
+        # One outcome join per model (not for the max_models overflow monitor).
+        self.outcome_trackers: dict[tuple[str, str | None], OutcomeTracker] = {}
         self.prometheus_address: tuple[str, int] | None = None
         self.endpoint_failed = False
         self.output_dir: str | None = None
@@ -90,6 +93,10 @@ class Runtime:
                 found = Monitor(
                     name, version, framework, self.settings, self.store, self.logger, self.wake
                 )
+                if self.settings.outcome_store_size and name != semconv.OTHER_CLASS:
+                    tracker = OutcomeTracker(found, self.store, self.settings)
+                    found.attach(tracker)
+                    self.outcome_trackers[key] = tracker
                 self.monitors[key] = found
                 self._start_flusher()
             return found

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
 import sys
@@ -78,10 +79,13 @@ def _demo(args: argparse.Namespace) -> int:
         output_dir=args.output_dir,
         local_sink="none" if to_collector else "files",
         flush_interval=0.5,
+        # A short performance window, so the gauge follows the degradation within seconds.
+        outcome_window_size=300,
+        outcome_min_samples=50,
     )
     data = load_breast_cancer()
     names = [str(n).replace(" ", "_") for n in data.feature_names]
-    x_train, x_test, y_train, _ = train_test_split(
+    x_train, x_test, y_train, y_test = train_test_split(
         data.data, data.target, test_size=0.3, random_state=7
     )
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x_train, y_train)
@@ -107,20 +111,27 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  serving synthetic traffic for {args.duration:.0f} s at ~{args.rate:.0f} calls/s ...")
     print(
         f"  drift injected after {_DRIFT_AT:.0%} of the run: "
-        f"{', '.join(_DRIFTED)} shifted by +{_DRIFT_STDS:g} std"
+        f"{', '.join(_DRIFTED)} shifted by +{_DRIFT_STDS:g} std, "
+        f"all features by +{_DEGRADE_STDS:g} std (labelled accuracy falls)"
     )
 
     rng = np.random.default_rng(0)
-    deadline = time.monotonic() + args.duration
+    started = time.monotonic()
+    deadline = started + args.duration
+    shift = _DEGRADE_STDS * x_train.std(axis=0)
+    labels = _LabelStream()
+    served = _ServedSample()
     next_report = time.monotonic() + args.report_every
     calls = errors = 0
     pause = 1.0 / args.rate if args.rate > 0 else 0.0
     while time.monotonic() < deadline:
         rows = int(rng.choice([1, 1, 1, 4, 16, 64]))
-        batch = x_test[rng.integers(0, len(x_test), rows)]
+        picked = rng.integers(0, len(x_test), rows)
+        batch = x_test[picked]
         batch = batch * rng.normal(1.0, 0.05, batch.shape)  # live traffic is never the test set
         if time.monotonic() >= drift_start:
-            batch = _inject_drift(batch, names, x_train)
+            batch = _inject_drift(batch, names, x_train) + shift
+            served.add(batch)
         try:
             if rng.random() < 0.02:  # a client sends the wrong number of features
                 clf.predict_proba(batch[:, :5])
@@ -128,21 +139,27 @@ def _demo(args: argparse.Namespace) -> int:
                 clf.predict_proba(batch)
             else:
                 clf.predict(batch)
+            labels.predicted(mlotel.last_prediction_ids(), y_test[picked])
         except ValueError:
             errors += 1
+        labels.deliver_due()
         calls += 1
         if time.monotonic() >= next_report and cfg.metrics_url:
             next_report += args.report_every
             _report(cfg.metrics_url, calls, errors)
         if pause:
             time.sleep(pause)
+    labels.deliver_due(everything=True)  # the labels still in flight arrive
     mlotel.force_flush()
     if cfg.metrics_url:
         _report(cfg.metrics_url, calls, errors)
+    report_path = _write_drift_report(x_train, served, names, Path(args.output_dir))
     print()
     print("What to look at:")
     if cfg.metrics_url:
         print(f"  curl -s {cfg.metrics_url} | grep '^ml_'")
+    if report_path is not None:
+        print(f"  open {report_path} (reference vs served data, per feature)")
     if to_collector:
         print("  your collector's backends: the spans, metrics and logs of service mlotel-demo")
     else:
@@ -216,6 +233,73 @@ def _report_drift(seen: list[tuple[str, dict[str, str], float]]) -> None:
     )
 
 
+# On top of the three shifted features, every feature drifts up by half a training
+# standard deviation: the model stays confident but its accuracy falls (~0.97 to ~0.7).
+_DEGRADE_STDS = 0.5
+
+
+class _ServedSample:
+    """The rows served after the drift (bounded), for the offline report at the end."""
+
+    def __init__(self, limit: int = 5000) -> None:
+        self.limit = limit
+        self.rows = 0
+        self.batches: list[Any] = []
+
+    def add(self, batch: Any) -> None:
+        if self.rows < self.limit:
+            self.batches.append(batch)
+            self.rows += len(batch)
+
+
+def _write_drift_report(
+    x_train: Any, served: _ServedSample, names: list[str], directory: Path
+) -> Path | None:
+    """The offline drift report (training data vs what was served after the drift)."""
+    if not served.batches:
+        return None
+    try:
+        import numpy as np
+        import pandas as pd
+
+        from .drift import write_report
+    except ImportError:
+        print("  (drift report skipped: it needs pandas and scipy: pip install 'mlotel[report]')")
+        return None
+    path = directory / "drift-report.html"
+    directory.mkdir(parents=True, exist_ok=True)
+    current = pd.DataFrame(np.concatenate(served.batches), columns=names)
+    result = write_report(pd.DataFrame(x_train, columns=names), current, html_path=path)
+    print(
+        f"  offline drift report: {result.number_of_drifted_columns} of "
+        f"{result.number_of_tested_columns} columns drifted -> {path}"
+    )
+    return path
+
+
+class _LabelStream:
+    """Ground truth that arrives about a second after each prediction, out of order."""
+
+    def __init__(self, delay: float = 1.0) -> None:
+        self.delay = delay
+        self.waiting: list[tuple[float, list[str], list[Any]]] = []
+
+    def predicted(self, ids: list[str], truth: Any) -> None:
+        self.waiting.append((time.monotonic() + self.delay, ids, list(truth)))
+
+    def deliver_due(self, everything: bool = False) -> None:
+        import mlotel
+
+        now = math.inf if everything else time.monotonic()
+        due = [w for w in self.waiting if w[0] <= now]
+        if not due:
+            return
+        self.waiting = [w for w in self.waiting if w[0] > now]
+        ids = [i for _, batch_ids, _ in reversed(due) for i in batch_ids]
+        truth = [t for _, _, batch_truth in reversed(due) for t in batch_truth]
+        mlotel.record_outcomes(ids, truth)
+
+
 def _report(url: str, calls: int, errors: int) -> None:
     try:
         seen = _scrape(url)
@@ -246,6 +330,19 @@ def _report(url: str, calls: int, errors: int) -> None:
         f"mean top score {mean_score:.3f}"
     )
     _report_drift(seen)
+    performance = {
+        lab.get("ml_metric_name"): v for n, lab, v in seen if n == "ml_model_performance"
+    }
+    matched = _total(seen, "ml_outcomes_total", ml_outcome_status="matched")
+
+    def shown(name: str) -> str:
+        value = performance.get(name)
+        return "  n/a" if value is None else f"{value:.3f}"
+
+    print(
+        f"    outcomes matched {matched:6.0f} | accuracy (last 300 labels) {shown('accuracy')} | "
+        f"estimated accuracy (no labels) {shown('estimated_accuracy')}"
+    )
 
 
 def _read_table(path: str) -> Any:

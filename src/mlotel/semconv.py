@@ -33,11 +33,13 @@ __all__ = [
     "ATTR_MODEL_NAME",
     "ATTR_MODEL_VERSION",
     "ATTR_OPERATION_NAME",
+    "ATTR_OUTCOME_ACTUAL",
     "ATTR_OUTCOME_STATUS",
     "ATTR_PAYLOAD_TRUNCATED",
     "ATTR_PREDICTION",
     "ATTR_PREDICTION_CLASS",
     "ATTR_PREDICTION_ID",
+    "ATTR_PREDICTION_IDS",
     "ATTR_PREDICTION_SCORE",
     "BATCH_SIZE_BUCKETS",
     "DATASET_DRIFT_SHARE",
@@ -56,6 +58,7 @@ __all__ = [
     "MODEL_PERFORMANCE",
     "OTHER_CLASS",
     "OUTCOMES",
+    "OUTCOME_STATUSES",
     "PREDICTIONS",
     "PREDICTION_DRIFT",
     "PREDICTION_SCORE",
@@ -77,6 +80,7 @@ ATTR_BATCH_SIZE = "ml.batch.size"
 ATTR_MODEL_DEVICE = "ml.model.device"
 ATTR_INPUT_DTYPE = "ml.input.dtype"
 ATTR_PREDICTION_ID = "ml.prediction.id"
+ATTR_PREDICTION_IDS = "ml.prediction.ids"
 ATTR_PREDICTION_CLASS = "ml.prediction.class"
 ATTR_FEATURES = "ml.features"
 ATTR_PREDICTION = "ml.prediction"
@@ -88,6 +92,7 @@ ATTR_DRIFT_METHOD = "ml.drift.method"
 ATTR_DATA_QUALITY_ISSUE = "ml.data_quality.issue"
 ATTR_METRIC_NAME = "ml.metric.name"
 ATTR_OUTCOME_STATUS = "ml.outcome.status"
+ATTR_OUTCOME_ACTUAL = "ml.outcome.actual"
 ATTR_ERROR_TYPE = "error.type"
 ATTR_COMPONENT = "mlotel.component"
 ATTR_DROP_REASON = "mlotel.drop.reason"
@@ -97,6 +102,13 @@ EVENT_PREDICTION = "ml.prediction"
 
 EVENT_OUTCOME = "ml.outcome"
 """``event_name`` of the log record emitted when a ground-truth outcome is joined."""
+
+OUTCOME_STATUSES: tuple[str, str, str, str, str] = (
+    "matched", "unknown_id", "late", "duplicate", "invalid",
+)  # fmt: skip
+"""Values of ``ml.outcome.status``, in this order: joined; id never seen or evicted from
+the store; prediction older than ``outcome_ttl``; row already matched; actual unusable
+(None, NaN, another type than the predictions)."""
 
 OTHER_CLASS = "__other__"
 """Class label that replaces labels beyond the ``max_classes`` cap."""

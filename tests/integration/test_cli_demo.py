@@ -27,7 +27,7 @@ def _demo(
 
 def test_demo_serves_metrics_and_writes_spans_and_logs(tmp_path: Path) -> None:
     out = tmp_path / "telemetry"
-    proc = _demo(tmp_path, "--duration", "3", "--report-every", "1", "--output-dir", str(out))
+    proc = _demo(tmp_path, "--duration", "4", "--report-every", "1", "--output-dir", str(out))
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert re.search(r"metrics \(Prometheus\): http://127\.0\.0\.1:\d+/metrics", text)
@@ -42,6 +42,12 @@ def test_demo_serves_metrics_and_writes_spans_and_logs(tmp_path: Path) -> None:
     assert float(reports[-1][3]) == pytest.approx(100.0 * errors / made, abs=0.01)
     assert "0: " in reports[-1][4] and "1: " in reports[-1][4]
     assert 0.5 <= float(reports[-1][5]) <= 1.0
+    # The labelled stream: accuracy read back from ml_model_performance falls after the
+    # degradation injected at the midpoint; the label-free estimate is published too.
+    accuracy = [float(a) for a in re.findall(r"accuracy \(last 300 labels\) ([\d.]+)", text)]
+    assert accuracy and max(accuracy) > 0.9, text
+    assert accuracy[-1] < 0.85, text
+    assert re.search(r"estimated accuracy \(no labels\) 0\.\d+", text), text
     spans = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
     names = {
         s["name"]

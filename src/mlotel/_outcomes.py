@@ -1,0 +1,931 @@
+"""Delayed ground truth: prediction ids, the bounded store of recent predictions, the join.
+
+Every predicted row has an id. Generated ids are ``"<call id>-<row>"`` (the call
+id is the span's and log record's ``ml.prediction.id``, 16 hex digits; the row
+is the 0-based row of the call's output). Ids supplied by the caller
+(:func:`prediction_ids`, ``instrument(prediction_ids=...)``) replace them.
+
+At flush time each model's :class:`OutcomeTracker` (an analyzer on its monitor)
+writes the flushed rows into a ring of numpy arrays: predicted label code or
+value, positive-class probability, top score, time, trace ids. Memory is fixed
+by ``outcome_store_size``: the oldest rows are overwritten, and unmatched rows
+that go this way are counted in ``mlotel.internal.dropped{component=outcomes,
+reason=outcome_store_size}``. :func:`record_outcome` looks the id up (a dict
+lookup), marks the row matched and queues the pair; the next flush moves the
+queued pairs into the sliding window, emits one ``ml.outcome`` log record per
+pair in the prediction's span context and republishes ``ml.model.performance``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from . import semconv
+from ._aggregation import AttrKey, MetricStore
+from ._config import Settings
+from ._data import clean_value, interpret_output
+from ._errors import tally
+from ._performance import classification_metrics, estimated_metrics, regression_metrics
+
+if TYPE_CHECKING:
+    from ._monitor import CallRecord, Monitor
+    from ._runtime import Runtime
+
+__all__ = [
+    "OutcomeTracker",
+    "last_prediction_ids",
+    "prediction_ids",
+    "record_outcome",
+    "record_outcomes",
+    "span_ids",
+    "supplied_ids",
+]
+
+MATCHED, UNKNOWN_ID, LATE, DUPLICATE, INVALID = semconv.OUTCOME_STATUSES
+_MAX_SPAN_IDS = 64  # user-supplied ids put on the span (all of them go to the store)
+_MAX_LABELS = 1024  # distinct labels a model's store tracks; later ones never match
+_OTHER_PREDICTED = -1  # code of a predicted label past the cap
+_OTHER_ACTUAL = -2  # code of an actual label past the cap (never equal to a prediction)
+_MASK64 = (1 << 64) - 1
+_CHUNK_ROWS = 400  # rows written to the store per step (see OutcomeTracker._insert)
+_NO_LABEL_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
+_time_ns = time.time_ns
+_ARRAYS = (
+    "_seq", "_row", "_time", "_pred", "_proba", "_top", "_matched", "_trace_hi", "_trace_lo",
+    "_span", "_flags", "_key", "_keyed",
+)  # fmt: skip
+
+_last_ids: ContextVar[tuple[str, int, Any] | None] = ContextVar(
+    "mlotel_last_prediction_ids", default=None
+)
+_supplied: ContextVar[Any] = ContextVar("mlotel_prediction_ids", default=None)
+set_last_ids = _last_ids.set
+get_supplied = _supplied.get
+
+
+# --- ids -------------------------------------------------------------------------------
+
+
+def _as_list(ids: Any, rows: int | None = None) -> list[Any]:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        return [ids]  # one id for a one-row call
+    tolist = getattr(ids, "tolist", None)  # numpy arrays, pandas Series/Index
+    return list(tolist()) if callable(tolist) else list(ids)
+
+
+def last_prediction_ids() -> list[str]:
+    """Ids of the rows of the last instrumented call made in this thread / async task.
+
+    One id per output row, in row order: the ids given through
+    :func:`prediction_ids` / ``instrument(prediction_ids=...)``, else generated
+    ``"<call id>-<row>"`` ids. Empty before any call and after a failed call.
+
+    >>> import mlotel, mlotel.testing
+    >>> with mlotel.testing.capture_telemetry():
+    ...     double = mlotel.instrument(lambda rows: [2 * r[0] for r in rows], model_name="x2")
+    ...     _ = double([[1.0], [2.0]])
+    ...     ids = mlotel.last_prediction_ids()
+    >>> len(ids), ids[1].endswith("-1")
+    (2, True)
+    """
+    found = _last_ids.get()
+    if found is None:
+        return []
+    call_id, rows, supplied = found
+    if supplied is not None:
+        return [str(v) for v in _as_list(supplied)]
+    return [f"{call_id}-{row}" for row in range(rows)]
+
+
+@contextlib.contextmanager
+def prediction_ids(ids: Any) -> Iterator[None]:
+    """Use your own ids (order ids, request ids) for the rows predicted inside the block.
+
+    ``ids`` is one id per row of each call made in the block (a list, array,
+    Series, or a single id for a one-row call); they are converted with ``str``.
+
+    >>> import mlotel, mlotel.testing
+    >>> with mlotel.testing.capture_telemetry():
+    ...     score = mlotel.instrument(lambda rows: [0.5 for _ in rows], model_name="s")
+    ...     with mlotel.prediction_ids(["order-17", "order-18"]):
+    ...         _ = score([[1.0], [2.0]])
+    ...     mlotel.last_prediction_ids()
+    ['order-17', 'order-18']
+    """
+    token = _supplied.set(ids)
+    try:
+        yield
+    finally:
+        _supplied.reset(token)
+
+
+def supplied_ids(source: Any, features: Any) -> Any:
+    """Ids from ``instrument(prediction_ids=...)``: a callable of the input, or the name
+    of an id column of a DataFrame / dict input."""
+    if callable(source):
+        return source(features)
+    return features[source]
+
+
+def span_ids(ids: Any) -> list[str]:
+    """The first user-supplied ids of a call, for its span attribute (bounded work)."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        return [str(ids)]
+    head = ids[:_MAX_SPAN_IDS] if hasattr(ids, "__getitem__") else ids
+    return [str(v) for v in _as_list(head)[:_MAX_SPAN_IDS]]
+
+
+# --- labels ----------------------------------------------------------------------------
+
+
+def _family(value: Any) -> str | None:
+    """'number', 'text' or None (unusable: None, NaN, other objects)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "number"
+    if isinstance(value, (int, np.integer)):
+        return "number"
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else "number"
+    if isinstance(value, (str, bytes)):
+        return "text"
+    return None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value
+
+
+class InvalidActual(ValueError):
+    """An outcome's actual value cannot be compared with the model's predictions."""
+
+
+# --- the tracker -----------------------------------------------------------------------
+
+
+class OutcomeTracker:
+    """Recent predictions of one model, the outcome join and the performance window."""
+
+    name = "outcomes"
+    needs_inputs = False
+
+    def __init__(self, monitor: Monitor, store: MetricStore, settings: Settings) -> None:
+        self.monitor = monitor
+        self.model_name = monitor.model_name
+        self._store = store
+        self._capacity = settings.outcome_store_size
+        self._ttl_ns = int(settings.outcome_ttl * 1e9)
+        self._window_size = settings.outcome_window_size
+        self._window_ns = int(settings.outcome_window_seconds * 1e9)
+        self._min_samples = settings.outcome_min_samples
+        self._estimate = settings.performance_estimate
+        self._lock = threading.Lock()
+        self._size = 0  # allocated rows: 0 until the first rows arrive, then the capacity
+        self._next = 0  # sequence number of the next stored row
+        self._calls: dict[int, int] = {}  # call id (as an integer) -> sequence of its first row
+        self._ids: dict[str, int] = {}  # user-supplied row id -> sequence
+        self._labels: dict[Any, int] = {}
+        self._label_list: list[Any] = []
+        self._family: str | None = None  # of the labels predicted so far
+        self._positive_label: Any = None
+        self._regression = False
+        self._pending: list[tuple[Any, ...]] = []
+        self._window: dict[str, np.ndarray] | None = None
+        self._window_count = 0
+        self._published: set[str] = set()
+        self._attrs_cache: dict[str, AttrKey] = {}
+        # The store: one slot per row, allocated on first use (see _ARRAYS).
+        self._seq = np.empty(0, np.int64)  # sequence number of the row in the slot
+        self._row = np.empty(0, np.int64)  # row within its call
+        self._time = np.empty(0, np.int64)  # prediction time (ns)
+        self._pred = np.empty(0, np.float64)  # label code or regression value
+        self._proba = np.empty(0, np.float64)  # positive-class probability (binary)
+        self._top = np.empty(0, np.float64)  # top-class probability
+        self._matched = np.empty(0, bool)
+        self._trace_hi = np.empty(0, np.uint64)
+        self._trace_lo = np.empty(0, np.uint64)
+        self._span = np.empty(0, np.uint64)
+        self._flags = np.empty(0, np.uint8)
+        self._key = np.empty(0, object)  # call id at a call's last row, or a supplied id
+        self._keyed = np.empty(0, bool)  # the slot's _key is in the index
+
+    @property
+    def pending(self) -> bool:
+        """Outcomes wait for the next flush (the monitor flushes even with no calls)."""
+        return bool(self._pending)
+
+    # --- storage ----------------------------------------------------------------------
+    def _allocate(self) -> None:
+        """Allocate the store at its full capacity, once. ``np.zeros`` takes fresh zero
+        pages from the OS (calloc): memory becomes resident only as rows are written,
+        and no regrowth copies ever make the heap peak."""
+        size = self._capacity
+        for name in _ARRAYS:
+            dtype = getattr(self, name).dtype
+            fresh = np.empty(size, object) if dtype == np.dtype(object) else np.zeros(size, dtype)
+            setattr(self, name, fresh)
+        self._size = size
+
+    def _code(self, value: Any, predicted: bool) -> int:
+        code = self._labels.get(value)
+        if code is None:
+            if len(self._label_list) >= _MAX_LABELS:
+                return _OTHER_PREDICTED if predicted else _OTHER_ACTUAL
+            code = len(self._label_list)
+            self._labels[value] = code
+            self._label_list.append(value)
+        return code
+
+    def _codes(self, labels: np.ndarray) -> np.ndarray:
+        if labels.dtype.kind in "iu" and labels.size and labels.min() >= 0 and labels.max() < 4096:
+            # Class indexes (or small integer labels): a lookup table instead of a sort.
+            present = np.flatnonzero(np.bincount(labels))
+            if self._family is None:
+                self._family = "number"
+            table = np.zeros(int(present[-1]) + 1, np.float64)
+            table[present] = [self._code(v, True) for v in present.tolist()]
+            codes: np.ndarray = table[labels]
+            return codes
+        try:
+            uniques, inverse = np.unique(labels, return_inverse=True)
+        except TypeError:  # mixed objects: compare by text
+            uniques, inverse = np.unique(labels.astype(str), return_inverse=True)
+        values = [_plain(u) for u in uniques.tolist()]
+        if self._family is None and values:
+            self._family = _family(values[0])
+        table = np.array([self._code(v, True) for v in values], dtype=np.float64)
+        return table[inverse.reshape(-1)]
+
+    # --- flush time (monitor's flushing thread) -----------------------------------------
+    def process(self, records: Sequence[CallRecord], monitor: Monitor, store: MetricStore) -> None:
+        new_scores = self._insert(records, monitor) if records else False
+        with self._lock:
+            pending, self._pending = self._pending, []
+        now = _time_ns()
+        if pending:
+            self._add_to_window(pending)
+        if self._window is not None and (pending or records):
+            self._publish(self._realised(now))
+        if new_scores and self._estimate:
+            self._publish(self._estimated(now), estimates=True)
+
+    def _insert(self, records: Sequence[CallRecord], monitor: Monitor) -> bool:
+        scored = False
+        # The monitor grouped the flushed records by output layout already: reuse it.
+        for key, indexes in monitor.output_groups.items():
+            if key[0] in _NO_LABEL_OPERATIONS:
+                continue
+            # Slices of about _CHUNK_ROWS rows: numpy keeps the GIL on arrays this small, so
+            # the flusher never waits a switch interval (5 ms) to get it back after each of
+            # its many small operations while the application's threads keep predicting.
+            # Calls bigger than that go together in one step: few operations in all.
+            chunk: list[CallRecord] = []
+            large: list[CallRecord] = []
+            rows = 0
+            for i in indexes:
+                rec = records[i]
+                size = len(rec.output)  # type: ignore[arg-type]
+                if size >= _CHUNK_ROWS:
+                    large.append(rec)
+                    continue
+                chunk.append(rec)
+                rows += size
+                if rows >= _CHUNK_ROWS:
+                    scored = self._insert_chunk(chunk) or scored
+                    chunk, rows = [], 0
+            for rest in (chunk, large):
+                if rest:
+                    scored = self._insert_chunk(rest) or scored
+        return scored
+
+    def _insert_chunk(self, group: list[CallRecord]) -> bool:
+        try:
+            return self._insert_group(group)
+        except Exception as exc:  # one unreadable group costs its rows only
+            tally.error("outcomes.store", exc)
+            return False
+
+    def _insert_group(self, group: list[CallRecord]) -> bool:
+        first = group[0]
+        outputs: list[np.ndarray] = [r.output for r in group]  # type: ignore[misc]
+        block = np.concatenate(outputs)
+        labels, top, values = interpret_output(
+            block, first.operation, first.output_kind, first.class_labels
+        )
+        n = len(block)
+        positive = None
+        if first.scores is not None:
+            explicit = np.concatenate([r.scores for r in group]).astype(np.float64)
+            if len(explicit) == n:
+                matrix = explicit if explicit.ndim == 2 else None
+                top = explicit.max(axis=1) if matrix is not None else explicit.reshape(-1)
+                if matrix is not None and matrix.shape[1] == 2:
+                    positive = matrix[:, 1]
+        elif top is not None:
+            matrix = block.astype(np.float64, copy=False)
+            if first.operation == "predict_log_proba":
+                matrix = np.exp(matrix)
+            matrix = matrix.reshape(n, -1)
+            if matrix.shape[1] == 2:
+                positive = matrix[:, 1]
+            elif matrix.shape[1] == 1:
+                positive = matrix[:, 0]
+        if labels is not None:
+            if len(labels) != n:
+                return False
+            pred = self._codes(labels)
+            class_labels = first.class_labels
+            if self._positive_label is None and class_labels is not None and len(class_labels) == 2:
+                self._positive_label = _plain(class_labels[1])
+        elif values is not None and len(values) == n:
+            pred = values
+            self._regression = True
+            top = positive = None
+        else:
+            return False
+        # One pass over the calls for their row counts, times and span contexts (flat
+        # lists: numpy converts those fast), then one vectorised write.
+        counts: list[int] = []
+        ends: list[int] = []
+        his: list[int] = []
+        los: list[int] = []
+        spans: list[int] = []
+        flags: list[int] = []
+        for rec, out in zip(group, outputs):
+            counts.append(len(out))
+            ends.append(rec.end_ns)
+            context = rec.span.get_span_context() if rec.span is not None else None
+            if context is not None and context.is_valid:
+                trace_id = context.trace_id
+                his.append(trace_id >> 64)
+                los.append(trace_id & _MASK64)
+                spans.append(context.span_id)
+                flags.append(int(context.trace_flags))
+            else:
+                his.append(0)
+                los.append(0)
+                spans.append(0)
+                flags.append(0)
+        sizes = np.array(counts, np.int64)
+        if len(group) == n:  # one row per call: nothing to repeat
+            call_rows = np.zeros(n, np.int64)
+            per_row = [
+                np.array(v, dtype) for v, dtype in ((ends, np.int64), (his, np.uint64),
+                (los, np.uint64), (spans, np.uint64), (flags, np.uint8))
+            ]  # fmt: skip
+        else:
+            call_rows = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            per_row = [
+                np.repeat(np.array(v, dtype), sizes) for v, dtype in ((ends, np.int64),
+                (his, np.uint64), (los, np.uint64), (spans, np.uint64), (flags, np.uint8))
+            ]  # fmt: skip
+        with self._lock:
+            self._write(group, counts, call_rows, pred, positive, top, per_row)
+        return top is not None
+
+    def _write(
+        self,
+        group: list[CallRecord],
+        counts: list[int],
+        call_rows: np.ndarray,
+        pred: np.ndarray,
+        positive: np.ndarray | None,
+        top: np.ndarray | None,
+        per_row: list[np.ndarray],
+    ) -> None:
+        n = len(pred)
+        start = self._next
+        if not self._size:
+            self._allocate()
+        size = self._size
+        keep = slice(max(0, n - size), n)  # a batch larger than the store keeps its tail
+        seqs = np.arange(start + keep.start, start + n, dtype=np.int64)
+        slots = seqs % size
+        self._evict(slots, start)
+        times, trace_hi, trace_lo, span_ids, flags = per_row
+        self._seq[slots] = seqs
+        self._row[slots] = call_rows[keep]
+        self._time[slots] = times[keep]
+        self._pred[slots] = pred[keep]
+        self._proba[slots] = np.nan if positive is None else positive[keep]
+        self._top[slots] = np.nan if top is None else top[keep]
+        self._matched[slots] = False
+        self._trace_hi[slots] = trace_hi[keep]
+        self._trace_lo[slots] = trace_lo[keep]
+        self._span[slots] = span_ids[keep]
+        self._flags[slots] = flags[keep]
+        self._keyed[slots] = False
+        self._next = start + n
+        lowest = start + n - size
+        if n > size:
+            tally.drop("outcomes", "outcome_store_size", n - size)
+        key_slots: list[int] = []
+        key_values: list[Any] = []
+        calls = self._calls
+        offset = start
+        for rec, count in zip(group, counts):
+            first_seq = offset
+            offset += count
+            if offset <= lowest:
+                continue
+            supplied = rec.row_ids
+            if supplied is not None:
+                try:
+                    keys = [str(v) for v in _as_list(supplied)]
+                except Exception as exc:
+                    tally.error("outcomes.ids", exc)
+                    keys = []
+                if len(keys) == count:
+                    for seq, key in enumerate(keys, first_seq):
+                        if seq >= lowest:
+                            self._ids[key] = seq
+                            key_slots.append(seq % size)
+                            key_values.append(key)
+                    continue
+                # Ids that do not pair with the rows: the call falls back to generated ids.
+                tally.drop("outcomes", "prediction_ids_length", count)
+            # The call's key lives in its last row's slot: it leaves the index when the
+            # call's last row is overwritten (its earlier rows went before it).
+            # Keyed by the call id's integer, made here: the hot path's id string is not
+            # kept alive (long-lived survivors scattered among each call's freed objects
+            # would pin the allocator's memory pools; these ints are allocated together).
+            call_key = int(rec.prediction_id, 16)
+            calls[call_key] = first_seq
+            key_slots.append((offset - 1) % size)
+            key_values.append(call_key)
+        if key_slots:
+            where = np.array(key_slots, np.int64)
+            keyed = np.empty(len(key_values), object)
+            keyed[:] = key_values
+            self._key[where] = keyed
+            self._keyed[where] = True
+
+    def _evict(self, slots: np.ndarray, start: int) -> None:
+        """Forget the rows in ``slots`` before new rows (from sequence ``start``) take them."""
+        used = slots < start  # slot == sequence until the first wrap: lower slots are written
+        if not used.any():
+            return
+        slots = slots[used]
+        lost = int(np.count_nonzero(~self._matched[slots]))
+        if lost:
+            tally.drop("outcomes", "outcome_store_size", lost)
+        keyed = slots[self._keyed[slots]]  # only slots holding an index key
+        if not len(keyed):
+            return
+        keys = self._key[keyed].tolist()
+        seqs = self._seq[keyed].tolist()
+        firsts = (self._seq[keyed] - self._row[keyed]).tolist()  # a call's key: its last row
+        for key, seq, first in zip(keys, seqs, firsts):
+            if self._calls.get(key) == first:
+                del self._calls[key]
+            elif self._ids.get(key) == seq:
+                del self._ids[key]
+
+    # --- the join (any thread) ----------------------------------------------------------
+    def _slot(self, prediction_id: str) -> int | None:
+        """Store slot of a row id, or None. Call with the lock held."""
+        seq = self._ids.get(prediction_id)
+        row = None
+        if seq is None:
+            head, sep, tail = prediction_id.rpartition("-")
+            if not sep or not tail.isdecimal():
+                return None
+            try:
+                start = self._calls.get(int(head, 16))
+            except ValueError:
+                return None
+            if start is None:
+                return None
+            row = int(tail)
+            seq = start + row
+        if seq < self._next - self._size or seq >= self._next:
+            return None
+        slot = seq % self._size
+        if self._seq[slot] != seq or (row is not None and self._row[slot] != row):
+            return None  # past the call's last row, or already overwritten
+        return slot
+
+    def _actual_value(self, actual: Any) -> float:
+        """The comparable value of one actual (a label code or a number); raises
+        :class:`InvalidActual` with the reason. Call with the lock held."""
+        value = _plain(actual)
+        family = _family(value)
+        if family is None:
+            raise InvalidActual(f"actual {actual!r} is missing or not a label/number")
+        if self._regression:
+            if family != "number" or isinstance(value, bool) or not math.isfinite(value):
+                raise InvalidActual(
+                    f"actual {actual!r} is not a finite number (model {self.model_name!r} "
+                    "is a regression model)"
+                )
+            return float(value)
+        if self._family is not None and family != self._family:
+            raise InvalidActual(
+                f"actual {actual!r} is a {family} but model {self.model_name!r} predicts "
+                f"{self._family} labels (e.g. {self._label_list[0]!r})"
+            )
+        return float(self._code(value, False))
+
+    def _match(self, prediction_id: str, slot: int, value: float, now: int) -> tuple[Any, ...]:
+        self._matched[slot] = True
+        pair = (
+            prediction_id,
+            float(self._pred[slot]),
+            float(self._proba[slot]),
+            value,
+            now,
+            int(self._trace_hi[slot]),
+            int(self._trace_lo[slot]),
+            int(self._span[slot]),
+            int(self._flags[slot]),
+        )
+        self._pending.append(pair)
+        return pair
+
+    def join_one(self, prediction_id: str, actual: Any, now: int) -> str | None:
+        """Status of one outcome, or None when this model does not know the id.
+        Raises :class:`InvalidActual` (after counting it) for an unusable actual."""
+        with self._lock:
+            if not self._size:
+                return None
+            slot = self._slot(prediction_id)
+            if slot is None:
+                return None
+            if self._matched[slot]:
+                return DUPLICATE
+            if now - int(self._time[slot]) > self._ttl_ns:
+                return LATE
+            try:
+                value = self._actual_value(actual)
+            except InvalidActual:
+                self.count(INVALID, 1)
+                raise
+            pair = self._match(prediction_id, slot, value, now)
+        # The outcome's log record is emitted by the thread that records it, outside the
+        # lock: the flush (which the predict calls' buffers wait for) only updates metrics.
+        self._emit_logs([pair])
+        return MATCHED
+
+    def join_many(
+        self, ids: list[str], actuals: list[Any], indexes: list[int], now: int
+    ) -> tuple[dict[str, int], list[int]]:
+        """Join the outcomes at ``indexes``; returns (counts by status, indexes not known)."""
+        counts = dict.fromkeys(semconv.OUTCOME_STATUSES, 0)
+        with self._lock:
+            if not self._size:
+                return counts, indexes
+            found_index: list[int] = []
+            found_slot: list[int] = []
+            unknown: list[int] = []
+            slot_of = self._slot
+            for i in indexes:
+                slot = slot_of(ids[i])
+                if slot is None:
+                    unknown.append(i)
+                else:
+                    found_index.append(i)
+                    found_slot.append(slot)
+            if not found_slot:
+                return counts, unknown
+            slots = np.asarray(found_slot, dtype=np.int64)
+            # The first outcome of a row in this batch can match; repeats are duplicates.
+            _, first = np.unique(slots, return_index=True)
+            is_first = np.zeros(len(slots), bool)
+            is_first[first] = True
+            duplicate = self._matched[slots] | ~is_first
+            late = ~duplicate & (now - self._time[slots] > self._ttl_ns)
+            candidates = np.flatnonzero(~duplicate & ~late)
+            counts[DUPLICATE] = int(np.count_nonzero(duplicate))
+            counts[LATE] = int(np.count_nonzero(late))
+            values = self._actual_values([actuals[found_index[k]] for k in candidates.tolist()])
+            ok = ~np.isnan(values)
+            counts[INVALID] = int(np.count_nonzero(~ok))
+            match_slots = slots[candidates[ok]]
+            self._matched[match_slots] = True
+            match_ids = [ids[found_index[k]] for k in candidates[ok].tolist()]
+            hi, lo = self._trace_hi[match_slots].tolist(), self._trace_lo[match_slots].tolist()
+            span, flags = self._span[match_slots].tolist(), self._flags[match_slots].tolist()
+            matched = list(
+                zip(
+                    match_ids,
+                    self._pred[match_slots].tolist(),
+                    self._proba[match_slots].tolist(),
+                    values[ok].tolist(),
+                    [now] * len(match_ids),
+                    hi,
+                    lo,
+                    span,
+                    flags,
+                )
+            )
+            self._pending.extend(matched)
+            counts[MATCHED] = len(match_ids)
+        self._emit_logs(matched)
+        return counts, unknown
+
+    def _actual_values(self, actuals: list[Any]) -> np.ndarray:
+        """Comparable values of many actuals; NaN marks an invalid one (vectorised for
+        numeric and text arrays, one by one for mixed objects)."""
+        if not actuals:
+            return np.empty(0)
+        array = np.asarray(actuals)
+        kind = array.dtype.kind if array.ndim == 1 else "O"
+        if kind == "U" and not all(isinstance(a, str) for a in actuals):
+            kind = "O"  # numpy turned mixed values into text: judge them one by one
+        if self._regression and kind in "iuf":
+            values = array.astype(np.float64)
+            values[~np.isfinite(values)] = np.nan
+            return values
+        if (
+            not self._regression
+            and kind in "iubU"
+            and (self._family is None or self._family == ("text" if kind == "U" else "number"))
+        ):
+            uniques, inverse = np.unique(array, return_inverse=True)
+            table = np.array([self._actual_value(u) for u in uniques.tolist()], np.float64)
+            return table[inverse.reshape(-1)]
+        values = np.empty(len(actuals))
+        for i, actual in enumerate(actuals):
+            try:
+                values[i] = self._actual_value(actual)
+            except InvalidActual:
+                values[i] = np.nan
+        return values
+
+    def count(self, status: str, amount: int) -> None:
+        if amount:
+            self._store.add(semconv.OUTCOMES, self._status_attrs(status), amount)
+
+    def _status_attrs(self, status: str) -> AttrKey:
+        found = self._attrs_cache.get(status)
+        if found is None:
+            found = (*self.monitor.base_attrs, (semconv.ATTR_OUTCOME_STATUS, status))
+            self._attrs_cache[status] = found
+        return found
+
+    # --- window and metrics (flush time) --------------------------------------------------
+    def _add_to_window(self, pending: list[tuple[Any, ...]]) -> None:
+        size = self._window_size
+        if self._window is None:
+            self._window = {
+                "pred": np.zeros(size),
+                "actual": np.zeros(size),
+                "proba": np.full(size, np.nan),
+                "time": np.zeros(size, np.int64),
+            }
+        tail = pending[-size:]
+        _, pred, proba, actual, arrived, *_ = zip(*tail)
+        positions = (self._window_count + np.arange(len(tail))) % size
+        window = self._window
+        window["pred"][positions] = pred
+        window["actual"][positions] = actual
+        window["proba"][positions] = proba
+        window["time"][positions] = arrived
+        self._window_count += len(pending)
+
+    def _positive_code(self) -> int | None:
+        label = self._positive_label
+        if label is None and len(self._label_list) == 2:
+            try:
+                label = max(self._label_list)  # sklearn's classes_[1]: the larger label
+            except TypeError:
+                return None
+        if label is None or len(self._label_list) > 2:
+            return None
+        return self._labels.get(label)
+
+    def _realised(self, now: int) -> dict[str, float]:
+        window = self._window
+        assert window is not None
+        used = min(self._window_count, self._window_size)
+        recent = window["time"][:used] >= now - self._window_ns
+        if int(np.count_nonzero(recent)) < self._min_samples:
+            return {}
+        pred, actual = window["pred"][:used][recent], window["actual"][:used][recent]
+        if self._regression:
+            return regression_metrics(pred, actual)
+        positive = self._positive_code()
+        metrics = classification_metrics(pred.astype(np.int64), actual.astype(np.int64), positive)
+        proba = window["proba"][:used][recent]
+        scored = np.isfinite(proba)
+        if positive is not None and int(np.count_nonzero(scored)) >= self._min_samples:
+            with_scores = classification_metrics(
+                pred[scored].astype(np.int64),
+                actual[scored].astype(np.int64),
+                positive,
+                proba[scored],
+            )
+            for name in ("log_loss", "roc_auc"):
+                if name in with_scores:
+                    metrics[name] = with_scores[name]
+        return metrics
+
+    def _estimated(self, now: int) -> dict[str, float]:
+        """CBPE over the last ``outcome_window_size`` scored rows (looking back at most
+        four windows: label-only calls of the same model take rows too)."""
+        with self._lock:
+            count = min(self._next, self._size, 4 * self._window_size)
+            slots = np.arange(self._next - count, self._next) % self._size
+            top = self._top[slots]
+            proba = self._proba[slots]
+            recent = (self._time[slots] >= now - self._window_ns) & np.isfinite(top)
+        chosen = np.flatnonzero(recent)[-self._window_size :]
+        if len(chosen) < self._min_samples:
+            return {"estimated_accuracy": math.nan}
+        proba = proba[chosen]
+        binary = bool(np.isfinite(proba).all()) and self._positive_label is not None
+        return estimated_metrics(top[chosen], proba if binary else None)
+
+    def _publish(self, metrics: dict[str, float], estimates: bool = False) -> None:
+        base = self.monitor.base_attrs
+        names = {n for n in self._published if n.startswith("estimated_") == estimates}
+        for name in names - metrics.keys():
+            self._store.clear_gauge(
+                semconv.MODEL_PERFORMANCE, (*base, (semconv.ATTR_METRIC_NAME, name))
+            )
+            self._published.discard(name)
+        for name, value in metrics.items():
+            attrs = (*base, (semconv.ATTR_METRIC_NAME, name))
+            if math.isnan(value):
+                self._store.clear_gauge(semconv.MODEL_PERFORMANCE, attrs)
+                self._published.discard(name)
+            else:
+                self._store.set_gauge(semconv.MODEL_PERFORMANCE, attrs, value)
+                self._published.add(name)
+
+    def label_of(self, value: float) -> Any:
+        if self._regression:
+            return value
+        code = int(value)
+        return clean_value(self._label_list[code]) if 0 <= code < len(self._label_list) else None
+
+    def _emit_logs(self, pending: list[tuple[Any, ...]]) -> None:
+        monitor = self.monitor
+        logger = monitor.logger
+        if logger is None:
+            return
+        base = dict(monitor.log_base)
+        for prediction_id, pred, _proba, actual, arrived, hi, lo, span_id, flags in pending:
+            attributes = {
+                **base,
+                semconv.ATTR_PREDICTION_ID: prediction_id,
+                semconv.ATTR_OUTCOME_STATUS: MATCHED,
+                semconv.ATTR_PREDICTION: self.label_of(pred),
+                semconv.ATTR_OUTCOME_ACTUAL: self.label_of(actual),
+            }
+            context = None
+            if span_id:
+                span_context = SpanContext(
+                    (hi << 64) | lo, span_id, is_remote=False, trace_flags=TraceFlags(flags)
+                )
+                context = trace.set_span_in_context(NonRecordingSpan(span_context))
+            try:
+                logger.emit(
+                    timestamp=arrived,
+                    context=context,
+                    severity_number=SeverityNumber.INFO,
+                    severity_text="INFO",
+                    event_name=semconv.EVENT_OUTCOME,
+                    attributes=attributes,
+                )
+            except Exception as exc:
+                tally.error("logs.emit", exc)
+
+
+# --- public entry points ---------------------------------------------------------------
+
+
+def _runtime_now() -> Runtime | None:
+    from . import _runtime
+
+    runtime = _runtime._current
+    if runtime is None or runtime.stale:
+        runtime = _runtime.lazy_runtime()
+    return None if runtime.disabled else runtime
+
+
+def _trackers(runtime: Runtime, model_name: str | None) -> list[OutcomeTracker]:
+    trackers = list(runtime.outcome_trackers.values())
+    if model_name is not None:
+        trackers = [t for t in trackers if t.model_name == model_name]
+    return trackers
+
+
+def _count_unknown(runtime: Runtime, model_name: str | None, amount: int) -> None:
+    if not amount:
+        return
+    attrs: AttrKey = ((semconv.ATTR_OUTCOME_STATUS, UNKNOWN_ID),)
+    if model_name is not None:
+        attrs = ((semconv.ATTR_MODEL_NAME, model_name), *attrs)
+    runtime.store.add(semconv.OUTCOMES, attrs, amount)
+
+
+def _flush_buffered(runtime: Runtime, model_name: str | None) -> bool:
+    """Flush the monitors, so calls still buffered (or being flushed by another thread
+    right now: flush waits for it) are in the store. True when a monitor was flushed."""
+    flushed = False
+    for monitor in list(runtime.monitors.values()):
+        if model_name is None or monitor.model_name == model_name:
+            monitor.flush()
+            flushed = True
+    return flushed
+
+
+def record_outcome(prediction_id: Any, actual: Any, *, model_name: str | None = None) -> str:
+    """Join the ground truth of one predicted row; returns its ``ml.outcome.status``.
+
+    ``prediction_id`` is an id from :func:`last_prediction_ids` (or one you
+    supplied); ``actual`` is the true label (classifiers) or value (regression).
+    ``model_name`` limits the search to that model; by default every model is
+    searched. Statuses: ``matched`` (joined; counts toward ``ml.model.performance``),
+    ``unknown_id`` (never seen, or evicted from the store), ``late`` (older than
+    ``outcome_ttl``), ``duplicate`` (already matched), or ``disabled`` when mlotel is
+    off. Raises ``ValueError`` (after counting ``invalid``) when ``actual`` is None,
+    NaN, or of another type than the model's predictions.
+
+    >>> import mlotel, mlotel.testing
+    >>> with mlotel.testing.capture_telemetry():
+    ...     clf = mlotel.instrument(lambda rows: [1 for _ in rows], model_name="ones")
+    ...     _ = clf([[0.5], [0.7]])
+    ...     first, second = mlotel.last_prediction_ids()
+    ...     mlotel.record_outcome(first, 1), mlotel.record_outcome(first, 1)
+    ('matched', 'duplicate')
+    """
+    runtime = _runtime_now()
+    if runtime is None:
+        return "disabled"
+    key = prediction_id if type(prediction_id) is str else str(prediction_id)
+    now = _time_ns()
+    for attempt in range(2):
+        for tracker in _trackers(runtime, model_name):
+            try:
+                status = tracker.join_one(key, actual, now)
+            except InvalidActual as exc:
+                raise ValueError(f"mlotel.record_outcome({key!r}): {exc}") from None
+            if status is not None:
+                tracker.count(status, 1)
+                return status
+        # The prediction may still sit in a monitor's buffer: flush, then look again.
+        if attempt or not _flush_buffered(runtime, model_name):
+            break
+    _count_unknown(runtime, model_name, 1)
+    return UNKNOWN_ID
+
+
+def record_outcomes(
+    prediction_ids: Iterable[Any], actuals: Iterable[Any], *, model_name: str | None = None
+) -> dict[str, int]:
+    """Join many outcomes at once; returns counts by status (``invalid`` included).
+
+    Vectorised: one dict lookup per id, the rest in numpy. Unlike
+    :func:`record_outcome` an unusable actual does not raise: it is counted as
+    ``invalid`` (in the result and in ``ml.outcomes``).
+
+    >>> import mlotel, mlotel.testing
+    >>> with mlotel.testing.capture_telemetry():
+    ...     clf = mlotel.instrument(lambda rows: [r[0] > 0 for r in rows], model_name="sign")
+    ...     _ = clf([[1.0], [-1.0], [2.0]])
+    ...     ids = mlotel.last_prediction_ids()
+    ...     counts = mlotel.record_outcomes(ids + ["nope-0"], [True, True, None, False])
+    >>> counts["matched"], counts["unknown_id"], counts["invalid"]
+    (2, 1, 1)
+    """
+    ids = [v if type(v) is str else str(v) for v in _as_list(prediction_ids)]
+    values = _as_list(actuals)
+    if len(ids) != len(values):
+        raise ValueError(
+            f"mlotel.record_outcomes: {len(ids)} ids but {len(values)} actuals (one each)"
+        )
+    totals = dict.fromkeys(semconv.OUTCOME_STATUSES, 0)
+    runtime = _runtime_now()
+    if runtime is None:
+        return totals
+    now = _time_ns()
+    remaining = list(range(len(ids)))
+    for attempt in range(2):
+        for tracker in _trackers(runtime, model_name):
+            if not remaining:
+                break
+            counts, remaining = tracker.join_many(ids, values, remaining, now)
+            for status, amount in counts.items():
+                totals[status] += amount
+                tracker.count(status, amount)
+        if not remaining or attempt or not _flush_buffered(runtime, model_name):
+            break
+    totals[UNKNOWN_ID] += len(remaining)
+    _count_unknown(runtime, model_name, len(remaining))
+    return totals
