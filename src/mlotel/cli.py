@@ -153,7 +153,10 @@ def _demo(args: argparse.Namespace) -> int:
     mlotel.force_flush()
     if cfg.metrics_url:
         _report(cfg.metrics_url, calls, errors)
-    report_path = _write_drift_report(x_train, served, names, Path(args.output_dir))
+    html = args.report_html or (
+        None if to_collector else Path(args.output_dir, "drift-report.html")
+    )
+    report_path = _write_drift_report(x_train, served, names, html) if html else None
     print()
     print("What to look at:")
     if cfg.metrics_url:
@@ -253,7 +256,7 @@ class _ServedSample:
 
 
 def _write_drift_report(
-    x_train: Any, served: _ServedSample, names: list[str], directory: Path
+    x_train: Any, served: _ServedSample, names: list[str], path: str | Path
 ) -> Path | None:
     """The offline drift report (training data vs what was served after the drift)."""
     if not served.batches:
@@ -266,8 +269,8 @@ def _write_drift_report(
     except ImportError:
         print("  (drift report skipped: it needs pandas and scipy: pip install 'mlotel[report]')")
         return None
-    path = directory / "drift-report.html"
-    directory.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     current = pd.DataFrame(np.concatenate(served.batches), columns=names)
     result = write_report(pd.DataFrame(x_train, columns=names), current, html_path=path)
     print(
@@ -560,6 +563,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--report-every", type=float, default=5.0, help="seconds between reports")
     demo.add_argument(
         "--serve-after", type=float, default=0.0, help="keep serving metrics this long after"
+    )
+    demo.add_argument(
+        "--report-html",
+        help="offline drift report to write at the end (default: OUTPUT_DIR/drift-report.html; "
+        "none when exporting to a collector)",
     )
     rep = sub.add_parser(
         "report",

@@ -29,7 +29,6 @@ NEEDS_SIGNAL = {
     "ml_dataset_drift_share": "drift statistics need a reference profile; none here",
     "ml_prediction_drift": "prediction drift needs a reference profile; none here",
     "ml_data_quality_issues_total": "data-quality checks come with the drift feature; none here",
-    "ml_model_performance": "performance needs delayed ground truth (outcomes feature); none",
     "ml_outcomes_total": "outcomes need ground truth joined to predictions; none here",
     "mlotel_internal_errors_total": "counts contained faults inside mlotel; a healthy run has none",
 }

@@ -42,3 +42,12 @@ def test_demo_reports_the_injected_drift(tmp_path: Path) -> None:
     drifted = {item.rsplit(" ", 1)[0] for item in listed.split(", ")}
     assert expected <= drifted, proc.stdout
     assert int(share) == round(100 * len(drifted) / 30)
+    # The offline report of training vs served-after-drift data, written at the end.
+    written = re.search(
+        r"offline drift report: (\d+) of (\d+) columns drifted -> (.*)", proc.stdout
+    )
+    assert written, proc.stdout
+    assert int(written.group(1)) >= len(expected)
+    html = Path(written.group(3))
+    assert html == tmp_path / "telemetry" / "drift-report.html"
+    assert "<svg" in html.read_text()

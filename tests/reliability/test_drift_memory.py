@@ -12,7 +12,7 @@ SCRIPT = textwrap.dedent(
     import gc, json
     import numpy as np
     import mlotel
-    from mlotel.drift import Profile
+    from mlotel.drift import DriftMonitor, Profile
 
     def rss_mib():
         with open("/proc/self/status") as status:
@@ -38,7 +38,8 @@ SCRIPT = textwrap.dedent(
     before = rss_mib()
     stream(1000)  # 1,000,000 rows
     after = rss_mib()
-    (analyzer,) = mlotel._runtime.current().monitor("mem", None, None).analyzers
+    analyzers = mlotel._runtime.current().monitor("mem", None, None).analyzers
+    (analyzer,) = [a for a in analyzers if isinstance(a, DriftMonitor)]
     print(json.dumps({"before": before, "after": after, "rows": analyzer._rows_seen}))
     mlotel.shutdown()
     """
