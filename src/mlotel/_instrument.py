@@ -31,7 +31,14 @@ from ._errors import tally
 from ._monitor import Analyzer, CallRecord, Monitor
 from ._outcomes import get_supplied, set_last_ids, span_ids, supplied_ids
 
-__all__ = ["MODEL_CALL_STATE", "InferenceCall", "ModelSpec", "inference", "instrument"]
+__all__ = [
+    "MODEL_CALL_STATE",
+    "MODEL_METHODS",
+    "InferenceCall",
+    "ModelSpec",
+    "inference",
+    "instrument",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _M = TypeVar("_M")

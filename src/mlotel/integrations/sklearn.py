@@ -20,19 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .._instrument import MODEL_METHODS
 from ._base import MLInstrumentor, all_subclasses, inference_wrapper, training_wrapper
 
 __all__ = ["INFERENCE_METHODS", "TRAINING_METHODS", "SklearnInstrumentor"]
 
-INFERENCE_METHODS = (
-    "predict",
-    "predict_proba",
-    "predict_log_proba",
-    "decision_function",
-    "transform",
-    "score_samples",
-)
-"""Estimator methods observed as inferences."""
+INFERENCE_METHODS = MODEL_METHODS
+"""Estimator methods observed as inferences (the same as ``mlotel.instrument(model)``'s)."""
 
 TRAINING_METHODS = ("fit", "fit_transform", "fit_predict", "partial_fit", "score")
 """Estimator methods inside which model calls are not inferences."""
