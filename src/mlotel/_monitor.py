@@ -118,11 +118,14 @@ class Monitor:
         self.output_groups: dict[tuple[Any, ...], list[int]] = {}
 
     def attach(self, analyzer: Analyzer) -> None:
-        """Add a flush-time analyzer (idempotent: the same object is attached once)."""
+        """Add a flush-time analyzer: one per ``name`` (a second drift monitor for the same
+        model, e.g. from two ``instrument(reference=...)`` calls, replaces the first instead
+        of counting every row twice). Attaching the same object again does nothing."""
         with self._flush_lock:
             if any(a is analyzer for a in self.analyzers):
                 return
-            self.analyzers = (*self.analyzers, analyzer)
+            kept = tuple(a for a in self.analyzers if a.name != analyzer.name)
+            self.analyzers = (*kept, analyzer)
             self.keeps_inputs = any(a.needs_inputs for a in self.analyzers)
 
     @property

@@ -100,3 +100,46 @@ def test_gauge_can_be_cleared() -> None:
     assert [m.name for m in store.collect(1)] == ["ml.model.performance"]
     store.clear_gauge(semconv.MODEL_PERFORMANCE, attrs)
     assert store.collect(1) == []
+
+
+def test_a_second_analyzer_of_the_same_name_replaces_the_first() -> None:
+    first, second = RowCounter(), RowCounter()
+    predict = _wrap_function(lambda rows: [0] * len(rows), _spec_args(analyzers=(first,)))
+    predict_again = _wrap_function(lambda rows: [0] * len(rows), _spec_args(analyzers=(second,)))
+    with mlotel.testing.capture_telemetry() as captured:
+        predict(np.zeros((3, 2)))
+        captured.flush()
+        predict_again(np.zeros((2, 2)))  # same model name: its monitor takes `second`
+        predict(np.zeros((4, 2)))
+        captured.flush()
+        (point,) = captured.points("ml.dataset.drift.share")
+    assert len(first.seen) == 1  # only the call before the replacement
+    assert len(second.seen) == 2  # never both: no row is counted twice
+    assert point.value == 6.0
+
+
+def test_two_instrument_calls_with_one_reference_count_each_row_once() -> None:
+    from mlotel.drift import Profile
+
+    rng = np.random.default_rng(0)
+    reference = Profile.from_data(rng.normal(size=(1000, 2)), feature_names=["a", "b"])
+
+    @mlotel.instrument(model_name="twice", reference=reference, feature_names=["a", "b"])
+    def predict(rows: Any) -> Any:
+        return rows[:, 0] > 0
+
+    @mlotel.instrument(model_name="twice", reference=reference, feature_names=["a", "b"])
+    def predict_proba(rows: Any) -> Any:
+        return np.column_stack([rows[:, 0] <= 0, rows[:, 0] > 0]).astype(float)
+
+    with mlotel.testing.capture_telemetry() as captured:
+        for _ in range(3):
+            predict(rng.normal(size=(100, 2)))
+            predict_proba(rng.normal(size=(100, 2)))
+        captured.flush()
+        counted = sum(
+            p.value
+            for p in captured.points("ml.feature.bin.count")
+            if p.attributes["ml.feature.name"] == "a"
+        )
+    assert counted == 600
