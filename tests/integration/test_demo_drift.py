@@ -41,10 +41,12 @@ def test_demo_reports_the_injected_drift(tmp_path: Path) -> None:
     listed, share = reports[-1]  # read back from the demo's own /metrics at the end
     drifted = {item.rsplit(" ", 1)[0] for item in listed.split(", ")}
     assert expected <= drifted, proc.stdout
+    # Only the injected features drift (resampling noise alone stays under 0.2 PSI).
+    assert len(drifted - expected) <= 1, proc.stdout
     assert int(share) == round(100 * len(drifted) / 30)
     # The offline report of training vs served-after-drift data, written at the end.
     written = re.search(
-        r"offline drift report: (\d+) of (\d+) columns drifted -> (.*)", proc.stdout
+        r"offline drift report: (\d+) of (\d+) columns drifted \(PSI >= 0\.2\) -> (.*)", proc.stdout
     )
     assert written, proc.stdout
     assert int(written.group(1)) >= len(expected)
