@@ -366,72 +366,12 @@ def _report(url: str, calls: int, errors: int) -> None:
     )
 
 
-def _read_table(path: str) -> Any:
-    """A DataFrame (pandas installed) or a dict of columns from a CSV or Parquet file."""
-    source = Path(path)
-    if not source.is_file():
-        raise _CliError(f"{path}: no such file")
-    if source.suffix.lower() in (".parquet", ".pq"):
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise _CliError(
-                f"{path}: reading Parquet needs pyarrow: pip install 'mlotel[parquet]'"
-            ) from None
-        try:
-            return pq.read_table(source)
-        except Exception as exc:
-            raise _CliError(f"{path}: cannot read Parquet ({exc})") from None
-    try:
-        import pandas as pd
-    except ImportError:
-        return _read_csv_plain(source)
-    try:
-        return pd.read_csv(source)
-    except Exception as exc:  # pandas raises several parser/encoding error types
-        raise _CliError(f"{path}: cannot parse CSV ({str(exc).strip()})") from None
-
-
-def _read_csv_plain(source: Path) -> dict[str, Any]:
-    """CSV without pandas: numeric columns become float arrays, the rest text."""
-    import csv
-
-    import numpy as np
-
-    try:
-        with source.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise _CliError(f"{source}: cannot parse CSV ({exc})") from None
-    if not rows:
-        raise _CliError(f"{source}: empty file")
-    header, body = rows[0], rows[1:]
-    if any(len(r) != len(header) for r in body):
-        bad = next(i for i, r in enumerate(body, start=2) if len(r) != len(header))
-        raise _CliError(f"{source}: line {bad} has a different number of fields than the header")
-    columns: dict[str, Any] = {}
-    for i, name in enumerate(header):
-        texts = [r[i] for r in body]
-        try:
-            values = np.array([float(t) if t.strip() else np.nan for t in texts])
-        except ValueError:
-            columns[name] = np.array([t if t else None for t in texts], dtype=object)
-            continue
-        finite = values[np.isfinite(values)]
-        integral = finite.size == values.size and np.all(finite == np.round(finite))
-        columns[name] = values.astype(np.int64) if integral else values
-    return columns
-
-
-class _CliError(Exception):
-    """A user error: printed without a traceback."""
-
-
 def _profile(args: argparse.Namespace) -> int:
+    from ._tables import TableError, read_table
     from .drift import Profile
 
     try:
-        table = _read_table(args.data)
+        table = read_table(args.data)
         profile = Profile.from_data(
             table,
             categorical=args.categorical or None,
@@ -442,12 +382,16 @@ def _profile(args: argparse.Namespace) -> int:
             bins=args.bins,
             top_categories=args.top_categories,
         )
-        profile.save(args.output)
-    except _CliError as exc:
+    except TableError as exc:
         print(f"mlotel profile: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         print(f"mlotel profile: {args.data}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        profile.save(args.output)
+    except OSError as exc:
+        print(f"mlotel profile: cannot write {args.output}: {exc}", file=sys.stderr)
         return 2
     kinds = [f.kind for f in profile.features]
     print(
@@ -456,31 +400,6 @@ def _profile(args: argparse.Namespace) -> int:
         f"-> {args.output}"
     )
     return 0
-
-
-def _read_frame(path: str, flag: str) -> tuple[Any, str | None]:
-    """(DataFrame, None) or (None, a one-line error naming the file and the problem)."""
-    import pandas as pd
-
-    source = Path(path)
-    if not source.is_file():
-        return None, f"{flag} {path}: no such file"
-    try:
-        if source.suffix.lower() in (".parquet", ".pq"):
-            try:
-                return pd.read_parquet(source), None
-            except ImportError:
-                return None, f"{flag} {path}: reading Parquet needs pyarrow: pip install pyarrow"
-        return pd.read_csv(source, low_memory=False), None
-    except pd.errors.EmptyDataError:
-        return None, f"{flag} {path}: the file is empty (no header row)"
-    except pd.errors.ParserError as exc:
-        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        return None, f"{flag} {path}: not a readable CSV file ({detail})"
-    except UnicodeDecodeError as exc:
-        return None, f"{flag} {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-    except (OSError, ValueError) as exc:
-        return None, f"{flag} {path}: cannot read it ({exc})"
 
 
 def _report_command(args: argparse.Namespace) -> int:
@@ -493,7 +412,8 @@ def _report_command(args: argparse.Namespace) -> int:
             "mlotel report needs scipy and pandas: pip install 'mlotel[report]'", file=sys.stderr
         )
         return 2
-    from mlotel.drift import report
+    from ._tables import TableError, read_table
+    from .drift import report
 
     interactive = sys.stderr.isatty()
 
@@ -504,11 +424,11 @@ def _report_command(args: argparse.Namespace) -> int:
     frames = []
     for flag, path in (("--reference", args.reference), ("--current", args.current)):
         say(f"mlotel report: reading {path} ...")
-        frame, error = _read_frame(path, flag)
-        if error is not None:
-            print(f"mlotel report: {error}", file=sys.stderr)
+        try:
+            frames.append(read_table(path, dataframe=True))
+        except TableError as exc:
+            print(f"mlotel report: {flag} {exc}", file=sys.stderr)
             return 2
-        frames.append(frame)
 
     def progress(done: int, total: int, column: str) -> None:
         say(f"\rmlotel report: column {done}/{total} {column[:40]:40s}", end="")

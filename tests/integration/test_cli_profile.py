@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlotel.cli import _read_csv_plain, main
+from mlotel._tables import read_csv_plain
+from mlotel.cli import main
 from mlotel.drift import Profile
 
 
@@ -73,7 +74,7 @@ def test_csv_without_pandas_reader_gives_the_same_profile(
     train: tuple[pd.DataFrame, Path],
 ) -> None:
     frame, path = train
-    plain = Profile.from_data(_read_csv_plain(path))
+    plain = Profile.from_data(read_csv_plain(path))
     assert plain.features == Profile.from_data(frame).features
 
 
@@ -81,8 +82,8 @@ def test_csv_without_pandas_reader_gives_the_same_profile(
     ("content", "message"),
     [
         (None, "no such file"),
-        (b"a,b\n1,2\n3,4,5,6\n", "cannot parse CSV"),
-        (b"\xff\xfe\x00garbage\x00\xff", "cannot parse CSV"),
+        (b"a,b\n1,2\n3,4,5,6\n", "not a readable CSV file"),
+        (b"\xff\xfe\x00garbage\x00\xff", "not UTF-8 text"),
     ],
 )
 def test_bad_files_give_a_clear_error_without_traceback(
