@@ -275,3 +275,11 @@ def test_missing_report_extra_names_the_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "pip install 'mlotel[report]'" in out.stdout, out.stderr
+
+
+def test_options_naming_an_absent_column_are_an_error() -> None:
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0] * 10})
+    with pytest.raises(ValueError, match=r"stattests names column\(s\) \['nosuch'\]"):
+        report(frame, frame, stattests={"nosuch": "psi"})
+    with pytest.raises(ValueError, match=r"categorical names column\(s\) \['y'\]"):
+        report(frame, frame, categorical=["y"])

@@ -699,6 +699,16 @@ def report(
         absent = [c for c in names if c not in reference.columns and c not in current.columns]
         if absent:
             raise ValueError(f"columns {absent} are in neither the reference nor current data")
+    # A per-column option naming no column is a typo: say so rather than ignore it.
+    for option, given in (
+        ("stattests", stattests),
+        ("thresholds", thresholds),
+        ("numerical", numerical),
+        ("categorical", categorical),
+    ):
+        stray = sorted(str(c) for c in (given or ()) if str(c) not in names)
+        if stray:
+            raise ValueError(f"{option} names column(s) {stray} that are not in the data")
     reference = reference.rename(columns=str)
     current = current.rename(columns=str)
 
