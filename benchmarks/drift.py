@@ -10,8 +10,8 @@ statistics and every metric update), divided by the time of a bare
 100,000 x 20 values: the least any binning monitor must do. Target: <= 3.
 Each number is the median of interleaved repeats.
 
-The offline report's benchmark (``mlotel.drift.report`` against Evidently and
-whylogs) has its own section below.
+Offline report: ``benchmarks/drift_report.py`` times ``mlotel.drift.report``
+against Evidently and whylogs (run here too unless ``--streaming-only``).
 """
 
 from __future__ import annotations
@@ -140,18 +140,21 @@ def bench_streaming(repeats: int) -> None:
     )
 
 
-# --- offline report (mlotel.drift.report vs Evidently / whylogs) -----------------------
-# Owned by the offline-report work: add ``bench_report(repeats)`` here and call it from
-# main(). Until then this section prints nothing.
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument(
+        "--streaming-only", action="store_true", help="skip the offline report (and its peers)"
+    )
     args = parser.parse_args()
     repeats = 3 if args.quick else 15
     print(f"mlotel drift benchmark | python {platform.python_version()} | numpy {np.__version__}")
     bench_streaming(repeats)
+    if not args.streaming_only:
+        from drift_report import bench_offline_report  # the script's folder is on sys.path
+
+        print()
+        bench_offline_report(repeats=2 if args.quick else 5)
 
 
 if __name__ == "__main__":
