@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -40,6 +41,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from .. import _runtime
 from .._errors import tally
 from .._instrument import MODEL_CALL_STATE, ModelSpec, _finish, _input_of, _start
+from .._monitor import Analyzer
 
 __all__ = [
     "INFERENCE",
@@ -239,6 +241,28 @@ def _lookup(mapping: Mapping[Any, Any] | None, cls: type, name: str | None = Non
     return None
 
 
+def _load_references(given: Mapping[Any, Any] | None) -> dict[Any, Any]:
+    """``references`` option merged over ``MLOTEL_REFERENCES``, paths loaded as profiles."""
+    found: dict[Any, Any] = {}
+    raw = os.environ.get("MLOTEL_REFERENCES", "").strip()
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, sep, path = part.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ValueError(
+                f"MLOTEL_REFERENCES: expected MODEL=PATH[,MODEL=PATH...], got {part!r}"
+            )
+        found[name.strip()] = path.strip()
+    found.update(given or {})
+    if not found:
+        return found
+    from ..drift import Profile
+
+    return {
+        key: Profile.load(value) if isinstance(value, (str, os.PathLike)) else value
+        for key, value in found.items()
+    }
+
+
 class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Base of mlotel's library instrumentors.
 
@@ -253,6 +277,10 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     * ``model_versions``: the same for versions (``mlotel_model_version``).
     * ``outputs``: mapping from class, class name or model name to how the output
       is read (``auto``, ``labels``, ``probabilities``, ``regression``, ``none``).
+    * ``references``: mapping from class, class name or model name to a reference
+      :class:`mlotel.Profile` or the path of a saved one: those models get the
+      streaming drift and data-quality monitor (``docs/drift.md``). Without code,
+      ``MLOTEL_REFERENCES="churn=/models/churn-ref.json,fraud=..."`` does the same.
     """
 
     _library = ""
@@ -270,6 +298,7 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._active = False
         self._options: dict[str, Any] = {}
         self._specs: dict[tuple[Any, ...], ModelSpec] = {}
+        self._drift_monitors: dict[tuple[str, str | None], Analyzer] = {}
 
     # --- dependencies -------------------------------------------------------------
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -301,6 +330,9 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     # --- lifecycle -------------------------------------------------------------------
     def _instrument(self, **kwargs: Any) -> None:
         self._options = dict(kwargs)
+        # Profiles are loaded here: a bad reference fails at instrument time, not in predict.
+        self._options["references"] = _load_references(kwargs.get("references"))
+        self._drift_monitors = {}
         self._specs = {}
         self._generation += 1
         self._active = True
@@ -377,14 +409,29 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         output = _lookup(options.get("outputs"), cls, model_name) or self._default_output(
             instance, cls, model_name
         )
+        version_text = None if version is None else str(version)
         return ModelSpec(
             model_name,
-            None if version is None else str(version),
+            version_text,
             framework_of(cls),
             operation,
             None,
             output,
+            analyzers=self._analyzers(cls, model_name, version_text),
         )
+
+    def _analyzers(self, cls: type, model_name: str, version: str | None) -> tuple[Analyzer, ...]:
+        reference = _lookup(self._options.get("references"), cls, model_name)
+        if reference is None:
+            return ()
+        # One drift monitor per model, shared by its operations (predict, predict_proba).
+        key = (model_name, version)
+        monitor = self._drift_monitors.get(key)
+        if monitor is None:
+            from ..drift import DriftMonitor
+
+            monitor = self._drift_monitors[key] = DriftMonitor(reference)
+        return (monitor,)
 
     def _default_name(self, instance: Any, cls: type) -> str:
         return cls.__name__
