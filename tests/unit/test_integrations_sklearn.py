@@ -208,11 +208,19 @@ def test_bad_models_pass_through_unchanged(captured: CapturedTelemetry) -> None:
         "predict ReturnsNone",
         "predict ReturnsText",
         "predict ReturnsText",
+        "predict BrokenClasses",
     ]
     errors = captured.points(semconv.INFERENCE_DURATION.name, {"error.type": "ValueError"})
     assert sum(p.count for p in errors) == 1
-    # the estimator whose classes_ raises is passed through, the fault counted
-    assert captured.counter_value(semconv.INTERNAL_ERRORS.name) >= 1
+    # the estimator whose classes_ raises is still observed (without class labels),
+    # and the fault counted
+    assert _inferences(captured) == 5
+    assert (
+        captured.counter_value(
+            semconv.INTERNAL_ERRORS.name, {"mlotel.component": "integrations.model_attribute"}
+        )
+        == 1
+    )
 
 
 def test_estimator_without_classes_is_observed(captured: CapturedTelemetry) -> None:

@@ -462,12 +462,24 @@ Readout = Callable[[Any], tuple[Any, Any]]
 def default_prepare(
     instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[Any, Any, Any]:
-    """sklearn-style objects: first argument, ``classes_``, ``feature_names_in_``."""
+    """sklearn-style objects: first argument, ``classes_``, ``feature_names_in_``.
+
+    A model attribute that raises (a user property) costs only that detail: the call
+    is still observed, without class labels or feature names, and the fault counted.
+    """
     return (
         _input_of(args, kwargs),
-        getattr(instance, "classes_", None),
-        names_of(getattr(instance, "feature_names_in_", None)),
+        _attribute(instance, "classes_"),
+        names_of(_attribute(instance, "feature_names_in_")),
     )
+
+
+def _attribute(instance: Any, name: str) -> Any:
+    try:
+        return getattr(instance, name, None)
+    except Exception as exc:
+        tally.error("integrations.model_attribute", exc)
+        return None
 
 
 def inference_wrapper(
