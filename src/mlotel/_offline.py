@@ -135,6 +135,20 @@ def performance_from_logs(
     ``regression`` or ``auto`` (float predictions mean regression). Binary
     metrics use ``positive_label``, by default the larger of the two labels
     (scikit-learn's ``classes_[1]``); log loss and ROC AUC need a logged score.
+
+    >>> import tempfile, pathlib, mlotel
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = mlotel.configure(exporter="embedded", prometheus=False, output_dir=out,
+    ...                      set_global=False)
+    >>> predict = mlotel.instrument(lambda rows: [r[0] > 0 for r in rows], model_name="sign")
+    >>> predict([[1.0], [-2.0], [3.0]])
+    [True, False, True]
+    >>> ids = mlotel.last_prediction_ids()
+    >>> mlotel.shutdown()  # the label job reads the files this process wrote
+    True
+    >>> metrics = performance_from_logs(out / "logs.jsonl", zip(ids, [True, True, True]))
+    >>> metrics["accuracy"], metrics["matched"]
+    (0.6666666666666666, 3.0)
     """
     actual_of = dict(outcomes.items() if isinstance(outcomes, Mapping) else outcomes)
     actual_of = {str(k): v for k, v in actual_of.items()}
