@@ -1,6 +1,7 @@
 """Live alerting: the shipped rules in the real Prometheus, the shipped routing in the
-real Alertmanager, an instrumented model whose error rate is pushed over the
-threshold, and the alerts arriving at a loopback webhook.
+real Alertmanager, an instrumented model (with a reference profile and recorded ground
+truth) whose error rate, input drift and accuracy are then pushed over the thresholds,
+and the alerts arriving at a loopback webhook.
 
 Durations of the shipped rules are compressed 60x (a minute becomes a second) and
 Alertmanager's timers shortened: the documented test override in
@@ -10,6 +11,7 @@ tests/support/alerting.py and docs/operations.md ("Testing the alerts").
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,45 +29,59 @@ from support.alerting import (
     alertmanager_test_config,
     compress_rules,
 )
+from support.collector_files import COLLECTOR, shipped_rule_files
 from support.prometheus_server import PrometheusServer, free_port
 
-COLLECTOR = Path(__file__).resolve().parents[2] / "collector"
-PROMETHEUS_DIR = COLLECTOR / "prometheus"
 MODEL = {"ml_model_name": "iris", "ml_model_version": "1"}
-
-
-def shipped_rule_files() -> list[Path]:
-    """The rule files the shipped prometheus.yml loads (its globs, resolved)."""
-    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    files: list[Path] = []
-    for pattern in config["rule_files"]:
-        files.extend(sorted(PROMETHEUS_DIR.glob(pattern)))
-    return files
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
 class Traffic:
-    """Calls the instrumented model from a thread; ``failing`` makes half the calls raise."""
+    """Calls the instrumented model from a thread and records each row's ground truth.
 
-    def __init__(self, model: Any, features: np.ndarray) -> None:
+    ``failing`` makes half the calls raise, ``drifted`` shifts every feature beyond its
+    training range, ``wrong_labels`` records ground truth that contradicts the model.
+    """
+
+    def __init__(self, model: Any, features: np.ndarray, target: np.ndarray) -> None:
         self.model = model
         self.features = features
+        self.target = target
         self.failing = False
+        self.drifted = False
+        self.wrong_labels = False
         self.calls = 0
         self.errors = 0
+        self.failure: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _step(self, rng: np.random.Generator) -> None:
+        picked = rng.integers(0, len(self.features), 4)
+        rows = self.features[picked]
+        if self.drifted:
+            rows = rows + 3.0
+        self.calls += 1
+        if self.failing and self.calls % 2 == 0:
+            rows = rows[:, :2]  # wrong number of features: the model raises ValueError
+        try:
+            self.model.predict(rows)
+        except ValueError:
+            self.errors += 1
+            return
+        truth = self.target[picked]
+        if self.wrong_labels:
+            truth = (truth + 1) % 3
+        statuses = mlotel.record_outcomes(mlotel.last_prediction_ids(), truth)
+        assert statuses["matched"] == len(rows), statuses
+
     def _run(self) -> None:
         rng = np.random.default_rng(1)
-        while not self._stop.wait(0.02):
-            rows = self.features[rng.integers(0, len(self.features), 4)]
-            if self.failing and self.calls % 2 == 0:
-                rows = rows[:, :2]  # wrong number of features: the model raises ValueError
-            try:
-                self.model.predict(rows)
-            except ValueError:
-                self.errors += 1
-            self.calls += 1
+        try:
+            while not self._stop.wait(0.02):
+                self._step(rng)
+        except BaseException as exc:  # reported by stop(), in the test's thread
+            self.failure = exc
 
     def start(self) -> Traffic:
         self._thread.start()
@@ -74,17 +90,35 @@ class Traffic:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+        if self.failure is not None:
+            raise AssertionError("the traffic thread failed") from self.failure
 
 
 @pytest.fixture()
 def stack(tmp_path: Path) -> Iterator[tuple[PrometheusServer, WebhookSink, Traffic]]:
     features, target = load_iris(return_X_y=True)
     fitted = LogisticRegression(max_iter=1000).fit(features, target)
+    reference = mlotel.Profile.from_data(
+        features, feature_names=FEATURES, prediction=fitted.predict(features)
+    )
+    # Windows shortened (documented settings) so drift and accuracy follow the
+    # traffic within seconds; the minimum samples stay at their defaults (500, 100).
     cfg = mlotel.configure(
-        exporter="embedded", prometheus_port=free_port(), local_sink="none", set_global=False
+        exporter="embedded",
+        prometheus_port=free_port(),
+        local_sink="none",
+        set_global=False,
+        outcome_window_size=200,
     )
     assert cfg.metrics_url
-    model = mlotel.instrument(fitted, model_name="iris", model_version="1")
+    model = mlotel.instrument(
+        fitted,
+        model_name="iris",
+        model_version="1",
+        feature_names=FEATURES,
+        reference=reference,
+        drift_window_rows=1000,
+    )
     model.predict(features[:2])  # the series exist before Prometheus first scrapes
 
     rule_files = []
@@ -92,7 +126,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[PrometheusServer, WebhookSink, Traff
         compress_rules(source, tmp_path / source.name)
         rule_files.append(tmp_path / source.name)
     shipped_am = yaml.safe_load((COLLECTOR / "alertmanager" / "alertmanager.yml").read_text())
-    traffic = Traffic(model, features)
+    traffic = Traffic(model, features, target)
     with (
         WebhookSink() as sink,
         AlertmanagerServer(alertmanager_test_config(shipped_am, sink.url)) as alertmanager,
@@ -115,7 +149,7 @@ def _is(alertname: str, alert: dict[str, Any]) -> bool:
     )
 
 
-def test_error_spike_pages_and_silence_reaches_chat(
+def test_errors_drift_and_wrong_predictions_alert_and_silence_reaches_chat(
     stack: tuple[PrometheusServer, WebhookSink, Traffic],
 ) -> None:
     prom, sink, traffic = stack
@@ -128,26 +162,52 @@ def test_error_spike_pages_and_silence_reaches_chat(
         for group in yaml.safe_load(path.read_text())["groups"]
         for rule in group["rules"]
     }
-    assert {"HighPredictionErrorRate", "NoPredictions", "ml_model:inference_calls:rate5m"} <= (
-        shipped
-    )
+    assert {
+        "HighPredictionErrorRate",
+        "NoPredictions",
+        "DataDriftDetected",
+        "ModelAccuracyDegraded",
+        "ml_model:inference_calls:rate5m",
+    } <= shipped
     assert loaded == shipped
 
-    # Healthy traffic: the error ratio is recorded as 0 and nothing fires.
+    # Healthy traffic: the error ratio is recorded as 0, the model's inputs match its
+    # reference, its measured accuracy is good, and nothing fires.
     selector = '{ml_model_name="iris", ml_model_version="1"}'
     prom.wait_for_query(
         f"ml_model:inference_error_ratio:rate5m{selector} == 0"
         f" and ml_model:inference_calls:rate5m{selector} > 5",
         timeout=60,
     )
+    prom.wait_for_query(f"ml_dataset_drift_share{selector} < 0.5", timeout=30)
+    prom.wait_for_query(
+        f'ml_model_performance{{ml_metric_name="accuracy", {selector[1:-1]}}} > 0.8', timeout=30
+    )
     assert not [a for a in prom.alerts() if a["labels"]["alertname"] != "NoPredictions"]
 
-    # Half the calls fail: the critical alert reaches the pager receiver.
-    traffic.failing = True
+    # Half the calls fail, the inputs drift and the ground truth contradicts the model:
+    # the two critical alerts page, and drift reaches the retraining hook although the
+    # model pages (drift is not inhibited).
+    traffic.failing = traffic.drifted = traffic.wrong_labels = True
     paged = sink.wait_for("pager", lambda a: _is("HighPredictionErrorRate", a), timeout=90)
     assert paged["labels"]["severity"] == "critical"
     assert "iris 1" in paged["annotations"]["summary"]
     assert traffic.errors > 0
+    wrong = sink.wait_for("pager", lambda a: _is("ModelAccuracyDegraded", a), timeout=90)
+    assert wrong["labels"]["severity"] == "critical"
+    assert wrong["labels"]["ml_metric_name"] == "accuracy"
+    assert wrong["annotations"]["summary"].startswith("Model iris 1: accuracy ")
+    drift = sink.wait_for("retraining", lambda a: _is("DataDriftDetected", a), timeout=90)
+    assert drift["labels"]["severity"] == "warning"
+    assert drift["annotations"]["summary"] == "Model iris 1: 100% of features drifted"
+    sink.wait_for("chat", lambda a: _is("DataDriftDetected", a), timeout=30)
+
+    # Healthy again: the critical alerts resolve (else they would inhibit the next warning).
+    traffic.failing = traffic.drifted = traffic.wrong_labels = False
+    deadline = time.monotonic() + 60
+    while [a for a in prom.alerts() if a["labels"]["severity"] == "critical"]:
+        assert time.monotonic() < deadline, prom.alerts()
+        time.sleep(0.5)
 
     # Traffic stops: NoPredictions (a warning) reaches the chat receiver.
     traffic.stop()
@@ -155,10 +215,11 @@ def test_error_spike_pages_and_silence_reaches_chat(
     assert silent["labels"]["severity"] == "warning"
     assert "no predictions" in silent["annotations"]["summary"]
 
-    # Routing: the critical alert never went to chat, the warning never paged,
-    # and nothing reached the drift-only retraining receiver.
+    # Routing: critical alerts never went to chat, warnings never paged, and only
+    # DataDriftDetected reached the retraining receiver.
     chat = {a["labels"]["alertname"] for a in sink.alerts("chat")}
     pager = {a["labels"]["alertname"] for a in sink.alerts("pager")}
-    assert "HighPredictionErrorRate" not in chat
-    assert "NoPredictions" not in pager
-    assert sink.alerts("retraining") == []
+    assert {"HighPredictionErrorRate", "ModelAccuracyDegraded"} <= pager
+    assert not {"HighPredictionErrorRate", "ModelAccuracyDegraded"} & chat
+    assert not {"NoPredictions", "DataDriftDetected"} & pager
+    assert {a["labels"]["alertname"] for a in sink.alerts("retraining")} == {"DataDriftDetected"}

@@ -7,10 +7,30 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLLECTOR", "DASHBOARDS", "dashboard_panels", "dashboard_queries", "split_names"]
+import yaml
+
+__all__ = [
+    "COLLECTOR",
+    "DASHBOARDS",
+    "PROMETHEUS_DIR",
+    "dashboard_panels",
+    "dashboard_queries",
+    "shipped_rule_files",
+    "split_names",
+]
 
 COLLECTOR = Path(__file__).resolve().parents[2] / "collector"
 DASHBOARDS = sorted((COLLECTOR / "grafana" / "dashboards").glob("*.json"))
+PROMETHEUS_DIR = COLLECTOR / "prometheus"
+
+
+def shipped_rule_files() -> list[Path]:
+    """The rule files the shipped prometheus.yml loads (its globs, resolved)."""
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    files: list[Path] = []
+    for pattern in config["rule_files"]:
+        files.extend(sorted(PROMETHEUS_DIR.glob(pattern)))
+    return files
 
 
 def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
