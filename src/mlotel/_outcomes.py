@@ -252,8 +252,10 @@ class OutcomeTracker:
             self._label_list.append(value)
         return code
 
-    def _codes(self, labels: np.ndarray, cut: int = 0) -> np.ndarray:
-        """Label codes of ``labels[cut:]`` (every label of ``labels`` gets a code)."""
+    def _codes(self, labels: np.ndarray, cut: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(table, index)``: ``table[index]`` are the label codes of ``labels[cut:]``
+        (every label of ``labels`` gets a code). The store takes the codes straight from
+        the table: no row-sized temporary."""
         if labels.dtype.kind in "iu" and labels.size and labels.min() >= 0 and labels.max() < 4096:
             # Class indexes (or small integer labels): a lookup table instead of a sort.
             present = np.flatnonzero(np.bincount(labels))
@@ -261,8 +263,7 @@ class OutcomeTracker:
                 self._family = "number"
             table = np.zeros(int(present[-1]) + 1, np.float64)
             table[present] = [self._code(v, True) for v in present.tolist()]
-            codes: np.ndarray = table[labels[cut:]]
-            return codes
+            return table, labels[cut:]
         try:
             uniques, inverse = np.unique(labels, return_inverse=True)
         except TypeError:  # mixed objects: compare by text
@@ -271,7 +272,7 @@ class OutcomeTracker:
         if self._family is None and values:
             self._family = _family(values[0])
         table = np.array([self._code(v, True) for v in values], dtype=np.float64)
-        return table[inverse.reshape(-1)[cut:]]
+        return table, inverse.reshape(-1)[cut:]
 
     # --- flush time (monitor's flushing thread) -----------------------------------------
     def process(self, records: Sequence[CallRecord], monitor: Monitor, store: MetricStore) -> None:
@@ -348,21 +349,22 @@ class OutcomeTracker:
         elif top is not None:
             matrix = block.reshape(n, -1)
             if matrix.shape[1] <= 2:
-                # P(positive class): the second of two columns, or the only one.
-                positive = matrix[:, -1].astype(np.float64)
+                # P(positive class): the second of two columns, or the only one (a view:
+                # the store's float64 slots convert it as they take it).
+                positive = matrix[:, -1]
                 if first.operation == "predict_log_proba":
-                    positive = np.exp(positive)
+                    positive = np.exp(positive.astype(np.float64))
         # Rows past the store's size would be overwritten by this same write: skip them.
         cut = max(0, n - self._capacity)
         if labels is not None:
             if len(labels) != n:
                 return False
-            pred = self._codes(labels, cut)
+            table, pred = self._codes(labels, cut)
             class_labels = first.class_labels
             if self._positive_label is None and class_labels is not None and len(class_labels) == 2:
                 self._positive_label = _plain(class_labels[1])
         elif values is not None and len(values) == n:
-            pred = values[cut:]
+            table, pred = None, values[cut:]
             self._regression = True
             top = positive = None
         else:
@@ -394,7 +396,7 @@ class OutcomeTracker:
                 flags.append(0)
         per_call = (ends, his, los, spans, flags)
         with self._lock:
-            self._write(group, counts, n, cut, pred, positive, top, per_call)
+            self._write(group, counts, n, cut, (table, pred), positive, top, per_call)
         return top is not None
 
     def _write(
@@ -403,13 +405,14 @@ class OutcomeTracker:
         counts: list[int],
         n: int,
         cut: int,
-        pred: np.ndarray,
+        pred: tuple[np.ndarray | None, np.ndarray],
         positive: np.ndarray | None,
         top: np.ndarray | None,
         per_call: tuple[list[int], ...],
     ) -> None:
-        """Write rows ``cut:n`` of some calls (``pred``, ``positive`` and ``top`` hold
-        just those rows) to the ring. Call with the lock held."""
+        """Write rows ``cut:n`` of some calls to the ring. ``pred`` is ``(table, index)``
+        (label codes ``table[index]``) or ``(None, values)``; its arrays, ``positive`` and
+        ``top`` hold just those rows. Call with the lock held."""
         start = self._next
         if not self._size:
             self._allocate()
@@ -420,12 +423,16 @@ class OutcomeTracker:
         if first_slot + n - cut > size:
             runs.append((0, first_slot + n - cut - size))
         self._evict(runs, start)
+        table, pred_rows = pred
         done = 0  # rows written so far
         for lo, hi in runs:
             rows = slice(done, done + hi - lo)
             done += hi - lo
             self._seq[lo:hi] = np.arange(start + cut + rows.start, start + cut + rows.stop)
-            self._pred[lo:hi] = pred[rows]
+            if table is None:
+                self._pred[lo:hi] = pred_rows[rows]
+            else:
+                np.take(table, pred_rows[rows], out=self._pred[lo:hi])
             self._proba[lo:hi] = np.nan if positive is None else positive[rows]
             self._top[lo:hi] = np.nan if top is None else top[rows]
             self._matched[lo:hi] = False
@@ -798,10 +805,16 @@ class OutcomeTracker:
         four windows: label-only calls of the same model take rows too)."""
         with self._lock:
             count = min(self._next, self._size, 4 * self._window_size)
-            slots = np.arange(self._next - count, self._next) % self._size
-            top = self._top[slots]
-            proba = self._proba[slots]
-            recent = (self._time[slots] >= now - self._window_ns) & np.isfinite(top)
+            # The last ``count`` slots, oldest first: one run, or two where the ring wraps.
+            end = self._next % self._size or self._size
+            runs = [slice(max(0, end - count), end)]
+            if count > end:
+                runs.insert(0, slice(self._size - (count - end), self._size))
+            top, proba, times = (
+                np.concatenate([field[run] for run in runs])
+                for field in (self._top, self._proba, self._time)
+            )
+            recent = (times >= now - self._window_ns) & np.isfinite(top)
         chosen = np.flatnonzero(recent)[-self._window_size :]
         if len(chosen) < self._min_samples:
             return {"estimated_accuracy": math.nan}
