@@ -471,7 +471,9 @@ def _report_command(args: argparse.Namespace) -> int:
         import pandas  # noqa: F401
         import scipy  # noqa: F401
     except ImportError:
-        print("mlotel report needs scipy and pandas: pip install 'mlotel[report]'", file=sys.stderr)
+        print(
+            "mlotel report needs scipy and pandas: pip install 'mlotel[report]'", file=sys.stderr
+        )
         return 2
     from mlotel.drift import report
 

@@ -75,13 +75,9 @@ def _summary(report: DriftReport) -> str:
             if column.drift_detected
             else ('<span class="no">no drift</span>' if tested else "—")
         )
-        status = (
-            escape(column.status)
-            if tested
-            else (
-                f'<span class="status" title="{escape(column.message or "")}">'
-                f"{escape(column.status)}</span>"
-            )
+        status = escape(column.status) if tested else (
+            f'<span class="status" title="{escape(column.message or "")}">'
+            f"{escape(column.status)}</span>"
         )
         name = escape(column.name)
         link = f'<a href="#{_slug(column.name, index)}">{name}</a>' if column.distribution else name
@@ -163,7 +159,8 @@ def _plot(column: ColumnDrift, distribution: Distribution) -> str:
         f'<line x1="{_LEFT}" y1="{_TOP + plot_h}" x2="{_LEFT + plot_w}" y2="{_TOP + plot_h}" '
         'stroke="#495057"/>',
         f'<line x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{_TOP + plot_h}" stroke="#495057"/>',
-        f'<text x="{_LEFT - 4}" y="{_TOP + 4}" text-anchor="end" font-size="10">{top:.0%}</text>',
+        f'<text x="{_LEFT - 4}" y="{_TOP + 4}" text-anchor="end" font-size="10">'
+        f"{top:.0%}</text>",
         f'<text x="{_LEFT - 4}" y="{_TOP + plot_h}" text-anchor="end" font-size="10">0%</text>',
     ]
     for i, label in enumerate(distribution.labels):

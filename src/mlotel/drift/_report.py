@@ -682,7 +682,9 @@ def report(
         raise ValueError(f"drift_share must be in (0, 1], got {drift_share!r}")
     unknown = sorted({t for t in (stattests or {}).values() if t not in stats.STAT_TESTS})
     if unknown:
-        raise ValueError(f"unknown drift test(s) {unknown}; available: {sorted(stats.STAT_TESTS)}")
+        raise ValueError(
+            f"unknown drift test(s) {unknown}; available: {sorted(stats.STAT_TESTS)}"
+        )
     options = _Options(
         stattests=dict(stattests or {}),
         thresholds=dict(thresholds or {}),

@@ -283,7 +283,9 @@ _BOTH: frozenset[ColumnType] = frozenset((NUMERICAL, CATEGORICAL))
 STAT_TESTS: Mapping[str, StatTest] = {
     test.name: test
     for test in (
-        StatTest("ks", "K-S p_value", 0.05, "p_value_at_most", frozenset((NUMERICAL,)), ks_pvalue),
+        StatTest(
+            "ks", "K-S p_value", 0.05, "p_value_at_most", frozenset((NUMERICAL,)), ks_pvalue
+        ),
         StatTest(
             "wasserstein",
             "Wasserstein distance (normed)",
