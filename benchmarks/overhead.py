@@ -129,7 +129,7 @@ def logger_provider() -> LoggerProvider:
     return provider
 
 
-def configure_mlotel(providers: Providers) -> None:
+def configure_mlotel(providers: Providers, **settings: Any) -> None:
     mlotel.configure(
         tracer_provider=providers.tracer_provider,
         meter_provider=providers.meter_provider,
@@ -140,6 +140,7 @@ def configure_mlotel(providers: Providers) -> None:
         local_sink="none",
         payload_enabled=True,
         payload_sample_rate=1.0,
+        **settings,
     )
 
 
@@ -355,6 +356,53 @@ def sklearn_auto_variants(calls: int, batch_calls: int, providers: Providers) ->
     return variants
 
 
+STORE_FILL_CALLS = 100_000 // BATCH_ROWS + 1
+"""1024-row calls that fill an outcome store of the default size (100,000 rows)."""
+
+
+def outcome_variants(
+    providers: Providers, ml_row: Call, ml_batch: Call, calls: int, batch_calls: int
+) -> list[Variant]:
+    """The mlotel variants of ratio 4 with outcome tracking on (the default) and off
+    (``outcome_store_size=0``). Each loop starts (untimed) from a fresh configuration
+    whose store is already full, like a server's after its first 100,000 rows."""
+
+    def tracking(on: bool) -> Callable[[], None]:
+        def before() -> None:
+            configure_mlotel(providers, **({} if on else {"outcome_store_size": 0}))
+            for _ in range(STORE_FILL_CALLS):
+                ml_batch(X_BATCH)
+            mlotel.force_flush()
+
+        return before
+
+    variants = []
+    for state, on in (("on", True), ("off", False)):
+        variants += [
+            Variant(
+                f"mlotel, 1 row, outcomes {state}",
+                ml_row,
+                X_ROW,
+                mlotel.force_flush,
+                calls,
+                1,
+                1,
+                tracking(on),
+            ),
+            Variant(
+                f"mlotel, 1024 rows, outcomes {state}",
+                ml_batch,
+                X_BATCH,
+                mlotel.force_flush,
+                batch_calls,
+                1,
+                1,
+                tracking(on),
+            ),
+        ]
+    return variants
+
+
 # --- timing -----------------------------------------------------------------------------
 
 
@@ -457,6 +505,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     a = measure(group_a, repeats)
 
+    # --- outcome tracking on / off: ratio 4 both ways ------------------------------------
+    # Lighter than group A (the full run must stay under 2 minutes): at most 1,500 single-row
+    # calls per loop and 7 loops; the batch loops keep group A's flush size.
+    outcomes = measure(
+        outcome_variants(sampled, ml_row, ml_batch, min(calls, 1500), batch_calls),
+        min(repeats, 7),
+    )
+
     # --- tracing sampled out: ratio 3 ---------------------------------------------------
     configure_mlotel(unsampled)
     prom = prometheus_json(unsampled, model_row)
@@ -477,7 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mlotel.shutdown()
 
     print("absolute time per call (µs, median, flush included):")
-    for name, seconds in {**a, **b, **c}.items():
+    for name, seconds in {**a, **outcomes, **b, **c}.items():
         print(f"  {name:<52} {seconds * 1e6:9.2f}")
     print()
 
@@ -511,6 +567,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"mlotel overhead: {overhead_row * 1e6:.2f} µs per 1-row call, "
         f"{overhead_batch * 1e6:.2f} µs per {BATCH_ROWS}-row call "
         f"(mlotel time minus the bare function)"
+    )
+    print()
+    print(
+        "outcome tracking (outcome_store_size: default 100,000 = on, 0 = off; store full; "
+        "interleaved):"
+    )
+    overheads = {}
+    for state in ("on", "off"):
+        row = outcomes[f"mlotel, 1 row, outcomes {state}"] - a["bare function, 1 row"]
+        batch = outcomes[f"mlotel, 1024 rows, outcomes {state}"] - a["bare function, 1024 rows"]
+        overheads[state] = batch
+        print(
+            f"  {state:>3}: overhead {row * 1e6:6.2f} µs per 1-row call, {batch * 1e6:7.2f} µs "
+            f"per {BATCH_ROWS}-row call; ratio 4: {batch / row:.2f}x"
+        )
+    print(
+        f"  tracking costs {(overheads['on'] - overheads['off']) * 1e6:+.2f} µs per "
+        f"{BATCH_ROWS}-row call"
     )
     if c:
         print()

@@ -25,7 +25,7 @@ from ._data import clean_value, interpret_output, reduce_rows
 from ._errors import tally
 from ._otel_logs import Logger
 
-__all__ = ["Analyzer", "CallRecord", "Monitor"]
+__all__ = ["Analyzer", "CallRecord", "Monitor", "OutputGroup"]
 
 _INFO = (SeverityNumber.INFO, "INFO")
 _ERROR = (SeverityNumber.ERROR, "ERROR")
@@ -54,6 +54,24 @@ class CallRecord(NamedTuple):
     output_rows: int = 0  # rows of the untrimmed output (0: unknown, use the input's)
     inputs: Any = None  # the call's input object, kept only when an analyzer reads inputs
     row_ids: Any = None  # ids the caller supplied for the rows (else "<prediction_id>-<row>")
+
+
+class OutputGroup(NamedTuple):
+    """Flushed calls with one output layout, and how the monitor read their outputs.
+
+    Analyzers reuse the reading instead of stacking and interpreting the outputs
+    again. ``block`` is None when the monitor could not read the group (its error
+    is counted); the other arrays are :func:`~mlotel._data.interpret_output`'s
+    (``top``: the highest probability of each row, before explicit scores), row
+    for row with ``block``.
+    """
+
+    indexes: list[int]  # positions of the calls in the flushed records, in call order
+    block: np.ndarray | None = None  # their outputs, stacked
+    labels: np.ndarray | None = None
+    top: np.ndarray | None = None
+    values: np.ndarray | None = None
+    explicit: np.ndarray | None = None  # the calls' explicit scores, stacked (float64)
 
 
 class Analyzer(Protocol):
@@ -113,9 +131,9 @@ class Monitor:
         self._overflow = model_name == semconv.OTHER_CLASS  # the max_models overflow monitor
         self.analyzers: tuple[Analyzer, ...] = ()
         self.keeps_inputs = False
-        # The flush being analysed: record indexes grouped by output layout (key: operation,
+        # The flush being analysed: its calls grouped by output layout (key: operation,
         # output kind, id(class_labels), ndim, row shape, dtype kind, score row shape).
-        self.output_groups: dict[tuple[Any, ...], list[int]] = {}
+        self.output_groups: dict[tuple[Any, ...], OutputGroup] = {}
 
     def attach(self, analyzer: Analyzer) -> None:
         """Add a flush-time analyzer: one per ``name`` (a second drift monitor for the same
@@ -219,9 +237,10 @@ class Monitor:
 
         # Per-record prediction payloads, filled group by group.
         log_predictions: dict[int, tuple[Any, Any]] = {}
+        groups = {key: OutputGroup(indexes) for key, indexes in outputs.items()}
         for key, indexes in outputs.items():
             try:
-                self._aggregate_outputs(records, key, indexes, log_predictions)
+                self._aggregate_outputs(records, key, indexes, log_predictions, groups)
             except Exception as exc:
                 # One unreadable output group costs its classes/scores only: the other
                 # groups, every duration and every log record still go out.
@@ -229,7 +248,7 @@ class Monitor:
                 store.add(semconv.PREDICTIONS, base, _rows(records, indexes))
         if self._logger is not None:
             self._emit_logs(records, log_predictions)
-        self.output_groups = outputs
+        self.output_groups = groups
         self._run_analyzers(records)
         self.output_groups = {}
 
@@ -246,19 +265,25 @@ class Monitor:
         key: tuple[Any, ...],
         indexes: list[int],
         log_predictions: dict[int, tuple[Any, Any]],
+        groups: dict[tuple[Any, ...], OutputGroup],
     ) -> None:
         store = self._store
         base = self.base_attrs
         operation, output_kind, _, _, _, _, score_shape = key
         first = records[indexes[0]]
         block = np.concatenate([records[i].output for i in indexes])
-        labels, scores, values = interpret_output(block, operation, output_kind, first.class_labels)
+        labels, top, values = interpret_output(block, operation, output_kind, first.class_labels)
+        scores = top
+        explicit = None
         if score_shape is not None:
             try:
-                scores = _explicit_scores([records[i].scores for i in indexes], len(block))
+                explicit = np.concatenate([records[i].scores for i in indexes]).astype(np.float64)
+                scores = _explicit_scores(explicit, len(block))
             except (TypeError, ValueError) as exc:  # e.g. a list of dicts: not scores we read
                 tally.error("monitor.scores", exc)
                 scores = None
+        if self.analyzers:  # outcomes store these rows: hand them the reading
+            groups[key] = OutputGroup(indexes, block, labels, top, values, explicit)
         if labels is not None:
             self._count_classes(labels)
         else:
@@ -439,9 +464,8 @@ def _logged_rows(features: dict[str, Any], rows: int, limit: int) -> int:
     return max(1, min(rows, limit))
 
 
-def _explicit_scores(parts: list[np.ndarray | None], rows: int) -> np.ndarray | None:
+def _explicit_scores(block: np.ndarray, rows: int) -> np.ndarray | None:
     """Max score per row from user-supplied scores (a probability matrix or one score a row)."""
-    block = np.concatenate([p for p in parts if p is not None]).astype(np.float64)
     if block.ndim == 2:
         block = reduce_rows(block, np.maximum)
     block = block.reshape(-1)

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,7 +40,7 @@ from ._errors import tally
 from ._performance import classification_metrics, estimated_metrics, regression_metrics
 
 if TYPE_CHECKING:
-    from ._monitor import CallRecord, Monitor
+    from ._monitor import CallRecord, Monitor, OutputGroup
     from ._runtime import Runtime
 
 __all__ = [
@@ -59,6 +60,7 @@ _OTHER_PREDICTED = -1  # code of a predicted label past the cap
 _OTHER_ACTUAL = -2  # code of an actual label past the cap (never equal to a prediction)
 _MASK64 = (1 << 64) - 1
 _CHUNK_ROWS = 400  # rows written to the store per step (see OutcomeTracker._insert)
+_ROWS_PER_CALL_FILL = 64  # calls this big on average: per-call fields filled call by call
 _NO_LABEL_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
 _time_ns = time.time_ns
 _ARRAYS = (
@@ -250,7 +252,10 @@ class OutcomeTracker:
             self._label_list.append(value)
         return code
 
-    def _codes(self, labels: np.ndarray) -> np.ndarray:
+    def _codes(self, labels: np.ndarray, cut: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(table, index)``: ``table[index]`` are the label codes of ``labels[cut:]``
+        (every label of ``labels`` gets a code). The store takes the codes straight from
+        the table: no row-sized temporary."""
         if labels.dtype.kind in "iu" and labels.size and labels.min() >= 0 and labels.max() < 4096:
             # Class indexes (or small integer labels): a lookup table instead of a sort.
             present = np.flatnonzero(np.bincount(labels))
@@ -258,8 +263,7 @@ class OutcomeTracker:
                 self._family = "number"
             table = np.zeros(int(present[-1]) + 1, np.float64)
             table[present] = [self._code(v, True) for v in present.tolist()]
-            codes: np.ndarray = table[labels]
-            return codes
+            return table, labels[cut:]
         try:
             uniques, inverse = np.unique(labels, return_inverse=True)
         except TypeError:  # mixed objects: compare by text
@@ -268,7 +272,7 @@ class OutcomeTracker:
         if self._family is None and values:
             self._family = _family(values[0])
         table = np.array([self._code(v, True) for v in values], dtype=np.float64)
-        return table[inverse.reshape(-1)]
+        return table, inverse.reshape(-1)[cut:]
 
     # --- flush time (monitor's flushing thread) -----------------------------------------
     def process(self, records: Sequence[CallRecord], monitor: Monitor, store: MetricStore) -> None:
@@ -285,88 +289,98 @@ class OutcomeTracker:
 
     def _insert(self, records: Sequence[CallRecord], monitor: Monitor) -> bool:
         scored = False
-        # The monitor grouped the flushed records by output layout already: reuse it.
-        for key, indexes in monitor.output_groups.items():
+        # The monitor grouped the flushed records by output layout and read each group's
+        # outputs already (labels, top scores, values): the store takes rows of that.
+        for key, group in monitor.output_groups.items():
             if key[0] in _NO_LABEL_OPERATIONS:
                 continue
+            calls = [records[i] for i in group.indexes]
+            sizes = [len(rec.output) for rec in calls]  # type: ignore[arg-type]
+            offsets = list(accumulate(sizes, initial=0))  # first row of each call in the group
             # Slices of about _CHUNK_ROWS rows: numpy keeps the GIL on arrays this small, so
             # the flusher never waits a switch interval (5 ms) to get it back after each of
             # its many small operations while the application's threads keep predicting.
             # Calls bigger than that go together in one step: few operations in all.
-            chunk: list[CallRecord] = []
-            large: list[CallRecord] = []
+            chunk: list[int] = []
+            large: list[int] = []
             rows = 0
-            for i in indexes:
-                rec = records[i]
-                size = len(rec.output)  # type: ignore[arg-type]
+            for position, size in enumerate(sizes):
                 if size >= _CHUNK_ROWS:
-                    large.append(rec)
+                    large.append(position)
                     continue
-                chunk.append(rec)
+                chunk.append(position)
                 rows += size
                 if rows >= _CHUNK_ROWS:
-                    scored = self._insert_chunk(chunk) or scored
+                    scored = self._insert_chunk(group, calls, offsets, chunk) or scored
                     chunk, rows = [], 0
             for rest in (chunk, large):
                 if rest:
-                    scored = self._insert_chunk(rest) or scored
+                    scored = self._insert_chunk(group, calls, offsets, rest) or scored
         return scored
 
-    def _insert_chunk(self, group: list[CallRecord]) -> bool:
+    def _insert_chunk(
+        self, group: OutputGroup, calls: list[CallRecord], offsets: list[int], positions: list[int]
+    ) -> bool:
         try:
-            return self._insert_group(group)
+            chosen = [calls[p] for p in positions]
+            return self._insert_group(chosen, *_read(group, chosen, offsets, positions))
         except Exception as exc:  # one unreadable group costs its rows only
             tally.error("outcomes.store", exc)
             return False
 
-    def _insert_group(self, group: list[CallRecord]) -> bool:
+    def _insert_group(
+        self,
+        group: list[CallRecord],
+        block: np.ndarray,
+        labels: np.ndarray | None,
+        top: np.ndarray | None,
+        values: np.ndarray | None,
+        explicit: np.ndarray | None,
+    ) -> bool:
         first = group[0]
-        outputs: list[np.ndarray] = [r.output for r in group]  # type: ignore[misc]
-        block = np.concatenate(outputs)
-        labels, top, values = interpret_output(
-            block, first.operation, first.output_kind, first.class_labels
-        )
         n = len(block)
         positive = None
-        if first.scores is not None:
-            explicit = np.concatenate([r.scores for r in group]).astype(np.float64)
+        if explicit is not None:
             if len(explicit) == n:
                 matrix = explicit if explicit.ndim == 2 else None
                 top = explicit.max(axis=1) if matrix is not None else explicit.reshape(-1)
                 if matrix is not None and matrix.shape[1] == 2:
                     positive = matrix[:, 1]
         elif top is not None:
-            matrix = block.astype(np.float64, copy=False)
-            if first.operation == "predict_log_proba":
-                matrix = np.exp(matrix)
-            matrix = matrix.reshape(n, -1)
-            if matrix.shape[1] == 2:
-                positive = matrix[:, 1]
-            elif matrix.shape[1] == 1:
-                positive = matrix[:, 0]
+            matrix = block.reshape(n, -1)
+            if matrix.shape[1] <= 2:
+                # P(positive class): the second of two columns, or the only one (a view:
+                # the store's float64 slots convert it as they take it).
+                positive = matrix[:, -1]
+                if first.operation == "predict_log_proba":
+                    positive = np.exp(positive.astype(np.float64))
+        # Rows past the store's size would be overwritten by this same write: skip them.
+        cut = max(0, n - self._capacity)
         if labels is not None:
             if len(labels) != n:
                 return False
-            pred = self._codes(labels)
+            table, pred = self._codes(labels, cut)
             class_labels = first.class_labels
             if self._positive_label is None and class_labels is not None and len(class_labels) == 2:
                 self._positive_label = _plain(class_labels[1])
         elif values is not None and len(values) == n:
-            pred = values
+            table, pred = None, values[cut:]
             self._regression = True
             top = positive = None
         else:
             return False
-        # One pass over the calls for their row counts, times and span contexts (flat
-        # lists: numpy converts those fast), then one vectorised write.
+        if cut:
+            top = None if top is None else top[cut:]
+            positive = None if positive is None else positive[cut:]
+        # One pass over the calls for their row counts, times and span contexts.
         counts: list[int] = []
         ends: list[int] = []
         his: list[int] = []
         los: list[int] = []
         spans: list[int] = []
         flags: list[int] = []
-        for rec, out in zip(group, outputs):
-            counts.append(len(out))
+        for rec in group:
+            counts.append(len(rec.output))  # type: ignore[arg-type]
             ends.append(rec.end_ns)
             context = rec.span.get_span_context() if rec.span is not None else None
             if context is not None and context.is_valid:
@@ -380,55 +394,53 @@ class OutcomeTracker:
                 los.append(0)
                 spans.append(0)
                 flags.append(0)
-        sizes = np.array(counts, np.int64)
-        if len(group) == n:  # one row per call: nothing to repeat
-            call_rows = np.zeros(n, np.int64)
-            per_row = [
-                np.array(v, dtype) for v, dtype in ((ends, np.int64), (his, np.uint64),
-                (los, np.uint64), (spans, np.uint64), (flags, np.uint8))
-            ]  # fmt: skip
-        else:
-            call_rows = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-            per_row = [
-                np.repeat(np.array(v, dtype), sizes) for v, dtype in ((ends, np.int64),
-                (his, np.uint64), (los, np.uint64), (spans, np.uint64), (flags, np.uint8))
-            ]  # fmt: skip
+        per_call = (ends, his, los, spans, flags)
         with self._lock:
-            self._write(group, counts, call_rows, pred, positive, top, per_row)
+            self._write(group, counts, n, cut, (table, pred), positive, top, per_call)
         return top is not None
 
     def _write(
         self,
         group: list[CallRecord],
         counts: list[int],
-        call_rows: np.ndarray,
-        pred: np.ndarray,
+        n: int,
+        cut: int,
+        pred: tuple[np.ndarray | None, np.ndarray],
         positive: np.ndarray | None,
         top: np.ndarray | None,
-        per_row: list[np.ndarray],
+        per_call: tuple[list[int], ...],
     ) -> None:
-        n = len(pred)
+        """Write rows ``cut:n`` of some calls to the ring. ``pred`` is ``(table, index)``
+        (label codes ``table[index]``) or ``(None, values)``; its arrays, ``positive`` and
+        ``top`` hold just those rows. Call with the lock held."""
         start = self._next
         if not self._size:
             self._allocate()
         size = self._size
-        keep = slice(max(0, n - size), n)  # a batch larger than the store keeps its tail
-        seqs = np.arange(start + keep.start, start + n, dtype=np.int64)
-        slots = seqs % size
-        self._evict(slots, start)
-        times, trace_hi, trace_lo, span_ids, flags = per_row
-        self._seq[slots] = seqs
-        self._row[slots] = call_rows[keep]
-        self._time[slots] = times[keep]
-        self._pred[slots] = pred[keep]
-        self._proba[slots] = np.nan if positive is None else positive[keep]
-        self._top[slots] = np.nan if top is None else top[keep]
-        self._matched[slots] = False
-        self._trace_hi[slots] = trace_hi[keep]
-        self._trace_lo[slots] = trace_lo[keep]
-        self._span[slots] = span_ids[keep]
-        self._flags[slots] = flags[keep]
-        self._keyed[slots] = False
+        # The rows fill one run of slots, or two where the ring wraps: slice writes.
+        first_slot = (start + cut) % size
+        runs = [(first_slot, min(size, first_slot + n - cut))]
+        if first_slot + n - cut > size:
+            runs.append((0, first_slot + n - cut - size))
+        self._evict(runs, start)
+        table, pred_rows = pred
+        done = 0  # rows written so far
+        for lo, hi in runs:
+            rows = slice(done, done + hi - lo)
+            done += hi - lo
+            self._seq[lo:hi] = np.arange(start + cut + rows.start, start + cut + rows.stop)
+            if table is None:
+                self._pred[lo:hi] = pred_rows[rows]
+            else:
+                np.take(table, pred_rows[rows], out=self._pred[lo:hi])
+            self._proba[lo:hi] = np.nan if positive is None else positive[rows]
+            self._top[lo:hi] = np.nan if top is None else top[rows]
+            self._matched[lo:hi] = False
+            self._keyed[lo:hi] = False
+        if n >= _ROWS_PER_CALL_FILL * len(counts):
+            self._fill_calls(start, cut, counts, per_call)
+        else:
+            self._spread_calls(start, cut, counts, per_call, runs)
         self._next = start + n
         lowest = start + n - size
         if n > size:
@@ -474,26 +486,80 @@ class OutcomeTracker:
             self._key[where] = keyed
             self._keyed[where] = True
 
-    def _evict(self, slots: np.ndarray, start: int) -> None:
-        """Forget the rows in ``slots`` before new rows (from sequence ``start``) take them."""
-        used = slots < start  # slot == sequence until the first wrap: lower slots are written
-        if not used.any():
-            return
-        slots = slots[used]
-        lost = int(np.count_nonzero(~self._matched[slots]))
+    def _fill_calls(
+        self, start: int, cut: int, counts: list[int], per_call: tuple[list[int], ...]
+    ) -> None:
+        """Per-call fields of calls with many rows: one slice fill per call and field
+        (no row-sized temporaries). Call with the lock held."""
+        size = self._size
+        lowest = start + cut  # first written sequence
+        first_seq = start
+        for count, end, hi, lo, span_id, flags in zip(counts, *per_call):
+            seq, stop = max(first_seq, lowest), first_seq + count
+            while seq < stop:
+                slot = seq % size
+                run = min(stop - seq, size - slot)  # up to where the ring wraps
+                where = slice(slot, slot + run)
+                self._row[where] = np.arange(seq - first_seq, seq - first_seq + run)
+                self._time[where] = end
+                self._trace_hi[where] = hi
+                self._trace_lo[where] = lo
+                self._span[where] = span_id
+                self._flags[where] = flags
+                seq += run
+            first_seq = stop
+
+    def _spread_calls(
+        self,
+        start: int,
+        cut: int,
+        counts: list[int],
+        per_call: tuple[list[int], ...],
+        runs: list[tuple[int, int]],
+    ) -> None:
+        """Per-call fields of many small calls: repeated to rows in numpy (flat lists
+        convert fast), then one slice write per field and run. Call with the lock held."""
+        n = sum(counts)
+        fields: tuple[np.ndarray, ...] = (
+            self._time, self._trace_hi, self._trace_lo, self._span, self._flags
+        )  # fmt: skip
+        if len(counts) == n:  # one row per call: nothing to repeat
+            call_rows = np.zeros(n, np.int64)
+            per_row: list[np.ndarray] = [np.array(v, f.dtype) for v, f in zip(per_call, fields)]
+        else:
+            sizes = np.array(counts, np.int64)
+            call_rows = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            per_row = [np.repeat(np.array(v, f.dtype), sizes) for v, f in zip(per_call, fields)]
+        done = cut
+        for lo, hi in runs:
+            rows = slice(done, done + hi - lo)
+            done += hi - lo
+            self._row[lo:hi] = call_rows[rows]
+            for field, values in zip(fields, per_row):
+                field[lo:hi] = values[rows]
+
+    def _evict(self, runs: list[tuple[int, int]], start: int) -> None:
+        """Forget the rows in the slot ``runs`` before new rows (from sequence ``start``)
+        take them. Call with the lock held."""
+        lost = 0
+        for lo, hi in runs:
+            used = min(hi, start)  # slot == sequence until the first wrap: lower slots are used
+            if used <= lo:
+                continue
+            lost += used - lo - int(np.count_nonzero(self._matched[lo:used]))
+            keyed = np.flatnonzero(self._keyed[lo:used]) + lo  # slots holding an index key
+            if not len(keyed):
+                continue
+            keys = self._key[keyed].tolist()
+            seqs = self._seq[keyed]
+            firsts = (seqs - self._row[keyed]).tolist()  # a call's key: its last row
+            for key, seq, first in zip(keys, seqs.tolist(), firsts):
+                if self._calls.get(key) == first:
+                    del self._calls[key]
+                elif self._ids.get(key) == seq:
+                    del self._ids[key]
         if lost:
             tally.drop("outcomes", "outcome_store_size", lost)
-        keyed = slots[self._keyed[slots]]  # only slots holding an index key
-        if not len(keyed):
-            return
-        keys = self._key[keyed].tolist()
-        seqs = self._seq[keyed].tolist()
-        firsts = (self._seq[keyed] - self._row[keyed]).tolist()  # a call's key: its last row
-        for key, seq, first in zip(keys, seqs, firsts):
-            if self._calls.get(key) == first:
-                del self._calls[key]
-            elif self._ids.get(key) == seq:
-                del self._ids[key]
 
     # --- the join (any thread) ----------------------------------------------------------
     def _slot(self, prediction_id: str) -> int | None:
@@ -739,10 +805,16 @@ class OutcomeTracker:
         four windows: label-only calls of the same model take rows too)."""
         with self._lock:
             count = min(self._next, self._size, 4 * self._window_size)
-            slots = np.arange(self._next - count, self._next) % self._size
-            top = self._top[slots]
-            proba = self._proba[slots]
-            recent = (self._time[slots] >= now - self._window_ns) & np.isfinite(top)
+            # The last ``count`` slots, oldest first: one run, or two where the ring wraps.
+            end = self._next % self._size or self._size
+            runs = [slice(max(0, end - count), end)]
+            if count > end:
+                runs.insert(0, slice(self._size - (count - end), self._size))
+            top, proba, times = (
+                np.concatenate([field[run] for run in runs])
+                for field in (self._top, self._proba, self._time)
+            )
+            recent = (times >= now - self._window_ns) & np.isfinite(top)
         chosen = np.flatnonzero(recent)[-self._window_size :]
         if len(chosen) < self._min_samples:
             return {"estimated_accuracy": math.nan}
@@ -804,6 +876,67 @@ class OutcomeTracker:
                 )
             except Exception as exc:
                 tally.error("logs.emit", exc)
+
+
+_Reading = tuple[
+    np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None
+]
+
+
+def _read(
+    group: OutputGroup, chosen: list[CallRecord], offsets: list[int], positions: list[int]
+) -> _Reading:
+    """``(block, labels, top, values, explicit scores)`` of some calls of an output group:
+    rows of the monitor's reading where it has one, else read here (as the monitor does)."""
+    block = group.block
+    if _reading_fits(group, chosen, offsets, positions):
+        assert block is not None
+        first, last = positions[0], positions[-1]
+        rows: slice | np.ndarray
+        if last - first + 1 == len(positions):  # consecutive calls: views of the group's rows
+            rows = slice(offsets[first], offsets[last + 1])
+        else:  # calls mixed with bigger ones, which go in a step of their own
+            rows = np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in positions])
+        return (
+            block[rows],
+            None if group.labels is None else group.labels[rows],
+            None if group.top is None else group.top[rows],
+            None if group.values is None else group.values[rows],
+            None if group.explicit is None else group.explicit[rows],
+        )
+    first_call = chosen[0]
+    block = np.concatenate([rec.output for rec in chosen])
+    labels, top, values = interpret_output(
+        block, first_call.operation, first_call.output_kind, first_call.class_labels
+    )
+    explicit = None
+    if first_call.scores is not None:
+        explicit = np.concatenate([rec.scores for rec in chosen]).astype(np.float64)
+    return block, labels, top, values, explicit
+
+
+def _reading_fits(
+    group: OutputGroup, chosen: list[CallRecord], offsets: list[int], positions: list[int]
+) -> bool:
+    """Whether the rows of some calls of the monitor's reading are what reading those
+    calls alone gives: a row-for-row reading, and explicit scores paired row for row."""
+    block = group.block
+    if block is None:
+        return False  # the monitor could not read the group
+    n = len(block)
+    if not (
+        (group.labels is not None and len(group.labels) == n)
+        or (group.values is not None and len(group.values) == n)
+    ):
+        return False  # nothing read (e.g. auto-detection over rows of several calls failed)
+    if chosen[0].scores is None:
+        return True
+    if group.explicit is None or len(group.explicit) != n:
+        return False
+    return all(
+        len(rec.scores) == offsets[p + 1] - offsets[p]  # type: ignore[arg-type]
+        for rec, p in zip(chosen, positions)
+    )
 
 
 # --- public entry points ---------------------------------------------------------------

@@ -248,6 +248,48 @@ def test_store_is_bounded_and_evictions_are_counted() -> None:
     assert tally.dropped[("outcomes", "outcome_store_size")] == 54 - 3
 
 
+def test_small_and_large_calls_flushed_together_keep_their_rows_labels_and_traces() -> None:
+    # One flush of small calls (written in one step) and large ones (another step, of more
+    # rows than the store holds: only its last 1,000 rows stay): every row that stays
+    # joins with its own prediction and its own call's trace; the others are unknown.
+    sizes = [3, 450, 2, 1200, 5, 700]
+    rng = np.random.default_rng(3)
+
+    class Model:
+        def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+            p = 1 / (1 + np.exp(-rows[:, 0]))
+            return np.column_stack([1 - p, p])
+
+    with mlotel.testing.capture_telemetry(outcome_store_size=1000, buffer_size=100) as captured:
+        clf = mlotel.instrument(Model(), model_name="mixed", class_labels=["no", "yes"])
+        made = []
+        for size in sizes:
+            proba = clf.predict_proba(rng.normal(size=(size, 2)))
+            labels = np.where(proba[:, 1] > proba[:, 0], "yes", "no").tolist()
+            made.append((mlotel.last_prediction_ids(), labels))
+        captured.flush()
+        calls = [(*call, span) for call, span in zip(made, captured.spans[-len(sizes) :])]
+        ids = [i for call_ids, _, _ in calls for i in call_ids]
+        labels = [label for _, call_labels, _ in calls for label in call_labels]
+        counts = mlotel.record_outcomes(ids, labels)
+        outcome_logs = {
+            log.attributes["ml.prediction.id"]: log
+            for log in captured.logs
+            if log.event_name == "ml.outcome"
+        }
+        accuracy = performance(captured, "mixed")["accuracy"]
+    assert counts["matched"] == 1000 and counts["unknown_id"] == sum(sizes) - 1000
+    kept = set(calls[3][0][-300:] + calls[5][0])  # the last 1,000 rows of the large calls
+    assert set(outcome_logs) == kept
+    for call_ids, call_labels, span in calls:
+        for row_id, label in zip(call_ids, call_labels):
+            if row_id in kept:
+                log = outcome_logs[row_id]
+                assert log.attributes["ml.prediction"] == label
+                assert (log.trace_id, log.span_id) == (span.context.trace_id, span.context.span_id)
+    assert accuracy == 1.0
+
+
 def test_outcome_tracking_can_be_turned_off() -> None:
     with mlotel.testing.capture_telemetry(outcome_store_size=0):
         clf = mlotel.instrument(lambda rows: [1] * len(rows), model_name="ones")
