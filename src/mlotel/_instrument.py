@@ -338,8 +338,11 @@ def _finish(
                 row_ids,
             )
         )
-        # last_prediction_ids() reads this: one context-variable write per call.
-        set_last_ids(None if error is not None else (prediction_id, output_rows or rows, row_ids))
+        # last_prediction_ids() reads this: one context-variable write per call. Outputs
+        # that feed no metric (transform, output="none": _keep_rows set) are no predictions
+        # the outcome store keeps, so they hand out no ids.
+        joinable = error is None and spec._keep_rows is None
+        set_last_ids((prediction_id, output_rows or rows, row_ids) if joinable else None)
     except Exception as exc:
         tally.error("instrument.finish", exc)
     finally:

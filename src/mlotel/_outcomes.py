@@ -91,7 +91,9 @@ def last_prediction_ids() -> list[str]:
 
     One id per output row, in row order: the ids given through
     :func:`prediction_ids` / ``instrument(prediction_ids=...)``, else generated
-    ``"<call id>-<row>"`` ids. Empty before any call and after a failed call.
+    ``"<call id>-<row>"`` ids. Empty before any call, after a failed call, and after a
+    call whose output is no prediction to join outcomes to (``transform``,
+    ``decision_function``, ``score_samples``, ``embed``, or ``output="none"``).
 
     >>> import mlotel, mlotel.testing
     >>> with mlotel.testing.capture_telemetry():
@@ -137,7 +139,12 @@ def supplied_ids(source: Any, features: Any) -> Any:
     of an id column of a DataFrame / dict input."""
     if callable(source):
         return source(features)
-    return features[source]
+    try:
+        return features[source]
+    except (KeyError, IndexError, TypeError, ValueError):
+        # An input without the id column: generated ids, a counted drop (not a fault).
+        tally.drop("outcomes", "prediction_ids_column")
+        return None
 
 
 def span_ids(ids: Any) -> list[str]:
@@ -358,6 +365,7 @@ class OutcomeTracker:
         cut = max(0, n - self._capacity)
         if labels is not None:
             if len(labels) != n:
+                tally.drop("outcomes", "unreadable_output", n)
                 return False
             table, pred = self._codes(labels, cut)
             class_labels = first.class_labels
@@ -368,6 +376,8 @@ class OutcomeTracker:
             self._regression = True
             top = positive = None
         else:
+            # e.g. raw logits without scores=: no label or value a row id could join to.
+            tally.drop("outcomes", "unreadable_output", n)
             return False
         if cut:
             top = None if top is None else top[cut:]

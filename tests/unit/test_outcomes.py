@@ -363,6 +363,37 @@ def test_bad_id_sources_never_break_predict() -> None:
     assert tally.dropped[("outcomes", "prediction_ids_length")] == 2
 
 
+def test_a_missing_id_column_is_a_counted_drop_with_generated_ids() -> None:
+    tally.reset()
+    with mlotel.testing.capture_telemetry():
+        predict = mlotel.instrument(
+            lambda frame: [1] * len(frame), model_name="m", prediction_ids="order_id"
+        )
+        assert predict(pd.DataFrame({"x": [0.0, 1.0]})) == [1, 1]
+        ids = mlotel.last_prediction_ids()
+        assert len(ids) == 2 and ids[0].endswith("-0")
+        assert mlotel.record_outcome(ids[1], 1) == "matched"
+    assert tally.dropped[("outcomes", "prediction_ids_column")] == 1
+    assert "outcomes.ids" not in tally.errors  # not an internal fault
+
+
+def test_outputs_that_are_no_predictions_hand_out_no_ids() -> None:
+    tally.reset()
+    with mlotel.testing.capture_telemetry():
+        scaler = mlotel.instrument(
+            lambda rows: [[2 * v for v in r] for r in rows], model_name="s", operation="transform"
+        )
+        scaler([[1.0], [2.0]])
+        assert mlotel.last_prediction_ids() == []
+        logits = mlotel.instrument(
+            lambda rows: np.array([[3.0, -1.0, 0.5]] * len(rows)), model_name="net"
+        )
+        logits([[1.0], [2.0]])
+        ids = mlotel.last_prediction_ids()  # read at flush: kept out, and counted
+        assert mlotel.record_outcome(ids[0], 1) == "unknown_id"
+    assert tally.dropped[("outcomes", "unreadable_output")] == 2
+
+
 # --- logs, trace links, the cross-process path -------------------------------------------
 
 
