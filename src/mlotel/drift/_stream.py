@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import semconv
 from .._aggregation import AttrKey, MetricStore
-from .._data import _columnar, _is_dataframe, _is_torch, _torch_to_numpy, interpret_output
+from .._data import _columnar, _is_dataframe, _is_torch, _torch_to_numpy
 from .._errors import tally
 from ._binning import MISSING, WRONG_TYPE, category_keys, labels_text, numeric_column
 from ._constraints import Constraint, MaxMissingShare
@@ -428,7 +428,7 @@ class DriftMonitor:
             if inputs and self._inputs.features:
                 self._process_inputs(inputs, store, attrs, monitor, now)
             if self._outputs.features:
-                self._process_outputs(records, store, attrs, monitor, now)
+                self._process_outputs(store, attrs, monitor, now)
 
     def _attrs(self, base: AttrKey) -> _Attrs:
         cached = self._attrs_cache.get(base)
@@ -610,40 +610,19 @@ class DriftMonitor:
                     store.add(semconv.DATA_QUALITY_ISSUES, attrs.issue(j, constraint.name), count)
 
     # --- outputs --------------------------------------------------------------------
-    def _process_outputs(
-        self, records: Sequence[Any], store: MetricStore, attrs: _Attrs, monitor: Any, now: float
-    ) -> None:
-        groups: dict[tuple[Any, ...], list[np.ndarray]] = {}
-        firsts: dict[tuple[Any, ...], Any] = {}
-        for rec in records:
-            out = rec.output
-            if rec.error_type is not None or out is None or out.ndim == 0 or not len(out):
-                continue
-            key = (
-                rec.operation,
-                rec.output_kind,
-                id(rec.class_labels),
-                out.ndim,
-                out.shape[1:],
-                out.dtype.kind,
-            )
-            groups.setdefault(key, []).append(out)
-            firsts.setdefault(key, rec)
-        if not groups:
-            return
+    def _process_outputs(self, store: MetricStore, attrs: _Attrs, monitor: Any, now: float) -> None:
+        # The monitor has just stacked and read this flush's outputs group by group
+        # (labels, values, top scores): reuse its reading.
         predictions: list[np.ndarray] = []
         scores: list[np.ndarray] = []
-        for key, outs in groups.items():
-            rec = firsts[key]
-            block = outs[0] if len(outs) == 1 else np.concatenate(outs)
-            labels, top, values = interpret_output(
-                block, rec.operation, rec.output_kind, rec.class_labels
-            )
-            shown = labels if labels is not None else values
+        for group in monitor.output_groups.values():
+            if group.block is None:
+                continue  # the monitor could not read it (its error is counted)
+            shown = group.labels if group.labels is not None else group.values
             if shown is not None:
                 predictions.append(shown)
-            if top is not None:
-                scores.append(top)
+            if group.top is not None:
+                scores.append(group.top)
         columns: list[np.ndarray | None] = []
         for feature in self._outputs.features:
             got = predictions if feature.role == "prediction" else scores
