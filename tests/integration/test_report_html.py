@@ -197,3 +197,40 @@ def test_cli_report_header_only_current_file_reports_empty_columns(tmp_path: Pat
         "plan": "empty_current",
         "legacy": "missing_in_current",
     }
+
+
+def test_cli_report_shows_progress_only_on_a_terminal(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    ref, cur = _write_csvs(tmp_path)
+    command = [sys.executable, "-m", "mlotel.cli", "report"]
+    command += ["--reference", str(ref), "--current", str(cur)]
+    leader, follower = pty.openpty()  # stderr is a real terminal for the child
+    try:
+        proc = subprocess.run(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:  # bounded: the child has exited, the buffer holds all it wrote
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO once the buffer is drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if follower != -1:
+            os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 0
+    text = shown.decode()
+    assert f"mlotel report: reading {ref}" in text
+    assert "column 5/5" in text  # a progress line per column (4 shared + 1 reference-only)
