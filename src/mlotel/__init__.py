@@ -55,6 +55,11 @@ def auto_instrument(libraries: Iterable[str] | None = None, **options: Any) -> l
     The one-line alternative to running under ``opentelemetry-instrument``; see
     :func:`mlotel.integrations.auto_instrument` and docs/integrations.md. Needs the
     ``opentelemetry-instrumentation`` package (in every integration extra).
+
+    >>> import mlotel
+    >>> mlotel.auto_instrument(["sklearn"])  # scikit-learn is installed here
+    ['sklearn']
+    >>> mlotel.integrations.uninstrument_all()
     """
     from .integrations import auto_instrument as _auto_instrument
 

@@ -15,7 +15,15 @@ __all__ = ["Configuration", "configure", "force_flush", "shutdown"]
 
 @dataclass(frozen=True)
 class Configuration:
-    """What :func:`configure` set up."""
+    """What :func:`configure` set up: the resolved settings and where data goes.
+
+    >>> import mlotel, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     cfg = mlotel.configure(exporter="none", local_sink="files", output_dir=folder,
+    ...                            set_global=False)
+    ...     (cfg.settings.sink, cfg.output_dir == folder, cfg.metrics_url, mlotel.shutdown())
+    ('files', True, None, True)
+    """
 
     settings: Settings
     metrics_url: str | None
@@ -94,7 +102,13 @@ def force_flush(timeout: float | None = None) -> bool:
 
 def shutdown(timeout: float | None = None) -> bool:
     """Flush and stop mlotel; returns within ``timeout`` seconds (default 5) even when the
-    collector is unreachable. Returns False when exporters did not finish in time."""
+    collector is unreachable. Returns False when exporters did not finish in time.
+
+    >>> import mlotel
+    >>> _ = mlotel.configure(exporter="none", set_global=False)
+    >>> mlotel.shutdown(timeout=1.0)
+    True
+    """
     runtime = _runtime.current()
     if runtime is None:
         return True

@@ -16,7 +16,14 @@ __all__ = ["ENV_VARS", "ConfigError", "Settings", "resolve_settings"]
 
 
 class ConfigError(ValueError):
-    """A setting has a value mlotel cannot use; the message names the setting."""
+    """A setting has a value mlotel cannot use; the message names the setting.
+
+    >>> import mlotel
+    >>> mlotel.configure(payload_sample_rate=2)
+    Traceback (most recent call last):
+    ...
+    mlotel._config.ConfigError: payload_sample_rate=2 must be between 0.0 and 1.0
+    """
 
 
 _EXPORTERS = ("auto", "otlp", "embedded", "none")
@@ -26,7 +33,12 @@ _PROTOCOLS = ("grpc", "http/protobuf")
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved configuration. Build it with :func:`resolve_settings`."""
+    """Resolved configuration. Build it with :func:`resolve_settings`.
+
+    >>> settings = resolve_settings({"exporter": "embedded"}, environ={})
+    >>> settings.exporter, settings.prometheus_enabled, settings.sink
+    ('embedded', True, 'files')
+    """
 
     service_name: str | None = None
     exporter: str = "auto"
@@ -65,16 +77,19 @@ class Settings:
 
     @property
     def uses_otlp(self) -> bool:
+        """True when telemetry is exported over OTLP."""
         return self.exporter == "otlp"
 
     @property
     def prometheus_enabled(self) -> bool:
+        """True when the embedded Prometheus endpoint is served (default: with ``embedded``)."""
         if self.prometheus is not None:
             return self.prometheus
         return self.exporter == "embedded"
 
     @property
     def sink(self) -> str:
+        """The local sink in effect: ``files``, ``console`` or ``none`` (default by exporter)."""
         if self.local_sink is not None:
             return self.local_sink
         return "files" if self.exporter == "embedded" else "none"

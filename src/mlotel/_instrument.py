@@ -501,7 +501,21 @@ class InstrumentedModel(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """A transparent proxy that observes a model's inference methods.
 
     Attributes and other methods pass through to the model unchanged;
-    ``isinstance`` checks against the model's class still hold.
+    ``isinstance`` checks against the model's class still hold. Made by
+    ``mlotel.instrument(model)``.
+
+    >>> import mlotel, mlotel.testing
+    >>> class Summer:
+    ...     def predict(self, rows):
+    ...         return [sum(row) for row in rows]
+    >>> with mlotel.testing.capture_telemetry() as captured:
+    ...     model = mlotel.instrument(Summer(), model_name="summer")
+    ...     model.predict([[1.0, 2.0]])
+    [3.0]
+    >>> isinstance(model, mlotel.InstrumentedModel), isinstance(model, Summer)
+    (True, True)
+    >>> captured.spans[0].name
+    'predict summer'
     """
 
     def __init__(self, model: Any, spec: ModelSpec) -> None:
@@ -814,7 +828,15 @@ def _instrument_target(target: Any, spec_args: dict[str, Any]) -> Any:
 
 
 class InferenceCall:
-    """One observed block of inference code; see :func:`inference`."""
+    """One observed block of inference code, returned by :func:`inference`.
+
+    >>> import mlotel, mlotel.testing
+    >>> with mlotel.testing.capture_telemetry() as captured:
+    ...     with mlotel.inference("scorer") as call:
+    ...         call.record(features=[[1.0, 2.0]], prediction=[0.7])
+    >>> mlotel.testing.log_payload(captured.logs[0])["ml.prediction"]
+    0.7
+    """
 
     def __init__(self, spec: ModelSpec) -> None:
         self._spec = spec

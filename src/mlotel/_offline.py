@@ -69,6 +69,18 @@ def predictions_from_logs(paths: PathLike | Iterable[PathLike]) -> Iterator[dict
     (None without one), ``trace_id``, ``span_id``, ``time_unix_nano``. A file
     ``logs.jsonl`` is read after its rotated ``logs.jsonl.1``; lines that are not
     OTLP/JSON are skipped.
+
+    >>> import tempfile, pathlib, mlotel
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = mlotel.configure(exporter="embedded", prometheus=False, output_dir=folder,
+    ...                          set_global=False)
+    ...     predict = mlotel.instrument(lambda rows: [2 * r[0] for r in rows], model_name="x2")
+    ...     _ = predict([[1.0], [3.0]])
+    ...     ids = mlotel.last_prediction_ids()
+    ...     _ = mlotel.shutdown()
+    ...     rows = list(predictions_from_logs(pathlib.Path(folder) / "logs.jsonl"))
+    >>> [(row["model_name"], row["prediction"], row["id"] == id_) for row, id_ in zip(rows, ids)]
+    [('x2', 2.0, True), ('x2', 6.0, True)]
     """
     for path in _files(paths):
         with open(path, encoding="utf-8") as handle:

@@ -36,7 +36,17 @@ __all__ = ["CapturedTelemetry", "capture_telemetry", "log_payload"]
 
 
 class CapturedTelemetry:
-    """What instrumented code emitted inside :func:`capture_telemetry`."""
+    """What instrumented code emitted inside :func:`capture_telemetry`.
+
+    >>> import mlotel
+    >>> with capture_telemetry() as captured:
+    ...     predict = mlotel.instrument(lambda rows: [0.5 for _ in rows], model_name="half")
+    ...     _ = predict([[1.0]])
+    ...     captured.clear()  # forget the first call's span and log record
+    ...     _ = predict([[2.0], [3.0]])
+    >>> len(captured.spans), len(captured.logs), captured.histogram_count("ml.inference.duration")
+    (1, 1, 2)
+    """
 
     def __init__(
         self,
@@ -109,6 +119,7 @@ class CapturedTelemetry:
         return sum(p.count for p in self.points(name, attributes))
 
     def clear(self) -> None:
+        """Forget the spans and log records captured so far (metrics are cumulative, kept)."""
         self.flush()
         self._spans.clear()
         self._logs.clear()
@@ -116,7 +127,15 @@ class CapturedTelemetry:
 
 def log_payload(record: Any) -> dict[str, Any]:
     """A log record's attributes and map body as one dict (the payload lives in the body
-    by default, in the attributes with ``payload_location="attributes"``)."""
+    by default, in the attributes with ``payload_location="attributes"``).
+
+    >>> import mlotel
+    >>> with capture_telemetry(payload_location="attributes") as captured:
+    ...     _ = mlotel.instrument(lambda rows: [7 for _ in rows], model_name="seven")([[1.0]])
+    >>> record = captured.logs[0]
+    >>> record.body is None, log_payload(record)["ml.prediction"]
+    (True, 7)
+    """
     fields = dict(record.attributes or {})
     if isinstance(record.body, Mapping):
         fields.update(record.body)
@@ -129,6 +148,12 @@ def capture_telemetry(**settings: Any) -> Iterator[CapturedTelemetry]:
 
     Keyword arguments are mlotel settings (e.g. ``payload_sample_rate=0.5``);
     exporters, the Prometheus endpoint and global providers are not touched.
+
+    >>> import mlotel
+    >>> with capture_telemetry(payload_sample_rate=0.0) as captured:  # no payload logs
+    ...     _ = mlotel.instrument(lambda rows: [1 for _ in rows], model_name="m")([[1.0]])
+    >>> len(captured.spans), len(captured.logs)
+    (1, 0)
     """
     settings.setdefault("exporter", "none")
     settings.setdefault("set_global", False)

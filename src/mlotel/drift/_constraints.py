@@ -37,6 +37,7 @@ class Range:
     name: str = "range"
 
     def violations(self, values: np.ndarray, missing: np.ndarray, keys: Any) -> int:
+        """How many present, finite values lie outside the range (0 for non-numbers)."""
         if values.dtype.kind not in "biuf":
             return 0
         bad = np.zeros(len(values), dtype=bool)
@@ -47,6 +48,7 @@ class Range:
         return int(np.count_nonzero(bad & ~missing & np.isfinite(values)))
 
     def to_dict(self) -> dict[str, Any]:
+        """The constraint as profile JSON (see :func:`constraint_from_dict`)."""
         return {"type": "range", "name": self.name, "min": self.min, "max": self.max}
 
 
@@ -61,9 +63,11 @@ class NotNull:
     name: str = "not_null"
 
     def violations(self, values: np.ndarray, missing: np.ndarray, keys: Any) -> int:
+        """How many values are missing."""
         return int(np.count_nonzero(missing))
 
     def to_dict(self) -> dict[str, Any]:
+        """The constraint as profile JSON (see :func:`constraint_from_dict`)."""
         return {"type": "not_null", "name": self.name}
 
 
@@ -84,6 +88,8 @@ class AllowedValues:
         object.__setattr__(self, "name", name)
 
     def violations(self, values: np.ndarray, missing: np.ndarray, keys: Any) -> int:
+        """How many present values are not allowed; ``keys`` is ``category_keys(values)``
+        when the caller already has it, else None."""
         from ._binning import category_key, category_keys
 
         if keys is None:
@@ -96,6 +102,7 @@ class AllowedValues:
         return int(np.count_nonzero(bad[index] & ~missing))
 
     def to_dict(self) -> dict[str, Any]:
+        """The constraint as profile JSON (see :func:`constraint_from_dict`)."""
         return {"type": "allowed_values", "name": self.name, "values": list(self.values)}
 
 
@@ -105,20 +112,29 @@ class MaxMissingShare:
 
     Checked per flush: while the window's missing share is over the limit, each
     missing value of the flushed calls counts as one violation.
+
+    >>> limit = MaxMissingShare(0.1)
+    >>> limit.window_violations(window_missing=5, window_total=20, batch_missing=2)
+    2
+    >>> limit.window_violations(window_missing=1, window_total=20, batch_missing=1)
+    0
     """
 
     share: float
     name: str = "max_missing_share"
 
     def violations(self, values: np.ndarray, missing: np.ndarray, keys: Any) -> int:
+        """Always 0: the limit is on the window (see :meth:`window_violations`)."""
         return 0  # window-level: the monitor checks it (see window_violations)
 
     def window_violations(self, window_missing: int, window_total: int, batch_missing: int) -> int:
+        """``batch_missing`` while the window's missing share is over the limit, else 0."""
         if window_total and window_missing / window_total > self.share:
             return batch_missing
         return 0
 
     def to_dict(self) -> dict[str, Any]:
+        """The constraint as profile JSON (see :func:`constraint_from_dict`)."""
         return {"type": "max_missing_share", "name": self.name, "share": self.share}
 
 

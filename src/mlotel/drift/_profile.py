@@ -35,7 +35,15 @@ ROLES = ("feature", "target", "prediction", "score")
 
 
 class ProfileError(ValueError):
-    """A profile file that cannot be read (names the file and the problem)."""
+    """A profile file that cannot be read (names the file and the problem).
+
+    >>> from mlotel.drift import Profile
+    >>> try:
+    ...     Profile.from_json('{"format": "other"}', source="ref.json")
+    ... except ProfileError as error:
+    ...     print(error)
+    ref.json: not an mlotel profile (no "format": "mlotel.profile")
+    """
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,13 @@ class FeatureProfile:
     Categorical columns carry their top ``categories`` with ``bin_counts`` (the last
     count is "other") and ``known_categories``: every other reference value, or None
     when there were too many to keep.
+
+    >>> from mlotel.drift import Profile
+    >>> age = Profile.from_data({"age": [20.0, 30.0, None, 40.0]})["age"]
+    >>> age.kind, age.count, age.missing, age.mean, age.missing_share
+    ('numeric', 3, 1, 30.0, 0.25)
+    >>> FeatureProfile.from_dict(age.to_dict()) == age
+    True
     """
 
     name: str
@@ -69,10 +84,12 @@ class FeatureProfile:
 
     @property
     def rows(self) -> int:
+        """Rows of the reference: present, missing and non-finite values."""
         return self.count + self.missing + self.non_finite
 
     @property
     def missing_share(self) -> float:
+        """Share of the reference rows that were missing (0.0 without rows)."""
         return self.missing / self.rows if self.rows else 0.0
 
     @property
@@ -90,6 +107,7 @@ class FeatureProfile:
         return [*self.categories, "__other__"]
 
     def to_dict(self) -> dict[str, Any]:
+        """The column as JSON-ready data (one entry of the profile's ``features``)."""
         data: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
@@ -122,6 +140,7 @@ class FeatureProfile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureProfile:
+        """The column :meth:`to_dict` described; KeyError/ValueError for bad data."""
         kind = data["kind"]
         if kind not in ("numeric", "categorical"):
             raise ValueError(f"kind must be numeric or categorical, not {kind!r}")
@@ -483,6 +502,7 @@ class Profile:
 
     # --- JSON -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The profile as JSON-ready data (the file format :meth:`save` writes)."""
         return {
             "format": FORMAT,
             "schema_version": SCHEMA_VERSION,
@@ -492,6 +512,7 @@ class Profile:
         }
 
     def to_json(self) -> str:
+        """The profile as strict JSON text, as :meth:`save` writes it."""
         return json.dumps(self.to_dict(), indent=1, allow_nan=False)
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -503,6 +524,7 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "profile") -> Profile:
+        """The profile :meth:`to_dict` described; :class:`ProfileError` names ``source``."""
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             raise ProfileError(f'{source}: not an mlotel profile (no "format": "{FORMAT}")')
         version = data.get("schema_version")
@@ -527,6 +549,7 @@ class Profile:
 
     @classmethod
     def from_json(cls, text: str, source: str = "profile") -> Profile:
+        """The profile of JSON text; :class:`ProfileError` names ``source`` and the problem."""
         try:
             data = json.loads(text)
         except ValueError as exc:

@@ -91,7 +91,16 @@ def _load_stats() -> Any:
 
 @dataclass(frozen=True)
 class SideQuality:
-    """Data quality of one column in one dataset (reference or current)."""
+    """Data quality of one column in one dataset (reference or current).
+
+    >>> import pandas as pd
+    >>> from mlotel.drift import report
+    >>> ref = pd.DataFrame({"color": ["red", "blue"] * 50})
+    >>> cur = pd.DataFrame({"color": ["red"] * 99 + ["green"]})
+    >>> side = report(ref, cur).column("color").quality.current
+    >>> side.rows, side.missing, side.distinct, side.constant
+    (100, 0, 2, False)
+    """
 
     rows: int
     missing: int
@@ -109,6 +118,7 @@ class SideQuality:
     """True when the column holds exactly one distinct non-missing value."""
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data (non-finite numbers become None)."""
         return {
             "rows": self.rows,
             "missing": self.missing,
@@ -124,7 +134,16 @@ class SideQuality:
 
 @dataclass(frozen=True)
 class ColumnQuality:
-    """Data-quality section of one column: both sides plus what is new in current data."""
+    """Data-quality section of one column: both sides plus what is new in current data.
+
+    >>> import pandas as pd
+    >>> from mlotel.drift import report
+    >>> ref = pd.DataFrame({"color": ["red", "blue"] * 50})
+    >>> cur = pd.DataFrame({"color": ["red"] * 99 + ["green"]})
+    >>> quality = report(ref, cur).column("color").quality
+    >>> quality.new_categories, quality.new_category_share, quality.reference.distinct
+    (('green',), 0.01, 2)
+    """
 
     reference: SideQuality | None
     current: SideQuality | None
@@ -137,6 +156,7 @@ class ColumnQuality:
     """Share of current finite values outside the reference [min, max] (numeric)."""
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data, both sides included (non-finite numbers become None)."""
         return {
             "reference": None if self.reference is None else self.reference.to_dict(),
             "current": None if self.current is None else self.current.to_dict(),
@@ -149,7 +169,16 @@ class ColumnQuality:
 
 @dataclass(frozen=True)
 class Distribution:
-    """Reference and current shares per bin (numeric) or per category, for the plot."""
+    """Reference and current shares per bin (numeric) or per category, for the plot.
+
+    >>> import pandas as pd
+    >>> from mlotel.drift import report
+    >>> ref = pd.DataFrame({"color": ["red", "blue"] * 50})
+    >>> cur = pd.DataFrame({"color": ["red"] * 99 + ["green"]})
+    >>> shares = report(ref, cur).column("color").distribution
+    >>> shares.kind, shares.labels, shares.reference, shares.current
+    ('categories', ('red', 'blue', 'green'), (0.5, 0.5, 0.0), (0.99, 0.0, 0.01))
+    """
 
     kind: Literal["histogram", "categories"]
     labels: tuple[str, ...]
@@ -159,6 +188,7 @@ class Distribution:
     """Bin edges of a histogram (``len(labels) + 1`` values); ``None`` for categories."""
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data (non-finite numbers become None)."""
         return {
             "kind": self.kind,
             "labels": list(self.labels),
@@ -174,6 +204,13 @@ class ColumnDrift:
 
     ``status`` says whether the column was tested (``"tested"``) or why not; ``message``
     explains any other status in words.
+
+    >>> import pandas as pd
+    >>> from mlotel.drift import report
+    >>> ref = pd.DataFrame({"age": [float(i % 40) for i in range(400)]})
+    >>> age = report(ref, ref + 15.0).column("age")
+    >>> age.status, age.column_type, age.stattest, age.drift_detected
+    ('tested', 'numerical', 'ks', True)
     """
 
     name: str
@@ -194,6 +231,7 @@ class ColumnDrift:
     distribution: Distribution | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data of the column (its name is the key in the report's ``columns``)."""
         return {
             "column_type": self.column_type,
             "status": self.status,
@@ -212,7 +250,15 @@ class ColumnDrift:
 
 @dataclass(frozen=True)
 class DriftReport:
-    """Result of :func:`report`: per-column drift and data quality, and the dataset verdict."""
+    """Result of :func:`report`: per-column drift and data quality, and the dataset verdict.
+
+    >>> import pandas as pd
+    >>> from mlotel.drift import report
+    >>> ref = pd.DataFrame({"a": [float(i % 40) for i in range(400)], "b": [1.0, 2.0] * 200})
+    >>> result = report(ref, ref.assign(a=ref["a"] + 15.0))
+    >>> result.number_of_tested_columns, result.number_of_drifted_columns, result.dataset_drift
+    (2, 1, True)
+    """
 
     columns: tuple[ColumnDrift, ...]
     reference_rows: int

@@ -48,6 +48,20 @@ class DriftEvent:
 
     ``values`` holds every method's drift for the window; ``method``/``value``/
     ``threshold`` are those of the deciding method.
+
+    >>> import queue, numpy as np, mlotel, mlotel.testing
+    >>> from mlotel.drift import Profile
+    >>> rng = np.random.default_rng(1)
+    >>> ref = Profile.from_data(rng.normal(0, 1, (2000, 2)), feature_names=["a", "b"])
+    >>> events = queue.Queue()
+    >>> with mlotel.testing.capture_telemetry() as captured:
+    ...     predict = mlotel.instrument(lambda x: x[:, 0] > 0, model_name="m", reference=ref,
+    ...                                 on_drift=events.put)  # called on a background thread
+    ...     _ = predict(rng.normal(0, 1, (1000, 2)) + [3.0, 0.0])  # shift feature a only
+    ...     captured.flush()
+    ...     event = events.get(timeout=5)
+    >>> event.model_name, event.feature, event.method, event.value > event.threshold
+    ('m', 'a', 'psi', True)
     """
 
     model_name: str
@@ -419,6 +433,7 @@ class DriftMonitor:
 
     # --- Analyzer protocol ----------------------------------------------------------
     def process(self, records: Sequence[Any], monitor: Any, store: MetricStore) -> None:
+        """Add one flush's calls to the windows and record drift and data-quality metrics."""
         with self._lock:
             attrs = self._attrs(monitor.base_attrs)
             if not any(s is store for s in self._initialised_stores):

@@ -43,7 +43,13 @@ LIBRARIES: dict[str, tuple[str, str]] = {
 
 
 def instrumentor(library: str) -> MLInstrumentor:
-    """The (singleton) instrumentor of ``library``, one of :data:`LIBRARIES`."""
+    """The (singleton) instrumentor of ``library``, one of :data:`LIBRARIES`.
+
+    >>> from mlotel.integrations import instrumentor
+    >>> sklearn_instrumentor = instrumentor("sklearn")
+    >>> type(sklearn_instrumentor).__name__, sklearn_instrumentor is instrumentor("sklearn")
+    ('SklearnInstrumentor', True)
+    """
     try:
         module_name, class_name = LIBRARIES[library]
     except KeyError:
@@ -91,7 +97,15 @@ def auto_instrument(libraries: Iterable[str] | None = None, **options: Any) -> l
 
 
 def uninstrument_all() -> None:
-    """Undo every instrumentor that is on: the original methods come back."""
+    """Undo every instrumentor that is on: the original methods come back.
+
+    >>> import mlotel
+    >>> from mlotel.integrations import instrumentor, uninstrument_all
+    >>> _ = mlotel.auto_instrument(["sklearn", "xgboost"])
+    >>> uninstrument_all()
+    >>> instrumentor("sklearn").is_instrumented_by_opentelemetry
+    False
+    """
     for library in LIBRARIES:
         target = instrumentor(library)
         if target.is_instrumented_by_opentelemetry:

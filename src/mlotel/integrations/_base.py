@@ -281,6 +281,19 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
       :class:`mlotel.Profile` or the path of a saved one: those models get the
       streaming drift and data-quality monitor (``docs/drift.md``). Without code,
       ``MLOTEL_REFERENCES="churn=/models/churn-ref.json,fraud=..."`` does the same.
+
+    >>> import mlotel.testing
+    >>> from mlotel.integrations import instrumentor
+    >>> from sklearn.dummy import DummyRegressor
+    >>> sklearn_instrumentor = instrumentor("sklearn")
+    >>> sklearn_instrumentor.instrument(model_names={"DummyRegressor": "baseline"})
+    >>> model = DummyRegressor().fit([[0.0], [1.0]], [1.0, 3.0])  # fit: no inference
+    >>> with mlotel.testing.capture_telemetry() as captured:
+    ...     model.predict([[5.0]])
+    array([2.])
+    >>> sklearn_instrumentor.uninstrument()
+    >>> [span.name for span in captured.spans]
+    ['predict baseline']
     """
 
     _library = ""
@@ -302,6 +315,7 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     # --- dependencies -------------------------------------------------------------
     def instrumentation_dependencies(self) -> Collection[str]:
+        """Requirement strings of the instrumented library (``opentelemetry-instrument`` API)."""
         return self._instruments
 
     def _check_dependency_conflicts(self) -> DependencyConflict | None:
