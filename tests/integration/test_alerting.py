@@ -10,7 +10,6 @@ tests/support/alerting.py and docs/operations.md ("Testing the alerts").
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,12 +30,13 @@ from support.alerting import (
 )
 from support.collector_files import COLLECTOR, shipped_rule_files
 from support.prometheus_server import PrometheusServer, free_port
+from support.traffic import BackgroundTraffic
 
 MODEL = {"ml_model_name": "iris", "ml_model_version": "1"}
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
-class Traffic:
+class Traffic(BackgroundTraffic):
     """Calls the instrumented model from a thread and records each row's ground truth.
 
     ``failing`` makes half the calls raise, ``drifted`` shifts every feature beyond its
@@ -44,20 +44,15 @@ class Traffic:
     """
 
     def __init__(self, model: Any, features: np.ndarray, target: np.ndarray) -> None:
-        self.model = model
-        self.features = features
-        self.target = target
+        super().__init__(model, features, target)
         self.failing = False
         self.drifted = False
         self.wrong_labels = False
-        self.calls = 0
         self.errors = 0
-        self.failure: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._rng = np.random.default_rng(1)
 
-    def _step(self, rng: np.random.Generator) -> None:
-        picked = rng.integers(0, len(self.features), 4)
+    def step(self) -> None:
+        picked = self._rng.integers(0, len(self.features), 4)
         rows = self.features[picked]
         if self.drifted:
             rows = rows + 3.0
@@ -74,24 +69,6 @@ class Traffic:
             truth = (truth + 1) % 3
         statuses = mlotel.record_outcomes(mlotel.last_prediction_ids(), truth)
         assert statuses["matched"] == len(rows), statuses
-
-    def _run(self) -> None:
-        rng = np.random.default_rng(1)
-        try:
-            while not self._stop.wait(0.02):
-                self._step(rng)
-        except BaseException as exc:  # reported by stop(), in the test's thread
-            self.failure = exc
-
-    def start(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        if self.failure is not None:
-            raise AssertionError("the traffic thread failed") from self.failure
 
 
 @pytest.fixture()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +32,7 @@ from support.collector_files import (
     split_names,
 )
 from support.prometheus_server import PrometheusServer, free_port
+from support.traffic import BackgroundTraffic
 
 RATE_INTERVAL = "30s"  # $__rate_interval: several 1 s scrapes
 VARIABLES = {"model": "iris", "version": "1", "__rate_interval": RATE_INTERVAL}
@@ -58,16 +58,12 @@ def retraining_hook_that_is_down(event: Any) -> None:
     raise ConnectionError(f"retraining service unreachable ({event.feature} drifted)")
 
 
-class Traffic:
+class Traffic(BackgroundTraffic):
     """Calls the instrumented model from a thread and records the truth of every row."""
 
     def __init__(self, model: Any, features: np.ndarray, target: np.ndarray) -> None:
-        self.model, self.features, self.target = model, features, target
-        self.calls = 0
-        self.failure: BaseException | None = None
+        super().__init__(model, features, target)
         self._rng = np.random.default_rng(3)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def step(self) -> None:
         picked = self._rng.integers(0, len(self.features), int(self._rng.choice([4, 16])))
@@ -90,23 +86,6 @@ class Traffic:
         # The truth of every predicted row (wrong for the drifted ones: accuracy drops).
         statuses = mlotel.record_outcomes(mlotel.last_prediction_ids(), self.target[picked])
         assert statuses["matched"] == len(rows), statuses
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(0.02):
-                self.step()
-        except BaseException as exc:  # reported by stop(), in the test's thread
-            self.failure = exc
-
-    def start(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        if self.failure is not None:
-            raise AssertionError("the traffic thread failed") from self.failure
 
 
 @pytest.fixture()
