@@ -7,13 +7,10 @@ OTLP to the tests' loopback receiver.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
+from support.launcher import run_instrumented
 from support.otlp_receiver import OTLPReceiver
 
 SKLEARN_SCRIPT = textwrap.dedent(
@@ -55,37 +52,8 @@ TORCH_SCRIPT = textwrap.dedent(
 )
 
 
-def _launcher() -> str:
-    found = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
-    assert found, "opentelemetry-instrument is installed with the test extra"
-    return found
-
-
 def _run(script: str, tmp_path: Path, rx: OTLPReceiver, **extra_env: str) -> None:
-    path = tmp_path / "app.py"
-    path.write_text(script)
-    env = {
-        **os.environ,
-        "OTEL_SERVICE_NAME": "auto-ml",
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_METRICS_EXPORTER": "otlp",
-        "OTEL_LOGS_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": rx.http_endpoint,
-        "MLOTEL_OUTPUT_DIR": str(tmp_path / "never"),
-        **extra_env,
-    }
-    env.pop("MLOTEL_SET_GLOBAL", None)
-    proc = subprocess.run(
-        [_launcher(), sys.executable, str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "done" in proc.stdout
+    run_instrumented(script, tmp_path, rx, "auto-ml", **extra_env)
 
 
 def test_sklearn_script_is_instrumented(tmp_path: Path) -> None:

@@ -7,13 +7,10 @@ only uses ``@mlotel.instrument`` must export through them, and nothing twice.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
+from support.launcher import run_instrumented
 from support.otlp_receiver import OTLPReceiver
 
 SCRIPT = textwrap.dedent(
@@ -32,37 +29,9 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _launcher() -> str:
-    found = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
-    assert found, "opentelemetry-instrument is installed with the test extra"
-    return found
-
-
 def test_uses_the_launchers_providers(tmp_path: Path) -> None:
-    script = tmp_path / "app.py"
-    script.write_text(SCRIPT)
     with OTLPReceiver() as rx:
-        env = {
-            **os.environ,
-            "OTEL_SERVICE_NAME": "auto-svc",
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_METRICS_EXPORTER": "otlp",
-            "OTEL_LOGS_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": rx.http_endpoint,
-            "MLOTEL_OUTPUT_DIR": str(tmp_path / "never"),
-        }
-        env.pop("MLOTEL_SET_GLOBAL", None)
-        proc = subprocess.run(
-            [_launcher(), sys.executable, str(script)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=tmp_path,
-        )
-        assert proc.returncode == 0, proc.stderr
-        assert "done" in proc.stdout
+        run_instrumented(SCRIPT, tmp_path, rx, "auto-svc")
         assert rx.wait_for(
             lambda: len(rx.logs()) >= 3 and rx.metric_points("ml.inference.duration")
         )
