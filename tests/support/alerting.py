@@ -22,8 +22,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +29,7 @@ from typing import IO, Any
 import pytest
 import yaml
 
-from support.prometheus_server import free_port
+from support.prometheus_server import free_port, terminate, wait_ready
 
 __all__ = [
     "ALERTMANAGER_TIMER",
@@ -247,29 +245,10 @@ class AlertmanagerServer:
 
     def _wait_ready(self) -> bool:
         assert self._proc is not None
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                if "address already in use" in self.log_tail():
-                    return False
-                raise RuntimeError(f"Alertmanager exited:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1.0) as resp:
-                    if resp.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"Alertmanager not ready after {self.ready_timeout}s")
+        return wait_ready(self._proc, self.url, "Alertmanager", self.ready_timeout, self.log_tail)
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=10)
+        terminate(self._proc)
         self._proc = None
         if self._log is not None:
             self._log.close()

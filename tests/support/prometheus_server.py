@@ -47,6 +47,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_ready(
+    proc: subprocess.Popen[bytes], url: str, name: str, timeout: float, log_tail: Callable[[], str]
+) -> bool:
+    """Poll ``url``/-/ready until 200 (True), or the process exits on a port clash
+    (False: try another port); any other exit or the timeout raises."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log = log_tail()
+            if "address already in use" in log:
+                return False
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log}")
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1.0) as resp:
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} not ready after {timeout}s:\n{log_tail()}")
+
+
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop a server process: SIGTERM, then SIGKILL after 10 s."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """Recursively merge `extra` into a copy of `base` (non-dict values replace)."""
     merged = dict(base)
@@ -190,32 +223,19 @@ class PrometheusServer:
             stderr=subprocess.STDOUT,
             cwd=tmp,
         )
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                log = self.log_tail()
-                self._terminate()
-                if "address already in use" in log:
-                    return False
-                raise RuntimeError(f"Prometheus exited with {self._proc.returncode}:\n{log}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1.0) as resp:
-                    if resp.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        self._terminate()
-        raise RuntimeError(f"Prometheus not ready after {self.ready_timeout}s:\n{self.log_tail()}")
+        try:
+            ready = wait_ready(
+                self._proc, self.url, "Prometheus", self.ready_timeout, self.log_tail
+            )
+        except RuntimeError:
+            self._terminate()
+            raise
+        if not ready:
+            self._terminate()
+        return ready
 
     def _terminate(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=10)
+        terminate(self._proc)
         if self._log is not None:
             self._log.close()
             self._log = None
