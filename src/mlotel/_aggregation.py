@@ -236,42 +236,31 @@ class MetricStore:
                         value=gauge_value,
                     )
                 )
-        metrics: list[Metric] = []
-        for name, points in hist_points.items():
-            inst = self._instruments[name]
-            metrics.append(
-                Metric(
-                    name=name,
-                    description=inst.description,
-                    unit=inst.unit,
-                    data=Histogram(data_points=points, aggregation_temporality=hist_temporality),
-                )
+        metrics = [
+            self._metric(
+                name, Histogram(data_points=points, aggregation_temporality=hist_temporality)
             )
-        for name, number_points in sum_points.items():
-            inst = self._instruments[name]
-            metrics.append(
-                Metric(
-                    name=name,
-                    description=inst.description,
-                    unit=inst.unit,
-                    data=Sum(
-                        data_points=number_points,
-                        aggregation_temporality=counter_temporality,
-                        is_monotonic=True,
-                    ),
-                )
+            for name, points in hist_points.items()
+        ]
+        metrics += [
+            self._metric(
+                name,
+                Sum(
+                    data_points=points,
+                    aggregation_temporality=counter_temporality,
+                    is_monotonic=True,
+                ),
             )
-        for name, number_points in gauge_points.items():
-            inst = self._instruments[name]
-            metrics.append(
-                Metric(
-                    name=name,
-                    description=inst.description,
-                    unit=inst.unit,
-                    data=Gauge(data_points=number_points),
-                )
-            )
+            for name, points in sum_points.items()
+        ]
+        metrics += [
+            self._metric(name, Gauge(data_points=points)) for name, points in gauge_points.items()
+        ]
         return metrics
+
+    def _metric(self, name: str, data: Histogram | Sum | Gauge) -> Metric:
+        inst = self._instruments[name]
+        return Metric(name=name, description=inst.description, unit=inst.unit, data=data)
 
     @property
     def scope(self) -> InstrumentationScope:
