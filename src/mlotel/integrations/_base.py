@@ -386,6 +386,29 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 if name in own:
                     self._patches.wrap(cls, name, wrapper)
 
+    def _estimator_wrappers(
+        self, inference: Iterable[str], training: Iterable[str]
+    ) -> dict[str, Callable[..., Any]]:
+        """Method name → wrapper: sklearn-style ``inference`` methods, ``training`` ones."""
+        wrappers: dict[str, Callable[..., Any]] = {
+            name: inference_wrapper(self, name) for name in inference
+        }
+        wrappers.update(dict.fromkeys(training, training_wrapper))
+        return wrappers
+
+    def _wrap_class_tree(self, root: type, patch_class: Callable[[type], None]) -> None:
+        """Patch every subclass of ``root`` now, and each one defined later."""
+        for cls in all_subclasses(root):
+            patch_class(cls)
+        self._hook_subclasses(root, patch_class)
+
+    def _wrap_training_functions(self, namespaces: Iterable[Any], names: Iterable[str]) -> None:
+        """Model calls inside these module-level functions (``train``, ``cv``) are training."""
+        for namespace in namespaces:
+            for name in names:
+                if name in vars(namespace):
+                    self._patches.wrap(namespace, name, training_wrapper)
+
     # --- model identity ------------------------------------------------------------------
     def spec_for(self, instance: Any, operation: str, *extra: Any) -> ModelSpec:
         """The ModelSpec of ``instance``'s ``operation`` (cached per class and naming)."""

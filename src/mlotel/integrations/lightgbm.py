@@ -15,10 +15,7 @@ from typing import Any
 from .._instrument import _input_of
 from ._base import (
     MLInstrumentor,
-    all_subclasses,
-    default_prepare,
     inference_wrapper,
-    training_wrapper,
 )
 
 __all__ = ["LightGBMInstrumentor"]
@@ -54,15 +51,9 @@ class LightGBMInstrumentor(MLInstrumentor):
         self._patches.wrap(
             lightgbm.basic.Booster, "predict", inference_wrapper(self, "predict", _prepare_booster)
         )
-        wrappers: dict[str, Any] = {
-            name: inference_wrapper(self, name, default_prepare) for name in _SKLEARN_API_METHODS
-        }
-        wrappers["fit"] = training_wrapper
-        root = lightgbm.sklearn.LGBMModel
-        self._wrap_methods(all_subclasses(root), wrappers)
-        self._hook_subclasses(root, lambda cls: self._wrap_methods((cls,), wrappers))
+        wrappers = self._estimator_wrappers(_SKLEARN_API_METHODS, ("fit",))
+        self._wrap_class_tree(
+            lightgbm.sklearn.LGBMModel, lambda cls: self._wrap_methods((cls,), wrappers)
+        )
         # ``lightgbm.train`` is the same function re-exported: patch both names.
-        for namespace in (lightgbm.engine, module):
-            for name in _TRAINING_FUNCTIONS:
-                if name in vars(namespace):
-                    self._patches.wrap(namespace, name, training_wrapper)
+        self._wrap_training_functions((lightgbm.engine, module), _TRAINING_FUNCTIONS)

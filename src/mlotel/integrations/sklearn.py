@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._instrument import MODEL_METHODS
-from ._base import MLInstrumentor, all_subclasses, inference_wrapper, training_wrapper
+from ._base import MLInstrumentor
 
 __all__ = ["INFERENCE_METHODS", "TRAINING_METHODS", "SklearnInstrumentor"]
 
@@ -57,25 +57,14 @@ class SklearnInstrumentor(MLInstrumentor):
         import sklearn.base
         import sklearn.model_selection._validation as validation
 
-        root = sklearn.base.BaseEstimator
-        wrappers = self._wrappers()
-        for cls in all_subclasses(root):
-            self._patch_class(cls, wrappers)
-        self._hook_subclasses(root, lambda cls: self._patch_class(cls, wrappers))
-        for name in _CROSS_VALIDATION:
-            if name in vars(validation):
-                self._patches.wrap(validation, name, training_wrapper)
+        wrappers = self._estimator_wrappers(INFERENCE_METHODS, TRAINING_METHODS)
+        self._wrap_class_tree(
+            sklearn.base.BaseEstimator, lambda cls: self._patch_class(cls, wrappers)
+        )
+        self._wrap_training_functions((validation,), _CROSS_VALIDATION)
 
     def _patch_class(self, cls: type, wrappers: dict[str, Callable[..., Any]]) -> None:
         if cls.__module__.partition(".")[0] in _OTHER_LIBRARIES:
             return
         # Mixins (TransformerMixin.fit_transform, ClassifierMixin.score) sit in the MRO.
         self._wrap_methods((c for c in cls.__mro__ if c is not object), wrappers)
-
-    def _wrappers(self) -> dict[str, Callable[..., Any]]:
-        wrappers: dict[str, Callable[..., Any]] = {
-            name: inference_wrapper(self, name) for name in INFERENCE_METHODS
-        }
-        for name in TRAINING_METHODS:
-            wrappers[name] = training_wrapper
-        return wrappers

@@ -17,10 +17,7 @@ from typing import Any
 from .._instrument import _input_of
 from ._base import (
     MLInstrumentor,
-    all_subclasses,
-    default_prepare,
     inference_wrapper,
-    training_wrapper,
 )
 
 __all__ = ["XGBoostInstrumentor"]
@@ -78,15 +75,9 @@ class XGBoostInstrumentor(MLInstrumentor):
         booster = xgboost.core.Booster
         for name in ("predict", "inplace_predict"):
             self._patches.wrap(booster, name, inference_wrapper(self, name, _prepare_booster))
-        wrappers: dict[str, Any] = {
-            name: inference_wrapper(self, name, default_prepare) for name in _SKLEARN_API_METHODS
-        }
-        wrappers["fit"] = training_wrapper
-        root = xgboost.sklearn.XGBModel
-        self._wrap_methods(all_subclasses(root), wrappers)
-        self._hook_subclasses(root, lambda cls: self._wrap_methods((cls,), wrappers))
+        wrappers = self._estimator_wrappers(_SKLEARN_API_METHODS, ("fit",))
+        self._wrap_class_tree(
+            xgboost.sklearn.XGBModel, lambda cls: self._wrap_methods((cls,), wrappers)
+        )
         # ``xgboost.train`` is the same function re-exported: patch both names.
-        for namespace in (xgboost.training, module):
-            for name in _TRAINING_FUNCTIONS:
-                if name in vars(namespace):
-                    self._patches.wrap(namespace, name, training_wrapper)
+        self._wrap_training_functions((xgboost.training, module), _TRAINING_FUNCTIONS)
