@@ -29,7 +29,7 @@ import numpy as np
 from mlotel import semconv
 from mlotel._aggregation import MetricStore
 from mlotel._monitor import CallRecord
-from mlotel.drift import DriftMonitor, Profile
+from mlotel.drift import DriftConfig, DriftMonitor, Profile
 
 ROWS = 100_000
 NUMERIC = 20
@@ -86,7 +86,7 @@ def bench_streaming(repeats: int) -> None:
     reference = rng.normal(0.0, 1.0, (ROWS, NUMERIC))
     current = rng.normal(0.2, 1.1, (ROWS, NUMERIC))
     profile = Profile.from_data(reference, feature_names=names)
-    monitor = DriftMonitor(profile, min_samples=500)
+    monitor = DriftMonitor(profile, DriftConfig(min_samples=500))
     store = MetricStore()
     store.add_reader(1)
     fake = _FakeMonitor()

@@ -21,11 +21,12 @@ from ._config import ConfigError, Settings
 from ._instrument import InferenceCall, InstrumentedModel, inference, instrument
 from ._offline import performance_from_logs, predictions_from_logs
 from ._outcomes import last_prediction_ids, prediction_ids, record_outcome, record_outcomes
-from .drift import Profile
+from .drift import DriftConfig, Profile
 
 __all__ = [
     "ConfigError",
     "Configuration",
+    "DriftConfig",
     "InferenceCall",
     "InstrumentedModel",
     "Profile",

@@ -12,13 +12,15 @@ import asyncio
 import contextlib
 import contextvars
 import copy
+import dataclasses
 import functools
 import inspect
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -30,6 +32,9 @@ from ._data import batch_size, features_payload, output_array
 from ._errors import tally
 from ._monitor import Analyzer, CallRecord, Monitor
 from ._outcomes import get_supplied, set_last_ids, span_ids, supplied_ids
+
+if TYPE_CHECKING:
+    from .drift import DriftConfig
 
 __all__ = [
     "MODEL_CALL_STATE",
@@ -673,13 +678,8 @@ def instrument(
     class_labels: Sequence[Any] | None = None,
     prediction_ids: Callable[[Any], Any] | str | None = None,
     reference: Any = None,
-    drift_window_rows: int = 10_000,
-    drift_window_seconds: float = 3600.0,
-    drift_min_samples: int = 500,
-    drift_thresholds: Mapping[str, float] | None = None,
-    drift_method: str = "psi",
-    constraints: Mapping[str, Iterable[Any]] | None = None,
-    on_drift: Callable[[Any], Any] | None = None,
+    drift: DriftConfig | None = None,
+    **deprecated_drift: Any,
 ) -> Callable[[_M], _M]: ...
 
 
@@ -696,13 +696,8 @@ def instrument(
     class_labels: Sequence[Any] | None = None,
     prediction_ids: Callable[[Any], Any] | str | None = None,
     reference: Any = None,
-    drift_window_rows: int = 10_000,
-    drift_window_seconds: float = 3600.0,
-    drift_min_samples: int = 500,
-    drift_thresholds: Mapping[str, float] | None = None,
-    drift_method: str = "psi",
-    constraints: Mapping[str, Iterable[Any]] | None = None,
-    on_drift: Callable[[Any], Any] | None = None,
+    drift: DriftConfig | None = None,
+    **deprecated_drift: Any,
 ) -> _M: ...
 
 
@@ -718,13 +713,8 @@ def instrument(
     class_labels: Sequence[Any] | None = None,
     prediction_ids: Callable[[Any], Any] | str | None = None,
     reference: Any = None,
-    drift_window_rows: int = 10_000,
-    drift_window_seconds: float = 3600.0,
-    drift_min_samples: int = 500,
-    drift_thresholds: Mapping[str, float] | None = None,
-    drift_method: str = "psi",
-    constraints: Mapping[str, Iterable[Any]] | None = None,
-    on_drift: Callable[[Any], Any] | None = None,
+    drift: DriftConfig | None = None,
+    **deprecated_drift: Any,
 ) -> Any:
     """Observe a model's inference: decorator, decorator factory or object proxy.
 
@@ -756,15 +746,12 @@ def instrument(
             ``docs/drift.md``). The monitor reads the caller's input object at flush
             time, so do not mutate an input buffer in place after ``predict`` returns
             (pass a copy when you reuse buffers).
-        drift_window_rows, drift_window_seconds: the rolling window (last 10,000 rows,
-            at most the last hour).
-        drift_min_samples: no drift value is published for a window with fewer values.
-        drift_thresholds: per method (``psi``, ``jensenshannon``, ``wasserstein``),
-            default 0.1 each.
-        drift_method: the method that decides whether a feature drifted (``psi``).
-        constraints: ``{feature: [Range(...), NotNull(), ...]}`` (``mlotel.drift``).
-        on_drift: called with a :class:`mlotel.drift.DriftEvent` on a background
-            thread, at most once per window per feature; exceptions are counted.
+        drift: a :class:`mlotel.drift.DriftConfig`: the monitor's window, minimum
+            sample, thresholds, deciding method, constraints and ``on_drift``
+            callback (default ``DriftConfig()``). The former keywords
+            ``drift_window_rows``, ``drift_window_seconds``, ``drift_min_samples``,
+            ``drift_thresholds``, ``drift_method``, ``constraints`` and ``on_drift``
+            still work and warn (``DeprecationWarning``).
 
     >>> import mlotel, mlotel.testing
     >>> with mlotel.testing.capture_telemetry() as captured:
@@ -792,29 +779,48 @@ def instrument(
         "prediction_ids": prediction_ids,
     }
     ModelSpec("x", None, None, "predict", None, output)  # validate options early
+    drift = _drift_config(drift, deprecated_drift)
     if reference is not None:
         from .drift import DriftMonitor
 
         # Built (and the profile loaded) once here: a bad reference fails at setup,
         # never inside predict.
-        spec_args["analyzers"] = (
-            DriftMonitor(
-                reference,
-                window_rows=drift_window_rows,
-                window_seconds=drift_window_seconds,
-                min_samples=drift_min_samples,
-                thresholds=drift_thresholds,
-                drift_method=drift_method,
-                constraints=constraints,
-                on_drift=on_drift,
-                feature_names=feature_names,
-            ),
-        )
-    elif constraints is not None or on_drift is not None:
-        raise ValueError("constraints= and on_drift= need a reference= profile")
+        spec_args["analyzers"] = (DriftMonitor(reference, drift, feature_names=feature_names),)
+    elif drift is not None and (drift.constraints is not None or drift.on_drift is not None):
+        raise ValueError("drift constraints and on_drift need a reference= profile")
     if target is None:
         return functools.partial(_instrument_target, spec_args=spec_args)
     return _instrument_target(target, spec_args)
+
+
+_DEPRECATED_DRIFT_KEYWORDS = {
+    "drift_window_rows": "window_rows",
+    "drift_window_seconds": "window_seconds",
+    "drift_min_samples": "min_samples",
+    "drift_thresholds": "thresholds",
+    "drift_method": "method",
+    "constraints": "constraints",
+    "on_drift": "on_drift",
+}
+
+
+def _drift_config(drift: DriftConfig | None, deprecated: dict[str, Any]) -> DriftConfig | None:
+    """``drift`` with the pre-DriftConfig keywords of ``instrument()`` applied (they warn)."""
+    if not deprecated:
+        return drift
+    unknown = sorted(set(deprecated) - set(_DEPRECATED_DRIFT_KEYWORDS))
+    if unknown:
+        raise TypeError(f"instrument() got unexpected keyword argument(s): {', '.join(unknown)}")
+    from .drift import DriftConfig
+
+    fields = {_DEPRECATED_DRIFT_KEYWORDS[k]: v for k, v in deprecated.items()}
+    warnings.warn(
+        f"instrument({', '.join(f'{k}=' for k in deprecated)}) is deprecated; pass "
+        f"drift=DriftConfig({', '.join(f'{f}=' for f in fields)})",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return dataclasses.replace(drift or DriftConfig(), **fields)
 
 
 def _instrument_target(target: Any, spec_args: dict[str, Any]) -> Any:

@@ -94,7 +94,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[PrometheusServer, WebhookSink, Traff
         model_version="1",
         feature_names=FEATURES,
         reference=reference,
-        drift_window_rows=1000,
+        drift=mlotel.DriftConfig(window_rows=1000),
     )
     model.predict(features[:2])  # the series exist before Prometheus first scrapes
 

@@ -114,9 +114,9 @@ def prometheus_after_run() -> Iterator[PrometheusServer]:
         model_version="1",
         feature_names=FEATURES,
         reference=reference,
-        drift_window_rows=1000,
-        drift_min_samples=200,
-        on_drift=retraining_hook_that_is_down,
+        drift=mlotel.DriftConfig(
+            window_rows=1000, min_samples=200, on_drift=retraining_hook_that_is_down
+        ),
     )
     traffic = Traffic(model, features, target)
     for _ in range(40):  # enough rows and outcomes for every series before the first scrape

@@ -16,6 +16,7 @@ import mlotel
 import mlotel.testing
 from mlotel.drift import (
     AllowedValues,
+    DriftConfig,
     DriftEvent,
     MaxMissingShare,
     NotNull,
@@ -117,7 +118,7 @@ def test_min_sample_guard(profile: Profile, captured: Any) -> None:
     assert _drift(captured, "a") > 1.0
     assert captured.points("ml.dataset.drift.share")[0].value == 1.0
     custom = mlotel.instrument(
-        _passthrough, model_name="n", reference=profile, drift_min_samples=10
+        _passthrough, model_name="n", reference=profile, drift=DriftConfig(min_samples=10)
     )
     custom(np.full((10, 3), 5.0))
     captured.flush()
@@ -129,8 +130,7 @@ def test_thresholds_and_deciding_method(profile: Profile, captured: Any) -> None
         _passthrough,
         model_name="m",
         reference=profile,
-        drift_thresholds={"wasserstein": 5.0},
-        drift_method="wasserstein",
+        drift=DriftConfig(thresholds={"wasserstein": 5.0}, method="wasserstein"),
     )
     shifted = np.random.default_rng(5).normal(0.0, 1.0, (2000, 3)) + np.array([1.0, 0.0, 0.0])
     predict(shifted)
@@ -138,7 +138,24 @@ def test_thresholds_and_deciding_method(profile: Profile, captured: Any) -> None
     assert _drift(captured, "a", "wasserstein") > 0.5  # drifted, but under 5.0
     assert captured.points("ml.dataset.drift.share")[0].value == 0.0
     with pytest.raises(ValueError, match="unknown drift method 'kl'"):
-        mlotel.instrument(_passthrough, reference=profile, drift_thresholds={"kl": 1.0})
+        mlotel.instrument(_passthrough, reference=profile, drift=DriftConfig(thresholds={"kl": 1}))
+
+
+def test_former_drift_keywords_still_work_and_warn(profile: Profile, captured: Any) -> None:
+    with pytest.warns(DeprecationWarning, match=r"drift=DriftConfig\(thresholds=, method="):
+        predict = mlotel.instrument(
+            _passthrough,
+            model_name="old",
+            reference=profile,
+            drift_thresholds={"wasserstein": 5.0},
+            drift_method="wasserstein",
+        )
+    shifted = np.random.default_rng(5).normal(0.0, 1.0, (2000, 3)) + np.array([1.0, 0.0, 0.0])
+    predict(shifted)
+    captured.flush()
+    assert captured.points("ml.dataset.drift.share", {"ml.model.name": "old"})[0].value == 0.0
+    with pytest.raises(TypeError, match="drift_windw_rows"):
+        mlotel.instrument(_passthrough, reference=profile, drift_windw_rows=10)
 
 
 def test_fleet_bin_counters_and_reference_shares(profile: Profile, captured: Any) -> None:
@@ -236,8 +253,7 @@ def test_on_drift_fires_once_per_window_and_errors_are_contained(
         model_name="m",
         model_version="3",
         reference=profile,
-        drift_window_rows=2000,
-        on_drift=callback,
+        drift=DriftConfig(window_rows=2000, on_drift=callback),
     )
     shifted = np.random.default_rng(9).normal(0.0, 1.0, (1000, 3)) + np.array([2.0, 0.0, 0.0])
     for _ in range(3):  # 3,000 rows: one window of 2,000 plus half of the next
@@ -368,12 +384,12 @@ def test_reference_from_a_path_and_clear_setup_errors(profile: Profile, tmp_path
     with pytest.raises(mlotel.drift.ProfileError, match=r"bad\.json: not valid JSON"):
         mlotel.instrument(_passthrough, reference=str(tmp_path / "bad.json"))
     with pytest.raises(ValueError, match="need a reference"):
-        mlotel.instrument(_passthrough, on_drift=print)
+        mlotel.instrument(_passthrough, drift=DriftConfig(on_drift=print))
 
 
 def test_window_memory_is_bounded(profile: Profile, captured: Any) -> None:
     predict = mlotel.instrument(
-        _passthrough, model_name="m", reference=profile, drift_window_rows=1000
+        _passthrough, model_name="m", reference=profile, drift=DriftConfig(window_rows=1000)
     )
     predict(np.random.default_rng(0).normal(size=(50_000, 3)) + np.array([3.0, 0, 0]))
     predict(np.random.default_rng(1).normal(size=(1000, 3)))  # the window is now all calm

@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+from ._config import DEFAULT_THRESHOLDS, METHODS, DriftConfig
 from ._constraints import AllowedValues, Constraint, MaxMissingShare, NotNull, Range
 from ._profile import SCHEMA_VERSION, FeatureProfile, Profile, ProfileError
 from ._report import (
@@ -34,7 +35,7 @@ from ._report import (
     report,
     write_report,
 )
-from ._stream import DEFAULT_THRESHOLDS, METHODS, DriftEvent, DriftMonitor
+from ._stream import DriftEvent, DriftMonitor
 from ._streaming_stats import PSI_EPSILON
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "ColumnQuality",
     "Constraint",
     "Distribution",
+    "DriftConfig",
     "DriftEvent",
     "DriftMonitor",
     "DriftReport",

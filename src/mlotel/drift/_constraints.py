@@ -3,7 +3,7 @@
 A constraint checks the values of one feature; each violating value is counted
 as an ``ml.data_quality.issues`` with the constraint's name as the issue. They
 attach to a profile (:meth:`mlotel.drift.Profile.with_constraints`, saved in its
-JSON) or to the monitor (``instrument(..., constraints={...})``).
+JSON) or to the monitor (``DriftConfig(constraints={...})``).
 """
 
 from __future__ import annotations

@@ -12,13 +12,15 @@ independent of traffic. Drift is computed from the window's counts.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import queue
 import threading
 import time
+import warnings
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,14 +32,13 @@ from .._aggregation import AttrKey, MetricStore
 from .._data import _columnar, _is_dataframe, _is_torch, _torch_to_numpy
 from .._errors import tally
 from ._binning import MISSING, WRONG_TYPE, category_keys, labels_text, numeric_column
+from ._config import METHODS, DriftConfig
 from ._constraints import Constraint, MaxMissingShare
 from ._profile import FeatureProfile, Profile
 from ._streaming_stats import bin_centers, jensenshannon, psi, wasserstein_binned
 
-__all__ = ["DEFAULT_THRESHOLDS", "METHODS", "DriftEvent", "DriftMonitor"]
+__all__ = ["DriftEvent", "DriftMonitor"]
 
-METHODS = ("psi", "jensenshannon", "wasserstein")
-DEFAULT_THRESHOLDS: Mapping[str, float] = {"psi": 0.1, "jensenshannon": 0.1, "wasserstein": 0.1}
 _BUCKETS = 10
 _EVENT_QUEUE = 256
 
@@ -56,7 +57,7 @@ class DriftEvent:
     >>> events = queue.Queue()
     >>> with mlotel.testing.capture_telemetry() as captured:
     ...     predict = mlotel.instrument(lambda x: x[:, 0] > 0, model_name="m", reference=ref,
-    ...                                 on_drift=events.put)  # called on a background thread
+    ...                                 drift=mlotel.DriftConfig(on_drift=events.put))
     ...     _ = predict(rng.normal(0, 1, (1000, 2)) + [3.0, 0.0])  # shift feature a only
     ...     captured.flush()
     ...     event = events.get(timeout=5)
@@ -370,42 +371,28 @@ class DriftMonitor:
     def __init__(
         self,
         reference: Profile | str | os.PathLike[str],
+        config: DriftConfig | None = None,
         *,
-        window_rows: int = 10_000,
-        window_seconds: float = 3600.0,
-        min_samples: int = 500,
-        thresholds: Mapping[str, float] | None = None,
-        drift_method: str = "psi",
-        constraints: Mapping[str, Iterable[Constraint]] | None = None,
-        on_drift: Callable[[DriftEvent], Any] | None = None,
         feature_names: Sequence[str] | None = None,
         export_bins: bool = True,
+        **deprecated: Any,
     ) -> None:
+        config = _with_deprecated(config or DriftConfig(), deprecated)
         profile = reference if isinstance(reference, Profile) else Profile.load(reference)
         if isinstance(reference, (str, Path)):
             self.source = str(reference)
-        if window_rows < 1 or window_seconds <= 0 or min_samples < 1:
-            raise ValueError("window_rows, window_seconds and min_samples must be positive")
-        merged = dict(DEFAULT_THRESHOLDS)
-        for method, value in (thresholds or {}).items():
-            if method not in METHODS:
-                raise ValueError(f"unknown drift method {method!r}; use {', '.join(METHODS)}")
-            merged[method] = float(value)
-        if drift_method not in METHODS:
-            raise ValueError(f"drift_method must be one of {', '.join(METHODS)}")
-        if on_drift is not None and not callable(on_drift):
-            raise TypeError("on_drift must be callable")
-        extra = {k: tuple(v) for k, v in (constraints or {}).items()}
+        extra = {k: tuple(v) for k, v in (config.constraints or {}).items()}
         unknown = set(extra) - {f.name for f in profile.features}
         if unknown:
             raise ValueError(f"constraints name no profile column: {', '.join(sorted(unknown))}")
         self.profile = profile
-        self.thresholds = merged
-        self.drift_method = drift_method
-        self.min_samples = min_samples
-        self.window_rows = window_rows
-        self.window_seconds = window_seconds
-        self.on_drift = on_drift
+        self.config = config
+        self.thresholds = {method: config.threshold(method) for method in METHODS}
+        self.drift_method = config.method
+        self.min_samples = config.min_samples
+        self.window_rows = window_rows = config.window_rows
+        self.window_seconds = window_seconds = config.window_seconds
+        self.on_drift = config.on_drift
         self.export_bins = export_bins
         inputs = [f for f in profile.features if f.role == "feature"]
         self._inputs = _FeatureSet(inputs, extra)
@@ -815,3 +802,31 @@ class _Attrs:
                 (semconv.ATTR_DATA_QUALITY_ISSUE, issue),
             )
         return found
+
+
+_DEPRECATED_NAMES = {
+    "window_rows": "window_rows",
+    "window_seconds": "window_seconds",
+    "min_samples": "min_samples",
+    "thresholds": "thresholds",
+    "drift_method": "method",
+    "constraints": "constraints",
+    "on_drift": "on_drift",
+}
+
+
+def _with_deprecated(config: DriftConfig, given: Mapping[str, Any]) -> DriftConfig:
+    """``config`` with the pre-DriftConfig keywords applied (each warns once per call)."""
+    if not given:
+        return config
+    unknown = sorted(set(given) - set(_DEPRECATED_NAMES))
+    if unknown:
+        raise TypeError(f"DriftMonitor() got unexpected keyword(s): {', '.join(unknown)}")
+    changes = {_DEPRECATED_NAMES[name]: value for name, value in given.items()}
+    warnings.warn(
+        f"DriftMonitor({', '.join(f'{n}=' for n in given)}) is deprecated; pass "
+        f"DriftConfig({', '.join(f'{_DEPRECATED_NAMES[n]}=' for n in given)})",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return dataclasses.replace(config, **changes)

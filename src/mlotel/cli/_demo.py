@@ -1,28 +1,25 @@
-"""The ``mlotel`` command: ``mlotel demo``, ``mlotel profile``, ``mlotel report`` and
-``mlotel version``.
+"""``mlotel demo``: a scikit-learn classifier served under synthetic traffic.
 
-``mlotel demo`` trains a small scikit-learn classifier on a dataset that ships
-inside scikit-learn (no download), serves predictions under synthetic traffic
-for a bounded time on the embedded default (Prometheus endpoint on 127.0.0.1,
-OTLP-JSON files for spans and logs), and prints what to look at.
+It trains a small classifier on a dataset that ships inside scikit-learn (no
+download), serves predictions under synthetic traffic for a bounded time on the
+embedded default (Prometheus endpoint on 127.0.0.1, OTLP-JSON files for spans and
+logs), injects a drift halfway, and prints what to look at.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import re
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["run_demo"]
 
 _SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -50,7 +47,7 @@ def _total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels
     )
 
 
-def _demo(args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace) -> int:
     try:
         import numpy as np
         from sklearn.datasets import load_breast_cancer
@@ -197,13 +194,12 @@ _DRIFT_AT = 0.5  # share of the run before the drift starts
 
 def _drift_options(model: Any, x_train: Any, names: list[str]) -> dict[str, Any]:
     """instrument() options: a reference profile of the training data (and predictions)."""
-    from .drift import Profile
+    from ..drift import DriftConfig, Profile
 
     reference = Profile.from_data(x_train, feature_names=names, prediction=model.predict(x_train))
     return {
         "reference": reference,
-        "drift_window_rows": 5000,
-        "drift_thresholds": {"psi": _DEMO_PSI_THRESHOLD},
+        "drift": DriftConfig(window_rows=5000, thresholds={"psi": _DEMO_PSI_THRESHOLD}),
     }
 
 
@@ -274,7 +270,7 @@ def _write_drift_report(
         import numpy as np
         import pandas as pd
 
-        from .drift import write_report
+        from ..drift import write_report
     except ImportError:
         print("  (drift report skipped: it needs pandas and scipy: pip install 'mlotel[report]')")
         return None
@@ -364,201 +360,3 @@ def _report(url: str, calls: int, errors: int) -> None:
         f"    outcomes matched {matched:6.0f} | accuracy (last 300 labels) {shown('accuracy')} | "
         f"estimated accuracy (no labels) {shown('estimated_accuracy')}"
     )
-
-
-def _profile(args: argparse.Namespace) -> int:
-    from ._tables import TableError, read_table
-    from .drift import Profile
-
-    try:
-        table = read_table(args.data)
-        profile = Profile.from_data(
-            table,
-            categorical=args.categorical or None,
-            numeric=args.numeric or None,
-            target=args.target,
-            prediction=args.prediction,
-            score=args.score,
-            bins=args.bins,
-            top_categories=args.top_categories,
-        )
-    except TableError as exc:
-        print(f"mlotel profile: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        print(f"mlotel profile: {args.data}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        profile.save(args.output)
-    except OSError as exc:
-        print(f"mlotel profile: cannot write {args.output}: {exc}", file=sys.stderr)
-        return 2
-    kinds = [f.kind for f in profile.features]
-    print(
-        f"profiled {profile.rows} rows x {len(kinds)} columns "
-        f"({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical) "
-        f"-> {args.output}"
-    )
-    return 0
-
-
-def _report_command(args: argparse.Namespace) -> int:
-    """``mlotel report``: the offline drift report of two CSV (or Parquet) files."""
-    try:
-        import pandas  # noqa: F401
-        import scipy  # noqa: F401
-    except ImportError:
-        print(
-            "mlotel report needs scipy and pandas: pip install 'mlotel[report]'", file=sys.stderr
-        )
-        return 2
-    from ._tables import TableError, read_table
-    from .drift import report
-
-    interactive = sys.stderr.isatty()
-
-    def say(text: str, end: str = "\n") -> None:
-        if interactive:
-            print(text, end=end, file=sys.stderr, flush=True)
-
-    frames = []
-    for flag, path in (("--reference", args.reference), ("--current", args.current)):
-        say(f"mlotel report: reading {path} ...")
-        try:
-            frames.append(read_table(path, dataframe=True))
-        except TableError as exc:
-            print(f"mlotel report: {flag} {exc}", file=sys.stderr)
-            return 2
-
-    def progress(done: int, total: int, column: str) -> None:
-        say(f"\rmlotel report: column {done}/{total} {column[:40]:40s}", end="")
-
-    try:
-        result = report(
-            frames[0],
-            frames[1],
-            numerical=args.numerical,
-            categorical=args.categorical,
-            stattests=dict(args.stattest),
-            progress=progress,
-        )
-    except ValueError as exc:
-        say("")
-        print(f"mlotel report: {exc}", file=sys.stderr)
-        return 2
-    say("")
-    try:
-        if args.html:
-            result.save_html(args.html)
-        if args.json == "-":
-            print(result.to_json())
-        elif args.json:
-            result.save_json(args.json)
-    except OSError as exc:
-        print(f"mlotel report: cannot write the report: {exc}", file=sys.stderr)
-        return 2
-    if args.json == "-":
-        return 0
-    untested = len(result.columns) - result.number_of_tested_columns
-    if result.drift_share is None:
-        print(f"no column could be tested ({untested} columns; see the statuses in the report)")
-    else:
-        verdict = "DETECTED" if result.dataset_drift else "not detected"
-        print(
-            f"dataset drift {verdict}: {result.number_of_drifted_columns} of "
-            f"{result.number_of_tested_columns} tested columns drifted "
-            f"(share {result.drift_share:.2f}, threshold {result.drift_share_threshold:.2f})"
-            + (f"; {untested} columns not tested" if untested else "")
-        )
-    for column in result.columns:
-        if column.drift_detected:
-            print(f"  drift: {column.name} ({column.stattest} {column.score:.4g})")
-        elif column.status != "tested":
-            print(f"  {column.status}: {column.message}")
-    for label, path in (("HTML", args.html), ("JSON", args.json)):
-        if path:
-            print(f"{label} report: {path}")
-    return 0
-
-
-def _stattest_option(text: str) -> tuple[str, str]:
-    column, sep, test = text.rpartition("=")
-    if not sep or not column or not test:
-        raise argparse.ArgumentTypeError(f"expected COLUMN=TEST, got {text!r}")
-    return column, test
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mlotel`` console script."""
-    parser = argparse.ArgumentParser(prog="mlotel", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run an instrumented model under synthetic traffic")
-    demo.add_argument("--duration", type=float, default=20.0, help="seconds of traffic (20)")
-    demo.add_argument("--rate", type=float, default=200.0, help="calls per second (200)")
-    demo.add_argument("--host", default="127.0.0.1", help="metrics endpoint host (127.0.0.1)")
-    demo.add_argument("--port", type=int, default=9464, help="metrics endpoint port (9464)")
-    demo.add_argument("--output-dir", default="mlotel-telemetry", help="spans/logs directory")
-    demo.add_argument("--report-every", type=float, default=5.0, help="seconds between reports")
-    demo.add_argument(
-        "--serve-after", type=float, default=0.0, help="keep serving metrics this long after"
-    )
-    demo.add_argument(
-        "--report-html",
-        help="offline drift report to write at the end (default: OUTPUT_DIR/drift-report.html; "
-        "none when exporting to a collector)",
-    )
-    rep = sub.add_parser(
-        "report",
-        help="offline drift report of two CSV files (Evidently 0.7 DataDriftPreset's tests)",
-    )
-    rep.add_argument("--reference", required=True, help="reference data (CSV or Parquet)")
-    rep.add_argument("--current", required=True, help="current data (CSV or Parquet)")
-    rep.add_argument("--html", help="write the HTML report here")
-    rep.add_argument("--json", help="write the JSON report here ('-': to stdout, nothing else)")
-    rep.add_argument(
-        "--numerical", action="append", default=[], metavar="COLUMN", help="test as numerical"
-    )
-    rep.add_argument(
-        "--categorical", action="append", default=[], metavar="COLUMN", help="test as categorical"
-    )
-    rep.add_argument(
-        "--stattest",
-        action="append",
-        default=[],
-        type=_stattest_option,
-        metavar="COLUMN=TEST",
-        help="use this test for a column (ks, wasserstein, chisquare, z, jensenshannon, psi, "
-        "kl_div)",
-    )
-    profile = sub.add_parser(
-        "profile", help="write a reference profile (JSON) of a CSV or Parquet file"
-    )
-    profile.add_argument("data", help="training data: CSV, or Parquet (.parquet, needs pyarrow)")
-    profile.add_argument("-o", "--output", required=True, help="profile JSON to write")
-    profile.add_argument("--categorical", nargs="*", default=[], help="columns to treat as such")
-    profile.add_argument("--numeric", nargs="*", default=[], help="columns to treat as numeric")
-    profile.add_argument("--target", help="the label column")
-    profile.add_argument("--prediction", help="the model's prediction column")
-    profile.add_argument("--score", help="the model's score column")
-    profile.add_argument("--bins", type=int, default=10, help="bins per numeric column (10)")
-    profile.add_argument(
-        "--top-categories", type=int, default=20, help="categories kept per column (20)"
-    )
-    sub.add_parser("version", help="print the mlotel version")
-    args = parser.parse_args(argv)
-    if args.command == "profile":
-        return _profile(args)
-    if args.command == "version":
-        import mlotel
-
-        print(json.dumps({"mlotel": mlotel.__version__}))
-        return 0
-    if args.command == "report":
-        return _report_command(args)
-    if args.duration <= 0 or args.duration > 86_400:
-        parser.error("--duration must be between 0 and 86400 seconds")
-    return _demo(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""``python -m mlotel.cli``: the ``mlotel`` command."""
+
+from . import main
+
+raise SystemExit(main())
