@@ -22,13 +22,13 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from mlotel import semconv
-from mlotel._aggregation import MetricStore
-from mlotel._monitor import CallRecord
+from mlotel._metric_store import MetricStore
 from mlotel.drift import DriftConfig, DriftMonitor, Profile
 
 ROWS = 100_000
@@ -45,24 +45,9 @@ class _FakeMonitor:
     base_attrs = ((semconv.ATTR_MODEL_NAME, "bench"), (semconv.ATTR_MODEL_VERSION, "1"))
 
 
-def _record(inputs: Any) -> CallRecord:
-    return CallRecord(
-        0,
-        0.0,
-        "predict",
-        None,
-        len(inputs),
-        None,
-        None,
-        False,
-        None,
-        "",
-        None,
-        "none",
-        None,
-        0,
-        inputs,
-    )
+def _record(inputs: Any) -> Any:
+    """A finished call as the drift monitor reads it (see mlotel._aggregator.CallRecord)."""
+    return SimpleNamespace(inputs=inputs, rows=len(inputs), error_type=None, output=None)
 
 
 def _median_ratio(

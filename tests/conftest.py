@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlotel import _runtime
-from mlotel._errors import tally
+from mlotel import _lifecycle
+from mlotel._self_telemetry import tally
 
 
 @pytest.fixture(autouse=True)
@@ -19,10 +19,10 @@ def _isolated_mlotel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterato
     monkeypatch.setenv("MLOTEL_SET_GLOBAL", "false")
     for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME"):
         monkeypatch.delenv(var, raising=False)
-    before = _runtime.current()
+    before = _lifecycle.current
     tally.reset()
     yield
-    after = _runtime.current()
+    after = _lifecycle.current
     if after is not before and after is not None:
         after.shutdown(timeout=2.0)
-    _runtime.replace(before)
+    _lifecycle.install(before)

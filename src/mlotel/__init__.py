@@ -15,13 +15,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from . import semconv
-from ._api import Configuration, configure, force_flush, shutdown
-from ._config import ConfigError, Settings
+from . import outcomes, semconv
+from ._config import Settings
 from ._instrument import InferenceCall, InstrumentedModel, inference, instrument
-from ._offline import performance_from_logs, predictions_from_logs
-from ._outcomes import last_prediction_ids, prediction_ids, record_outcome, record_outcomes
+from ._lifecycle import Configuration, configure, force_flush, shutdown
+from ._version import VERSION
 from .drift import DriftConfig, Profile
+from .exceptions import ConfigError
+from .outcomes import (
+    last_prediction_ids,
+    performance_from_logs,
+    prediction_ids,
+    predictions_from_logs,
+    record_outcome,
+    record_outcomes,
+)
 
 __all__ = [
     "ConfigError",
@@ -38,6 +46,7 @@ __all__ = [
     "inference",
     "instrument",
     "last_prediction_ids",
+    "outcomes",
     "performance_from_logs",
     "prediction_ids",
     "predictions_from_logs",
@@ -47,7 +56,7 @@ __all__ = [
     "shutdown",
 ]
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 
 def auto_instrument(libraries: Iterable[str] | None = None, **options: Any) -> list[str]:

@@ -1,7 +1,12 @@
 """Settings: keyword arguments > ``MLOTEL_*`` env > ``OTEL_*`` env > defaults.
 
-Every field is documented in docs/configuration.md; a test keeps the two in
-step (tests/unit/test_config.py).
+Every environment variable mlotel reads goes through one table (``_SPEC``), including
+the ones only auto-instrumentation and the exporter plan use
+(``OTEL_<SIGNAL>_EXPORTER``, ``MLOTEL_REFERENCES``,
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``). Every field is documented in
+docs/configuration.md; a test keeps the two in step (tests/unit/test_config.py), and
+another keeps :class:`ConfigureOptions` (the typed keywords of ``configure()``) equal to
+the configurable fields.
 """
 
 from __future__ import annotations
@@ -10,20 +15,19 @@ import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypedDict
 
-__all__ = ["ENV_VARS", "ConfigError", "Settings", "resolve_settings"]
+from .exceptions import ConfigError
 
-
-class ConfigError(ValueError):
-    """A setting has a value mlotel cannot use; the message names the setting.
-
-    >>> import mlotel
-    >>> mlotel.configure(payload_sample_rate=2)
-    Traceback (most recent call last):
-    ...
-    mlotel._config.ConfigError: payload_sample_rate=2 must be between 0.0 and 1.0
-    """
+__all__ = [
+    "ENV_ONLY_SETTINGS",
+    "ENV_VARS",
+    "ConfigError",
+    "ConfigureOptions",
+    "Settings",
+    "resolve_settings",
+    "setting_from_env",
+]
 
 
 _EXPORTERS = ("auto", "otlp", "embedded", "none")
@@ -71,9 +75,22 @@ class Settings:
     performance_estimate: bool = True
     disabled: bool = False
     set_global: bool = True
+    traces_exporter: frozenset[str] | None = None
+    metrics_exporter: frozenset[str] | None = None
+    logs_exporter: frozenset[str] | None = None
+    references: Mapping[str, str] = field(default_factory=dict)
+    disabled_instrumentations: frozenset[str] = field(default_factory=frozenset)
     # True when exporter/local_sink came from a keyword or MLOTEL_* variable: then the
     # generic OTEL_<SIGNAL>_EXPORTER variables do not override that choice.
     _explicit_exporter: bool = field(default=False, repr=False)
+
+    def signal_exporters(self, signal: str) -> frozenset[str] | None:
+        """``OTEL_<SIGNAL>_EXPORTER`` names for ``traces``, ``metrics`` or ``logs``, unless
+        an explicit ``exporter`` / ``local_sink`` setting overrides them (then None)."""
+        if self._explicit_exporter:
+            return None
+        found: frozenset[str] | None = getattr(self, f"{signal}_exporter")
+        return found
 
     @property
     def uses_otlp(self) -> bool:
@@ -159,12 +176,37 @@ def _text(name: str, raw: Any) -> str:
     return str(raw)
 
 
+def _port(name: str, raw: Any) -> int:
+    value = _int(0)(name, raw)
+    if value > 65535:
+        raise ConfigError(f"{name}={raw!r} must be a TCP port between 0 and 65535")
+    return value
+
+
+def _exporter_names(name: str, raw: Any) -> frozenset[str]:
+    # Unknown names are kept and warned about when the providers are built: these
+    # variables are shared with other OTel tooling, so they must not stop mlotel.
+    return frozenset(part.lower() for part in _names(name, raw))
+
+
+def _references(name: str, raw: Any) -> dict[str, str]:
+    if isinstance(raw, Mapping):
+        return {str(k): str(v) for k, v in raw.items()}
+    found: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in str(raw).split(","))):
+        model, sep, path = part.partition("=")
+        if not sep or not model.strip() or not path.strip():
+            raise ConfigError(f"{name}: expected MODEL=PATH[,MODEL=PATH...], got {part!r}")
+        found[model.strip()] = path.strip()
+    return found
+
+
 def _millis_to_seconds(name: str, raw: Any) -> float:
     return _float(0.001, 86_400_000)(name, raw) / 1000.0
 
 
-# field -> (parser, MLOTEL_* variable, OTEL_* variables in priority order)
-_SPEC: dict[str, tuple[Callable[[str, Any], Any], str, tuple[str, ...]]] = {
+# field -> (parser, MLOTEL_* variable or None, OTEL_* variables in priority order)
+_SPEC: dict[str, tuple[Callable[[str, Any], Any], str | None, tuple[str, ...]]] = {
     "service_name": (_text, "MLOTEL_SERVICE_NAME", ("OTEL_SERVICE_NAME",)),
     "exporter": (_choice(_EXPORTERS), "MLOTEL_EXPORTER", ()),
     # OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT are left to the exporters, which read the
@@ -177,7 +219,7 @@ _SPEC: dict[str, tuple[Callable[[str, Any], Any], str, tuple[str, ...]]] = {
     ),
     "prometheus": (_bool, "MLOTEL_PROMETHEUS", ()),
     "prometheus_host": (_text, "MLOTEL_PROMETHEUS_HOST", ("OTEL_EXPORTER_PROMETHEUS_HOST",)),
-    "prometheus_port": (_int(0), "MLOTEL_PROMETHEUS_PORT", ("OTEL_EXPORTER_PROMETHEUS_PORT",)),
+    "prometheus_port": (_port, "MLOTEL_PROMETHEUS_PORT", ("OTEL_EXPORTER_PROMETHEUS_PORT",)),
     "local_sink": (_choice(_SINKS), "MLOTEL_LOCAL_SINK", ()),
     "output_dir": (_text, "MLOTEL_OUTPUT_DIR", ()),
     "output_max_bytes": (_int(1024), "MLOTEL_OUTPUT_MAX_BYTES", ()),
@@ -206,10 +248,87 @@ _SPEC: dict[str, tuple[Callable[[str, Any], Any], str, tuple[str, ...]]] = {
     "performance_estimate": (_bool, "MLOTEL_PERFORMANCE_ESTIMATE", ()),
     "disabled": (_bool, "MLOTEL_DISABLED", ("OTEL_SDK_DISABLED",)),
     "set_global": (_bool, "MLOTEL_SET_GLOBAL", ()),
+    # Read from the environment only (not configure() keywords):
+    "traces_exporter": (_exporter_names, None, ("OTEL_TRACES_EXPORTER",)),
+    "metrics_exporter": (_exporter_names, None, ("OTEL_METRICS_EXPORTER",)),
+    "logs_exporter": (_exporter_names, None, ("OTEL_LOGS_EXPORTER",)),
+    "references": (_references, "MLOTEL_REFERENCES", ()),
+    "disabled_instrumentations": (_names, None, ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",)),
 }
 
-ENV_VARS: tuple[str, ...] = tuple(spec[1] for spec in _SPEC.values())
+ENV_ONLY_SETTINGS = frozenset(
+    {
+        "traces_exporter",
+        "metrics_exporter",
+        "logs_exporter",
+        "references",
+        "disabled_instrumentations",
+    }
+)
+"""Settings read from the environment only: ``configure()`` does not take them."""
+
+ENV_VARS: tuple[str, ...] = tuple(spec[1] for spec in _SPEC.values() if spec[1] is not None)
 """Every ``MLOTEL_*`` variable mlotel reads."""
+
+
+class ConfigureOptions(TypedDict, total=False):
+    """The settings ``mlotel.configure()`` and ``mlotel.testing.capture_telemetry()``
+    take as keyword arguments (every field of :class:`Settings` but the environment-only
+    ones); None or absent: from the environment, else the default."""
+
+    service_name: str | None
+    exporter: str | None
+    otlp_endpoint: str | None
+    otlp_protocol: str | None
+    prometheus: bool | None
+    prometheus_host: str | None
+    prometheus_port: int | None
+    local_sink: str | None
+    output_dir: str | None
+    output_max_bytes: int | None
+    payload_enabled: bool | None
+    payload_sample_rate: float | None
+    payload_max_bytes: int | None
+    payload_location: str | None
+    payload_redact: Iterable[str] | str | None
+    payload_allow: Iterable[str] | str | None
+    max_classes: int | None
+    max_models: int | None
+    max_features: int | None
+    flush_interval: float | None
+    buffer_size: int | None
+    shutdown_timeout: float | None
+    metric_export_interval: float | None
+    outcome_store_size: int | None
+    outcome_ttl: float | None
+    outcome_window_size: int | None
+    outcome_window_seconds: float | None
+    outcome_min_samples: int | None
+    performance_estimate: bool | None
+    disabled: bool | None
+    set_global: bool | None
+
+
+def setting_from_env(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One setting read from the environment alone (its default when unset).
+
+    >>> setting_from_env("references", {"MLOTEL_REFERENCES": "churn=/m/ref.json"})
+    {'churn': '/m/ref.json'}
+    >>> setting_from_env("disabled_instrumentations", {})
+    frozenset()
+    """
+    env = os.environ if environ is None else environ
+    parse, mlotel_var, otel_vars = _SPEC[name]
+    for var in (mlotel_var, *otel_vars):
+        if var is None:
+            continue
+        raw = env.get(var)
+        if raw is not None and raw.strip() != "":
+            return parse(var, raw)
+    default = next(f for f in fields(Settings) if f.name == name)
+    if callable(default.default_factory):
+        return default.default_factory()
+    return default.default
 
 _OTLP_ENDPOINT_VARS = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -241,12 +360,14 @@ def resolve_settings(
             values[name] = parse(name, overrides[name])
             continue
         for var in (mlotel_var, *otel_vars):
+            if var is None:
+                continue
             raw = env.get(var)
             if raw is not None and raw.strip() != "":
                 values[name] = parse(var, raw)
                 break
     values["_explicit_exporter"] = any(
-        overrides.get(name) is not None or env.get(_SPEC[name][1], "").strip()
+        overrides.get(name) is not None or env.get(_SPEC[name][1] or "", "").strip()
         for name in ("exporter", "local_sink")
     )
     if values.get("exporter", "auto") == "auto":

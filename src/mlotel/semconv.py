@@ -50,12 +50,14 @@ __all__ = [
     "FEATURE_BIN_COUNT",
     "FEATURE_DRIFT",
     "FEATURE_REFERENCE_SHARE",
+    "FRAMEWORKS",
     "INFERENCE_BATCH_SIZE",
     "INFERENCE_DURATION",
     "INSTRUMENTS",
     "INTERNAL_DROPPED",
     "INTERNAL_ERRORS",
     "MODEL_PERFORMANCE",
+    "NON_PREDICTION_OPERATIONS",
     "OTHER_CLASS",
     "OUTCOMES",
     "OUTCOME_STATUSES",
@@ -66,6 +68,7 @@ __all__ = [
     "SCORE_BUCKETS",
     "SCOPE_NAME",
     "Instrument",
+    "framework_of",
 ]
 
 SCOPE_NAME = "mlotel"
@@ -115,6 +118,38 @@ OTHER_CLASS = "__other__"
 
 REDACTED = "[REDACTED]"
 """Value logged in place of a redacted feature."""
+
+NON_PREDICTION_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
+"""Values of ``ml.operation.name`` whose outputs are no predictions: no classes or scores
+are read from them, they get no prediction ids, and outcomes cannot join them."""
+
+FRAMEWORKS: dict[str, str] = {
+    "sklearn": "sklearn",
+    "torch": "pytorch",
+    "transformers": "transformers",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "onnxruntime": "onnxruntime",
+    "tensorflow": "tensorflow",
+    "keras": "keras",
+    "catboost": "catboost",
+}
+"""Top-level module of a model's class -> its ``ml.model.framework`` value."""
+
+
+def framework_of(cls: type) -> str | None:
+    """``ml.model.framework`` of a model class: the first known library in its MRO.
+
+    >>> class Net: ...
+    >>> Net.__module__ = "torch.nn.custom"
+    >>> framework_of(Net), framework_of(int)
+    ('pytorch', None)
+    """
+    for klass in cls.__mro__:
+        found = FRAMEWORKS.get(klass.__module__.partition(".")[0])
+        if found is not None:
+            return found
+    return None
 
 # --- buckets ------------------------------------------------------------------
 DURATION_BUCKETS: tuple[float, ...] = (

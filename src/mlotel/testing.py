@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Metric
@@ -27,10 +27,16 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from . import _lifecycle
 from . import _otel_logs as logs
-from . import _runtime
 from ._config import resolve_settings
-from ._errors import tally
+from ._runtime import Runtime
+from ._self_telemetry import tally
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._config import ConfigureOptions
 
 __all__ = ["CapturedTelemetry", "capture_telemetry", "log_payload"]
 
@@ -50,7 +56,7 @@ class CapturedTelemetry:
 
     def __init__(
         self,
-        runtime: _runtime.Runtime,
+        runtime: Runtime,
         spans: InMemorySpanExporter,
         logs_exporter: Any,
         reader: InMemoryMetricReader,
@@ -68,7 +74,7 @@ class CapturedTelemetry:
 
     def flush(self) -> None:
         """Hand every buffered call to the exporters (properties below call it)."""
-        self.runtime.flush_monitors()
+        self.runtime.flush_aggregators()
         self.runtime.logger_provider.force_flush()
 
     @property
@@ -143,7 +149,7 @@ def log_payload(record: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def capture_telemetry(**settings: Any) -> Iterator[CapturedTelemetry]:
+def capture_telemetry(**settings: Unpack[ConfigureOptions]) -> Iterator[CapturedTelemetry]:
     """Capture everything mlotel emits inside the block, in memory.
 
     Keyword arguments are mlotel settings (e.g. ``payload_sample_rate=0.5``);
@@ -155,11 +161,14 @@ def capture_telemetry(**settings: Any) -> Iterator[CapturedTelemetry]:
     >>> len(captured.spans), len(captured.logs)
     (1, 0)
     """
-    settings.setdefault("exporter", "none")
-    settings.setdefault("set_global", False)
-    settings.setdefault("prometheus", False)
-    settings.setdefault("local_sink", "none")
-    resolved = resolve_settings(settings, environ={})
+    options: dict[str, Any] = {
+        "exporter": "none",
+        "set_global": False,
+        "prometheus": False,
+        "local_sink": "none",
+        **settings,
+    }
+    resolved = resolve_settings(options, environ={})
     span_exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
@@ -168,20 +177,20 @@ def capture_telemetry(**settings: Any) -> Iterator[CapturedTelemetry]:
     logger_provider.add_log_record_processor(logs.SimpleLogRecordProcessor(log_exporter))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
-    runtime = _runtime.build_runtime(
+    runtime = _lifecycle.build_runtime(
         resolved,
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         logger_provider=logger_provider,
     )
     previous_store = tally.store
-    previous = _runtime.install(runtime)
+    previous = _lifecycle.install(runtime)
     captured = CapturedTelemetry(runtime, span_exporter, log_exporter, reader)
     try:
         yield captured
     finally:
         captured._freeze()
-        _runtime.replace(previous)
+        _lifecycle.install(previous)
         tally.store = previous_store
         runtime.shutdown(timeout=2.0)
         for provider in (tracer_provider, logger_provider, meter_provider):

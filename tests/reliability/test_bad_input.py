@@ -16,7 +16,7 @@ import pytest
 
 import mlotel
 from mlotel import semconv
-from mlotel._errors import tally
+from mlotel._self_telemetry import tally
 from mlotel.testing import CapturedTelemetry, capture_telemetry, log_payload
 
 MAX_BYTES = 8192  # payload_max_bytes default

@@ -11,7 +11,7 @@ from opentelemetry import trace
 
 import mlotel
 from mlotel import semconv
-from mlotel._errors import tally
+from mlotel._self_telemetry import tally
 from mlotel.testing import capture_telemetry, log_payload
 
 THREADS = 8

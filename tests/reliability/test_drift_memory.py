@@ -38,7 +38,7 @@ SCRIPT = textwrap.dedent(
     before = rss_mib()
     stream(1000)  # 1,000,000 rows
     after = rss_mib()
-    analyzers = mlotel._runtime.current().monitor("mem", None, None).analyzers
+    analyzers = mlotel._lifecycle.current.aggregator("mem", None, None).analyzers
     (analyzer,) = [a for a in analyzers if isinstance(a, DriftMonitor)]
     print(json.dumps({"before": before, "after": after, "rows": analyzer._rows_seen}))
     mlotel.shutdown()

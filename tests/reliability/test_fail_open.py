@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse
 
 import mlotel
-from mlotel._errors import tally
+from mlotel._self_telemetry import tally
 from mlotel.testing import capture_telemetry, log_payload
 
 

@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import mlotel
-from mlotel import _runtime
+from mlotel import _lifecycle
 
 
 def _run(script: str, tmp_path: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -148,7 +148,7 @@ def test_app_providers_set_after_import_still_get_the_last_calls(tmp_path: Path)
 def test_resource_attributes_from_env_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=pod-abc,team=ml")
     mlotel.configure(service_name="churn", exporter="none", set_global=False)
-    runtime = _runtime.current()
+    runtime = _lifecycle.current
     assert runtime is not None
     attrs = runtime.resource.attributes
     assert attrs["service.instance.id"] == "pod-abc"
@@ -193,10 +193,10 @@ def test_third_configure_builds_its_own_providers(tmp_path: Path) -> None:
         import mlotel
         dirs = [tempfile.mkdtemp() for _ in range(3)]
         providers = []
-        from mlotel import _runtime
+        from mlotel import _lifecycle
         for d in dirs:
             mlotel.configure(exporter="embedded", prometheus=False, output_dir=d)
-            providers.append(_runtime.current().tracer_provider)
+            providers.append(_lifecycle.current.tracer_provider)
             mlotel.instrument(lambda x: [1], model_name="m")([[1.0]])
         mlotel.shutdown()
         import os

@@ -8,7 +8,7 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMet
 
 import mlotel
 from mlotel import semconv
-from mlotel._aggregation import MetricStore, bucket_counts
+from mlotel._metric_store import MetricStore, bucket_counts
 
 
 def test_bucket_upper_bounds_are_inclusive() -> None:

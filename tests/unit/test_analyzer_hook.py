@@ -9,9 +9,9 @@ import numpy as np
 
 import mlotel.testing
 from mlotel import semconv
-from mlotel._aggregation import MetricStore
-from mlotel._instrument import _wrap_function, _wrap_object
-from mlotel._monitor import CallRecord, Monitor
+from mlotel._aggregator import CallRecord, ModelAggregator
+from mlotel._call import ModelSpec, observe_sync
+from mlotel._metric_store import MetricStore
 
 
 class RowCounter:
@@ -24,7 +24,9 @@ class RowCounter:
         self.fail = fail
         self.seen: list[Any] = []
 
-    def process(self, records: Sequence[CallRecord], monitor: Monitor, store: MetricStore) -> None:
+    def process(
+        self, records: Sequence[CallRecord], monitor: ModelAggregator, store: MetricStore
+    ) -> None:
         if self.fail:
             raise RuntimeError("analyzer bug")
         self.seen.extend(r.inputs for r in records)
@@ -32,22 +34,19 @@ class RowCounter:
         store.set_gauge(semconv.DATASET_DRIFT_SHARE, monitor.base_attrs, total)
 
 
-def _spec_args(**extra: Any) -> dict[str, Any]:
-    return {
-        "model_name": "m",
-        "model_version": None,
-        "framework": None,
-        "operation": None,
-        "feature_names": None,
-        "output": "auto",
-        "class_labels": None,
-        **extra,
-    }
+def _spec(*analyzers: Any) -> ModelSpec:
+    return ModelSpec("m", None, None, "predict", None, "auto", analyzers=analyzers)
+
+
+def _observed(fn: Any, *analyzers: Any) -> Any:
+    """``fn`` observed through the call path integrations use, with these analyzers."""
+    spec = _spec(*analyzers)
+    return lambda rows: observe_sync(spec, fn, (rows,), {})
 
 
 def test_analyzer_sees_inputs_and_exports_a_gauge() -> None:
     counter = RowCounter()
-    predict = _wrap_function(lambda rows: [0] * len(rows), _spec_args(analyzers=(counter,)))
+    predict = _observed(lambda rows: [0] * len(rows), counter)
     with mlotel.testing.capture_telemetry() as captured:
         batch = np.zeros((3, 2))
         predict(batch)
@@ -58,7 +57,7 @@ def test_analyzer_sees_inputs_and_exports_a_gauge() -> None:
     assert counter.seen[0] is batch  # the caller's object, not a copy
 
 
-def test_analyzer_without_inputs_gets_none_and_proxy_shares_one_analyzer() -> None:
+def test_analyzer_without_inputs_gets_none_and_operations_share_one_analyzer() -> None:
     counter = RowCounter(needs_inputs=False)
 
     class Model:
@@ -68,18 +67,16 @@ def test_analyzer_without_inputs_gets_none_and_proxy_shares_one_analyzer() -> No
         def predict_proba(self, rows: Any) -> list[list[float]]:
             return [[0.5, 0.5]] * len(rows)
 
-    model = _wrap_object(Model(), _spec_args(analyzers=(counter,)))
+    model, spec = Model(), _spec(counter)
     with mlotel.testing.capture_telemetry() as captured:
-        model.predict([[1.0]])
-        model.predict_proba([[1.0]])
+        observe_sync(spec, model.predict, ([[1.0]],), {})
+        observe_sync(spec.with_operation("predict_proba"), model.predict_proba, ([[1.0]],), {})
         captured.flush()
     assert counter.seen == [None, None]  # both operations reach the one analyzer
 
 
 def test_failing_analyzer_is_counted_and_the_call_still_reports() -> None:
-    predict = _wrap_function(
-        lambda rows: [0] * len(rows), _spec_args(analyzers=(RowCounter(fail=True),))
-    )
+    predict = _observed(lambda rows: [0] * len(rows), RowCounter(fail=True))
     with mlotel.testing.capture_telemetry() as captured:
         assert predict([[1.0]]) == [0]
         captured.flush()
@@ -104,8 +101,8 @@ def test_gauge_can_be_cleared() -> None:
 
 def test_a_second_analyzer_of_the_same_name_replaces_the_first() -> None:
     first, second = RowCounter(), RowCounter()
-    predict = _wrap_function(lambda rows: [0] * len(rows), _spec_args(analyzers=(first,)))
-    predict_again = _wrap_function(lambda rows: [0] * len(rows), _spec_args(analyzers=(second,)))
+    predict = _observed(lambda rows: [0] * len(rows), first)
+    predict_again = _observed(lambda rows: [0] * len(rows), second)
     with mlotel.testing.capture_telemetry() as captured:
         predict(np.zeros((3, 2)))
         captured.flush()

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from mlotel._config import ENV_VARS, ConfigError, Settings, resolve_settings
+from mlotel._config import (
+    ENV_ONLY_SETTINGS,
+    ENV_VARS,
+    ConfigError,
+    ConfigureOptions,
+    Settings,
+    resolve_settings,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -73,6 +80,28 @@ def test_every_setting_and_variable_is_documented() -> None:
         assert f"`{var}`" in text, var
 
 
+def test_configure_types_every_setting_but_the_environment_only_ones() -> None:
+    configurable = {f.name for f in fields(Settings) if not f.name.startswith("_")}
+    assert set(ConfigureOptions.__annotations__) == configurable - ENV_ONLY_SETTINGS
+
+
+def test_environment_only_settings_parse_through_the_table() -> None:
+    env = {
+        "OTEL_TRACES_EXPORTER": "OTLP,console",
+        "MLOTEL_REFERENCES": "churn=/m/churn.json, fraud=/m/fraud.json",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "sklearn,torch",
+    }
+    settings = resolve_settings({}, env)
+    assert settings.traces_exporter == frozenset({"otlp", "console"})
+    assert settings.references == {"churn": "/m/churn.json", "fraud": "/m/fraud.json"}
+    assert settings.disabled_instrumentations == frozenset({"sklearn", "torch"})
+    assert settings.signal_exporters("traces") == frozenset({"otlp", "console"})
+    explicit = resolve_settings({"exporter": "none"}, env)
+    assert explicit.signal_exporters("traces") is None  # an explicit exporter wins
+    with pytest.raises(ConfigError, match="MLOTEL_REFERENCES: expected MODEL=PATH"):
+        resolve_settings({}, {"MLOTEL_REFERENCES": "churn"})
+
+
 def test_configure_rejects_bad_values_with_clear_error() -> None:
     import mlotel
 
@@ -82,24 +111,24 @@ def test_configure_rejects_bad_values_with_clear_error() -> None:
 
 def test_lazy_configuration_error_never_breaks_predict(monkeypatch: pytest.MonkeyPatch) -> None:
     import mlotel
-    from mlotel import _runtime
+    from mlotel import _lifecycle
 
     monkeypatch.setenv("MLOTEL_PAYLOAD_SAMPLE_RATE", "lots")
-    _runtime.replace(None)
+    _lifecycle.install(None)
     predict = mlotel.instrument(lambda x: x * 2, model_name="lazy")
     assert predict(21) == 42
-    runtime = _runtime.current()
+    runtime = _lifecycle.current
     assert runtime is not None and runtime.disabled
 
 
 def test_per_signal_otlp_endpoints_reach_the_exporters(monkeypatch: pytest.MonkeyPatch) -> None:
     import mlotel
-    from mlotel import _runtime
+    from mlotel import _lifecycle
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4999/v1/traces")
     mlotel.configure(set_global=False)
-    runtime = _runtime.current()
+    runtime = _lifecycle.current
     assert runtime is not None and runtime.settings.exporter == "otlp"
     processor = runtime.tracer_provider._active_span_processor._span_processors[0]
     exporter = processor._batch_processor._exporter
@@ -114,12 +143,12 @@ def test_lazy_default_configuration_is_the_embedded_default() -> None:
     from pathlib import Path
 
     import mlotel
-    from mlotel import _runtime
+    from mlotel import _lifecycle
 
-    _runtime.replace(None)
+    _lifecycle.install(None)
     predict = mlotel.instrument(lambda x: [1], model_name="lazy-ok")
     assert predict([[1.0]]) == [1]  # no configure() call anywhere
-    runtime = _runtime.current()
+    runtime = _lifecycle.current
     assert runtime is not None and not runtime.disabled
     assert runtime.settings.exporter == "embedded"
     assert runtime.prometheus_address is not None

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlotel._data import batch_size, features_payload, interpret_output, output_array
+from mlotel._model_io import batch_size, features_payload, interpret_output, output_array
 
 
 @pytest.mark.parametrize(

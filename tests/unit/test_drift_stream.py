@@ -194,10 +194,12 @@ def test_data_quality_issues_are_counted(captured: Any) -> None:
         _passthrough,
         model_name="q",
         reference=reference,
-        constraints={
-            "x": [Range(0, 8, name="x_at_most_8"), NotNull()],
-            "color": [AllowedValues(["red"], name="only_red")],
-        },
+        drift=DriftConfig(
+            constraints={
+                "x": [Range(0, 8, name="x_at_most_8"), NotNull()],
+                "color": [AllowedValues(["red"], name="only_red")],
+            }
+        ),
     )
     frame = pd.DataFrame(
         {

@@ -205,11 +205,11 @@ def test_disabled_is_a_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
         return x
 
     assert predict(5) == 5
-    from mlotel import _runtime
+    from mlotel import _lifecycle
 
-    runtime = _runtime.current()
+    runtime = _lifecycle.current
     assert runtime is not None and runtime.disabled
-    assert runtime.monitors == {}
+    assert runtime.aggregators == {}
     assert calls == [5]
 
 
@@ -270,7 +270,7 @@ def test_payload_location_attributes() -> None:
 
 
 def test_model_cardinality_is_capped() -> None:
-    from mlotel._errors import tally
+    from mlotel._self_telemetry import tally
 
     with capture_telemetry(max_models=2) as captured:
         for version in range(5):
@@ -346,7 +346,7 @@ def test_large_outputs_bound_the_buffer_by_bytes() -> None:
         )
         for _ in range(40):  # 40 outputs of 8 MiB
             embed(np.zeros((1024, 4)))
-        monitor = captured.runtime.monitors[("emb", None)]
+        monitor = captured.runtime.aggregators[("emb", None)]
         assert monitor._buffered_bytes < 64 * 1024 * 1024
         assert len(monitor._buffer) < 40
         assert captured.histogram_count("ml.inference.duration") == 40

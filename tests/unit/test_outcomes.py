@@ -20,8 +20,8 @@ from sklearn.model_selection import train_test_split
 
 import mlotel
 import mlotel.testing
-from mlotel._errors import tally
-from mlotel._performance import classification_metrics, regression_metrics, roc_auc
+from mlotel._self_telemetry import tally
+from mlotel.outcomes._metrics import classification_metrics, regression_metrics, roc_auc
 
 EXACT = {"rel": 1e-12, "abs": 1e-12}
 
@@ -446,11 +446,11 @@ def test_another_process_computes_the_same_metrics_from_exported_logs(
             ids += mlotel.last_prediction_ids()
         labelled = dict(zip(ids[::2], y_test[::2].tolist()))  # half of the rows get labels
         mlotel.record_outcomes(list(labelled), list(labelled.values()))
-        from mlotel import _runtime
+        from mlotel import _lifecycle
 
-        runtime = _runtime.current()
+        runtime = _lifecycle.current
         assert runtime is not None
-        runtime.flush_monitors()
+        runtime.flush_aggregators()
         in_process = {
             name: runtime.store.gauge_value(
                 mlotel.semconv.MODEL_PERFORMANCE,

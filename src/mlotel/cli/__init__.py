@@ -80,9 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "profile":
         return profile_command(args)
     if args.command == "version":
-        import mlotel
+        from .._version import VERSION
 
-        print(json.dumps({"mlotel": mlotel.__version__}))
+        print(json.dumps({"mlotel": VERSION}))
         return 0
     if args.command == "report":
         return report_command(args)

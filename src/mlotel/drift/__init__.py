@@ -23,9 +23,10 @@ True
 
 from __future__ import annotations
 
+from ..exceptions import ProfileError
 from ._config import DEFAULT_THRESHOLDS, METHODS, DriftConfig
 from ._constraints import AllowedValues, Constraint, MaxMissingShare, NotNull, Range
-from ._profile import SCHEMA_VERSION, FeatureProfile, Profile, ProfileError
+from ._profile import SCHEMA_VERSION, FeatureProfile, Profile
 from ._report import (
     ColumnDrift,
     ColumnQuality,

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..exceptions import ProfileError
 from ._binning import (
     MISSING,
     WRONG_TYPE,
@@ -23,7 +24,7 @@ from ._binning import (
 )
 from ._constraints import Constraint, constraint_from_dict
 
-__all__ = ["FeatureProfile", "Profile", "ProfileError", "SCHEMA_VERSION"]
+__all__ = ["FeatureProfile", "Profile", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 """Version of the profile JSON format this mlotel writes and reads."""
@@ -32,18 +33,6 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 MAX_INT_CATEGORIES = 10  # integer columns with at most this many distinct values are categorical
 MAX_KNOWN_CATEGORIES = 1000  # distinct reference values kept to recognise new categories
 ROLES = ("feature", "target", "prediction", "score")
-
-
-class ProfileError(ValueError):
-    """A profile file that cannot be read (names the file and the problem).
-
-    >>> from mlotel.drift import Profile
-    >>> try:
-    ...     Profile.from_json('{"format": "other"}', source="ref.json")
-    ... except ProfileError as error:
-    ...     print(error)
-    ref.json: not an mlotel profile (no "format": "mlotel.profile")
-    """
 
 
 @dataclass(frozen=True)

@@ -782,7 +782,7 @@ def report(
     tested = [c for c in results if c.status == "tested"]
     drifted = sum(c.drift_detected for c in tested)
     share = drifted / len(tested) if tested else None
-    from .. import __version__
+    from .._version import VERSION
 
     return DriftReport(
         columns=tuple(results),
@@ -793,7 +793,7 @@ def report(
         number_of_drifted_columns=drifted,
         drift_share=share,
         dataset_drift=share is not None and share >= drift_share,
-        mlotel_version=__version__,
+        mlotel_version=VERSION,
     )
 
 

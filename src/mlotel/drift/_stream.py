@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from .. import semconv
-from .._aggregation import AttrKey, MetricStore
-from .._data import _columnar, _is_dataframe, _is_torch, _torch_to_numpy
-from .._errors import tally
+from .._metric_store import AttrKey, MetricStore
+from .._model_io import columnar_rows, is_dataframe, is_torch, torch_to_numpy
+from .._self_telemetry import tally
 from ._binning import MISSING, WRONG_TYPE, category_keys, labels_text, numeric_column
 from ._config import METHODS, DriftConfig
 from ._constraints import Constraint, MaxMissingShare
@@ -291,8 +291,8 @@ def _as_matrix(x: Any) -> np.ndarray | None:
     """A numeric 2-D array for array-like inputs, else None."""
     if isinstance(x, np.ndarray):
         arr = x
-    elif _is_torch(x):
-        arr = _torch_to_numpy(x)
+    elif is_torch(x):
+        arr = torch_to_numpy(x)
     elif isinstance(x, (list, tuple)) and x and isinstance(x[0], (list, tuple, np.ndarray)):
         try:
             arr = np.asarray(x)
@@ -308,10 +308,10 @@ def _as_matrix(x: Any) -> np.ndarray | None:
 
 
 def _named_columns(x: Any) -> tuple[int, dict[str, np.ndarray]] | None:
-    if _is_dataframe(x):
+    if is_dataframe(x):
         return len(x), {str(c): x[c].to_numpy() for c in x.columns}
     if isinstance(x, Mapping):
-        rows = _columnar(x)
+        rows = columnar_rows(x)
         if rows is None:  # one record
             return 1, {str(k): _object_column([v]) for k, v in x.items()}
         return rows, {

@@ -14,10 +14,10 @@ span, metrics and log record as ``@mlotel.instrument``. See docs/integrations.md
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Iterable
 from typing import Any
 
+from .._config import setting_from_env
 from ._base import MODEL_NAME_ATTRIBUTE, MODEL_VERSION_ATTRIBUTE, MLInstrumentor, not_inference
 
 __all__ = [
@@ -60,9 +60,9 @@ def instrumentor(library: str) -> MLInstrumentor:
     return cls()
 
 
-def _disabled_by_env() -> set[str]:
-    raw = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
-    return {part.strip() for part in raw.split(",") if part.strip()}
+def _disabled_by_env() -> frozenset[str]:
+    disabled: frozenset[str] = setting_from_env("disabled_instrumentations")
+    return disabled
 
 
 def auto_instrument(libraries: Iterable[str] | None = None, **options: Any) -> list[str]:

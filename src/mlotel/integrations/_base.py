@@ -2,9 +2,10 @@
 
 Every instrumentor follows the opentelemetry-python-contrib pattern
 (``BaseInstrumentor``, wrapt wrappers, an ``opentelemetry_instrumentor`` entry
-point) and reports through the same hot path as ``@mlotel.instrument``
-(:func:`mlotel._instrument._start` / ``_finish``), so an auto-instrumented call
-emits exactly the span, metrics and log record a decorated one does.
+point) and reports through the same call path as ``@mlotel.instrument``
+(:func:`mlotel._call.start_call` / :meth:`~mlotel._call.ObservedCall.finish`), so an
+auto-instrumented call emits exactly the span, metrics and log record a decorated one
+does.
 
 Three pieces live here:
 
@@ -38,10 +39,11 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 )
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from .. import _runtime
-from .._errors import tally
-from .._instrument import MODEL_CALL_STATE, ModelSpec, _finish, _input_of, _start
-from .._monitor import Analyzer
+from .. import _lifecycle, semconv
+from .._aggregator import Analyzer
+from .._call import INFERENCE, MODEL_CALL_STATE, TRAINING, ModelSpec, input_of, start_call
+from .._config import setting_from_env
+from .._self_telemetry import tally
 
 __all__ = [
     "INFERENCE",
@@ -53,19 +55,14 @@ __all__ = [
     "Patches",
     "all_subclasses",
     "default_prepare",
-    "framework_of",
     "inference_wrapper",
+    "lookup",
     "names_of",
     "not_inference",
     "training_wrapper",
 ]
 
 _logger = logging.getLogger("mlotel")
-
-INFERENCE = 1
-"""STATE value while an observed inference call runs."""
-TRAINING = 2
-"""STATE value while a training or evaluation call (fit, cross-validation, score) runs."""
 
 STATE = MODEL_CALL_STATE
 """Set while an observed call runs: nested model calls are not separate inferences
@@ -75,15 +72,6 @@ MODEL_NAME_ATTRIBUTE = "mlotel_model_name"
 """Set this attribute on a model object to name it (``clf.mlotel_model_name = "churn"``)."""
 MODEL_VERSION_ATTRIBUTE = "mlotel_model_version"
 """Set this attribute on a model object to give its version."""
-
-_KNOWN_FRAMEWORKS = {
-    "sklearn": "sklearn",
-    "torch": "pytorch",
-    "xgboost": "xgboost",
-    "lightgbm": "lightgbm",
-    "onnxruntime": "onnxruntime",
-}
-
 
 class not_inference:
     """Treat model calls inside the block as training/evaluation, not inferences.
@@ -106,19 +94,6 @@ class not_inference:
         if self._token is not None:
             STATE.reset(self._token)
             self._token = None
-
-
-def framework_of(cls: type) -> str | None:
-    """``ml.model.framework`` of a model class: the first known library in its MRO.
-
-    >>> framework_of(int) is None
-    True
-    """
-    for klass in cls.__mro__:
-        found = _KNOWN_FRAMEWORKS.get(klass.__module__.partition(".")[0])
-        if found is not None:
-            return found
-    return None
 
 
 _NAMES: dict[int, tuple[Any, tuple[str, ...]]] = {}
@@ -232,7 +207,13 @@ def all_subclasses(root: type) -> list[type]:
     return list(seen)
 
 
-def _lookup(mapping: Mapping[Any, Any] | None, cls: type, name: str | None = None) -> Any:
+def lookup(mapping: Mapping[Any, Any] | None, cls: type, name: str | None = None) -> Any:
+    """``mapping``'s value for a model class: by class, qualified name, name, or model name.
+
+    >>> class Net: ...
+    >>> lookup({"Net": "softmax"}, Net), lookup({"churn": 3}, Net, "churn"), lookup(None, Net)
+    ('softmax', 3, None)
+    """
     if not mapping:
         return None
     for key in (cls, cls.__qualname__, cls.__name__, name):
@@ -243,15 +224,7 @@ def _lookup(mapping: Mapping[Any, Any] | None, cls: type, name: str | None = Non
 
 def _load_references(given: Mapping[Any, Any] | None) -> dict[Any, Any]:
     """``references`` option merged over ``MLOTEL_REFERENCES``, paths loaded as profiles."""
-    found: dict[Any, Any] = {}
-    raw = os.environ.get("MLOTEL_REFERENCES", "").strip()
-    for part in filter(None, (p.strip() for p in raw.split(","))):
-        name, sep, path = part.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise ValueError(
-                f"MLOTEL_REFERENCES: expected MODEL=PATH[,MODEL=PATH...], got {part!r}"
-            )
-        found[name.strip()] = path.strip()
+    found: dict[Any, Any] = dict(setting_from_env("references"))
     found.update(given or {})
     if not found:
         return found
@@ -436,29 +409,31 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         name: Any,
         version: Any,
         extra: tuple[Any, ...],
+        span_attributes: dict[str, Any] | None = None,
     ) -> ModelSpec:
         options = self._options
         model_name = str(
-            name or _lookup(options.get("model_names"), cls) or self._default_name(instance, cls)
+            name or lookup(options.get("model_names"), cls) or self._default_name(instance, cls)
         )
         if version is None:
-            version = _lookup(options.get("model_versions"), cls, model_name)
-        output = _lookup(options.get("outputs"), cls, model_name) or self._default_output(
+            version = lookup(options.get("model_versions"), cls, model_name)
+        output = lookup(options.get("outputs"), cls, model_name) or self._default_output(
             instance, cls, model_name
         )
         version_text = None if version is None else str(version)
         return ModelSpec(
             model_name,
             version_text,
-            framework_of(cls),
+            semconv.framework_of(cls),
             operation,
             None,
             output,
             analyzers=self._analyzers(cls, model_name, version_text),
+            span_attributes=span_attributes,
         )
 
     def _analyzers(self, cls: type, model_name: str, version: str | None) -> tuple[Analyzer, ...]:
-        reference = _lookup(self._options.get("references"), cls, model_name)
+        reference = lookup(self._options.get("references"), cls, model_name)
         if reference is None:
             return ()
         # One drift monitor per model, shared by its operations (predict, predict_proba).
@@ -505,7 +480,7 @@ def default_prepare(
     is still observed, without class labels or feature names, and the fault counted.
     """
     return (
-        _input_of(args, kwargs),
+        input_of(args, kwargs),
         _attribute(instance, "classes_"),
         names_of(_attribute(instance, "feature_names_in_")),
     )
@@ -539,7 +514,7 @@ def inference_wrapper(
         state = STATE.get()
         if state is not None or instance is None or not is_instrumentation_enabled():
             if nested and state == INFERENCE and instance is not None:
-                tracer = _runtime.lazy_runtime().tracer
+                tracer = _lifecycle.lazy_runtime().tracer
                 with tracer.start_as_current_span(f"{operation} {type(instance).__name__}"):
                     return wrapped(*args, **kwargs)
             return wrapped(*args, **kwargs)
@@ -551,13 +526,13 @@ def inference_wrapper(
             return wrapped(*args, **kwargs)
         token = STATE.set(INFERENCE)
         try:
-            call = _start(spec, features)
+            call = start_call(spec, features)
             if call is None:
                 return wrapped(*args, **kwargs)
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
-                _finish(call, spec, features, None, exc, labels, names)
+                call.finish(error=exc, class_labels=labels, feature_names=names)
                 raise
             observed, scores = result, None
             if readout is not None:
@@ -565,7 +540,7 @@ def inference_wrapper(
                     observed, scores = readout(result)
                 except Exception as exc:
                     tally.error(component, exc)
-            _finish(call, spec, features, observed, None, labels, names, scores)
+            call.finish(observed, scores=scores, class_labels=labels, feature_names=names)
             return result
         finally:
             STATE.reset(token)

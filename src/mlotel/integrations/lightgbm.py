@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._instrument import _input_of
+from .._call import input_of
 from ._base import (
     MLInstrumentor,
     inference_wrapper,
@@ -27,7 +27,7 @@ _TRAINING_FUNCTIONS = ("train", "cv")
 def _prepare_booster(
     instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[Any, Any, Any]:
-    data = _input_of(args, kwargs)
+    data = input_of(args, kwargs)
     return (kwargs.get("data") if data is None else data), None, None
 
 

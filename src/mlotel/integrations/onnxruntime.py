@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .._instrument import ModelSpec
+from .._call import ModelSpec
 from ._base import MODEL_NAME_ATTRIBUTE, MODEL_VERSION_ATTRIBUTE, MLInstrumentor, inference_wrapper
 
 __all__ = ["OnnxRuntimeInstrumentor"]
@@ -86,6 +86,7 @@ class OnnxRuntimeInstrumentor(MLInstrumentor):
         name: Any,
         version: Any,
         extra: tuple[Any, ...],
+        span_attributes: dict[str, Any] | None = None,
     ) -> ModelSpec:
         path = getattr(instance, "_model_path", None)
         stem = None
@@ -105,4 +106,6 @@ class OnnxRuntimeInstrumentor(MLInstrumentor):
                 (versions[k] for k in (stem, graph, name) if k is not None and k in versions),
                 meta_version or None,
             )
-        return super()._build_spec(instance, cls, operation, name, version, extra)
+        return super()._build_spec(
+            instance, cls, operation, name, version, extra, span_attributes
+        )

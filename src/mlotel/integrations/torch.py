@@ -29,10 +29,10 @@ from typing import Any
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from .. import _runtime, semconv
-from .._errors import tally
-from .._instrument import ModelSpec, _finish, _input_of, _start
-from ._base import INFERENCE, STATE, TRAINING, MLInstrumentor, _lookup
+from .. import _lifecycle, semconv
+from .._call import INFERENCE, TRAINING, ModelSpec, input_of, start_call
+from .._self_telemetry import tally
+from ._base import STATE, MLInstrumentor, lookup
 
 __all__ = ["SCORE_MODES", "TorchInstrumentor"]
 
@@ -80,14 +80,15 @@ class TorchInstrumentor(MLInstrumentor):
         name: Any,
         version: Any,
         extra: tuple[Any, ...],
+        span_attributes: dict[str, Any] | None = None,
     ) -> ModelSpec:
-        spec = super()._build_spec(instance, cls, operation, name, version, extra)
         device, dtype = extra
+        attributes: dict[str, Any] = dict(span_attributes or {})
         if device is not None:
-            spec._span_attrs[semconv.ATTR_MODEL_DEVICE] = str(device)
+            attributes[semconv.ATTR_MODEL_DEVICE] = str(device)
         if dtype is not None:
-            spec._span_attrs[semconv.ATTR_INPUT_DTYPE] = str(dtype).removeprefix("torch.")
-        return spec
+            attributes[semconv.ATTR_INPUT_DTYPE] = str(dtype).removeprefix("torch.")
+        return super()._build_spec(instance, cls, operation, name, version, extra, attributes)
 
     def _default_output(self, instance: Any, cls: type, model_name: str) -> str:
         return "probabilities" if self._score_mode(cls, model_name) else "auto"
@@ -97,7 +98,7 @@ class TorchInstrumentor(MLInstrumentor):
         mode = (
             scores
             if isinstance(scores, str) or scores is None
-            else _lookup(scores, cls, model_name)
+            else lookup(scores, cls, model_name)
         )
         if mode is not None and mode not in SCORE_MODES:
             raise ValueError(f"scores={mode!r} must be one of {', '.join(SCORE_MODES)}")
@@ -138,7 +139,7 @@ class TorchInstrumentor(MLInstrumentor):
             state = STATE.get()
             if state is not None or not is_instrumentation_enabled():
                 if nested and state == INFERENCE:
-                    tracer = _runtime.lazy_runtime().tracer
+                    tracer = _lifecycle.lazy_runtime().tracer
                     with tracer.start_as_current_span(f"forward {type(instance).__name__}"):
                         return wrapped(*args, **kwargs)
                 return wrapped(*args, **kwargs)
@@ -149,7 +150,7 @@ class TorchInstrumentor(MLInstrumentor):
                 finally:
                     STATE.reset(token)
             try:
-                features = _input_of(args, kwargs)
+                features = input_of(args, kwargs)
                 tensor = _first_tensor(features)
                 device = None if tensor is None else tensor.device
                 dtype = None if tensor is None else tensor.dtype
@@ -164,13 +165,13 @@ class TorchInstrumentor(MLInstrumentor):
                 return wrapped(*args, **kwargs)
             token = STATE.set(INFERENCE)
             try:
-                call = _start(spec, features)
+                call = start_call(spec, features)
                 if call is None:
                     return wrapped(*args, **kwargs)
                 try:
                     result = wrapped(*args, **kwargs)
                 except BaseException as exc:
-                    _finish(call, spec, features, None, exc, None, None)
+                    call.finish(error=exc)
                     raise
                 observed = result
                 try:
@@ -181,10 +182,10 @@ class TorchInstrumentor(MLInstrumentor):
                     if mode is not None:
                         began = perf_counter()
                         observed = to_probabilities(result, mode)
-                        call.start += perf_counter() - began  # not the model's latency
+                        call.exclude(perf_counter() - began)  # not the model's latency
                 except Exception as exc:
                     tally.error("integrations.torch", exc)
-                _finish(call, spec, features, observed, None, None, None)
+                call.finish(observed)
                 return result
             finally:
                 STATE.reset(token)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._instrument import _input_of
+from .._call import input_of
 from ._base import (
     MLInstrumentor,
     inference_wrapper,
@@ -46,7 +46,7 @@ class _DMatrixRows:
 def _prepare_booster(
     instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[Any, Any, Any]:
-    data = _input_of(args, kwargs)
+    data = input_of(args, kwargs)
     if data is None:
         data = kwargs.get("data")
     if type(data).__name__ in ("DMatrix", "QuantileDMatrix") and hasattr(data, "num_row"):

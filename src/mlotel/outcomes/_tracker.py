@@ -1,4 +1,4 @@
-"""Delayed ground truth: prediction ids, the bounded store of recent predictions, the join.
+"""Delayed ground truth: the bounded store of recent predictions and the outcome join.
 
 Every predicted row has an id. Generated ids are ``"<call id>-<row>"`` (the call
 id is the span's and log record's ``ml.prediction.id``, 16 hex digits; the row
@@ -18,12 +18,10 @@ pair in the prediction's span context and republishes ``ml.model.performance``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
@@ -32,29 +30,20 @@ from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from . import semconv
-from ._aggregation import AttrKey, MetricStore
-from ._config import Settings
-from ._data import clean_value, interpret_output
-from ._errors import tally
-from ._performance import classification_metrics, estimated_metrics, regression_metrics
+from .. import semconv
+from .._config import Settings
+from .._metric_store import AttrKey, MetricStore
+from .._model_io import clean_value, interpret_output
+from .._self_telemetry import tally
+from ._ids import as_list
+from ._metrics import classification_metrics, estimated_metrics, regression_metrics
 
 if TYPE_CHECKING:
-    from ._monitor import CallRecord, Monitor, OutputGroup
-    from ._runtime import Runtime
+    from .._aggregator import CallRecord, ModelAggregator, OutputGroup
 
-__all__ = [
-    "OutcomeTracker",
-    "last_prediction_ids",
-    "prediction_ids",
-    "record_outcome",
-    "record_outcomes",
-    "span_ids",
-    "supplied_ids",
-]
+__all__ = ["InvalidActual", "OutcomeTracker"]
 
 MATCHED, UNKNOWN_ID, LATE, DUPLICATE, INVALID = semconv.OUTCOME_STATUSES
-_MAX_SPAN_IDS = 64  # user-supplied ids put on the span (all of them go to the store)
 _MAX_LABELS = 1024  # distinct labels a model's store tracks; later ones never match
 _OTHER_PREDICTED = -1  # code of a predicted label past the cap
 _OTHER_ACTUAL = -2  # code of an actual label past the cap (never equal to a prediction)
@@ -67,92 +56,6 @@ _ARRAYS = (
     "_seq", "_row", "_time", "_pred", "_proba", "_top", "_matched", "_trace_hi", "_trace_lo",
     "_span", "_flags", "_key", "_keyed",
 )  # fmt: skip
-
-_last_ids: ContextVar[tuple[str, int, Any] | None] = ContextVar(
-    "mlotel_last_prediction_ids", default=None
-)
-_supplied: ContextVar[Any] = ContextVar("mlotel_prediction_ids", default=None)
-set_last_ids = _last_ids.set
-get_supplied = _supplied.get
-
-
-# --- ids -------------------------------------------------------------------------------
-
-
-def _as_list(ids: Any, rows: int | None = None) -> list[Any]:
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
-        return [ids]  # one id for a one-row call
-    tolist = getattr(ids, "tolist", None)  # numpy arrays, pandas Series/Index
-    return list(tolist()) if callable(tolist) else list(ids)
-
-
-def last_prediction_ids() -> list[str]:
-    """Ids of the rows of the last instrumented call made in this thread / async task.
-
-    One id per output row, in row order: the ids given through
-    :func:`prediction_ids` / ``instrument(prediction_ids=...)``, else generated
-    ``"<call id>-<row>"`` ids. Empty before any call, after a failed call, and after a
-    call whose output is no prediction to join outcomes to (``transform``,
-    ``decision_function``, ``score_samples``, ``embed``, or ``output="none"``).
-
-    >>> import mlotel, mlotel.testing
-    >>> with mlotel.testing.capture_telemetry():
-    ...     double = mlotel.instrument(lambda rows: [2 * r[0] for r in rows], model_name="x2")
-    ...     _ = double([[1.0], [2.0]])
-    ...     ids = mlotel.last_prediction_ids()
-    >>> len(ids), ids[1].endswith("-1")
-    (2, True)
-    """
-    found = _last_ids.get()
-    if found is None:
-        return []
-    call_id, rows, supplied = found
-    if supplied is not None:
-        return [str(v) for v in _as_list(supplied)]
-    return [f"{call_id}-{row}" for row in range(rows)]
-
-
-@contextlib.contextmanager
-def prediction_ids(ids: Any) -> Iterator[None]:
-    """Use your own ids (order ids, request ids) for the rows predicted inside the block.
-
-    ``ids`` is one id per row of each call made in the block (a list, array,
-    Series, or a single id for a one-row call); they are converted with ``str``.
-
-    >>> import mlotel, mlotel.testing
-    >>> with mlotel.testing.capture_telemetry():
-    ...     score = mlotel.instrument(lambda rows: [0.5 for _ in rows], model_name="s")
-    ...     with mlotel.prediction_ids(["order-17", "order-18"]):
-    ...         _ = score([[1.0], [2.0]])
-    ...     mlotel.last_prediction_ids()
-    ['order-17', 'order-18']
-    """
-    token = _supplied.set(ids)
-    try:
-        yield
-    finally:
-        _supplied.reset(token)
-
-
-def supplied_ids(source: Any, features: Any) -> Any:
-    """Ids from ``instrument(prediction_ids=...)``: a callable of the input, or the name
-    of an id column of a DataFrame / dict input."""
-    if callable(source):
-        return source(features)
-    try:
-        return features[source]
-    except (KeyError, IndexError, TypeError, ValueError):
-        # An input without the id column: generated ids, a counted drop (not a fault).
-        tally.drop("outcomes", "prediction_ids_column")
-        return None
-
-
-def span_ids(ids: Any) -> list[str]:
-    """The first user-supplied ids of a call, for its span attribute (bounded work)."""
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
-        return [str(ids)]
-    head = ids[:_MAX_SPAN_IDS] if hasattr(ids, "__getitem__") else ids
-    return [str(v) for v in _as_list(head)[:_MAX_SPAN_IDS]]
 
 
 # --- labels ----------------------------------------------------------------------------
@@ -192,7 +95,7 @@ class OutcomeTracker:
     name = "outcomes"
     needs_inputs = False
 
-    def __init__(self, monitor: Monitor, store: MetricStore, settings: Settings) -> None:
+    def __init__(self, monitor: ModelAggregator, store: MetricStore, settings: Settings) -> None:
         self.monitor = monitor
         self.model_name = monitor.model_name
         self._store = store
@@ -282,8 +185,10 @@ class OutcomeTracker:
         return table, inverse.reshape(-1)[cut:]
 
     # --- flush time (monitor's flushing thread) -----------------------------------------
-    def process(self, records: Sequence[CallRecord], monitor: Monitor, store: MetricStore) -> None:
-        new_scores = self._insert(records, monitor) if records else False
+    def process(
+        self, records: Sequence[CallRecord], aggregator: ModelAggregator, store: MetricStore
+    ) -> None:
+        new_scores = self._insert(records, aggregator) if records else False
         with self._lock:
             pending, self._pending = self._pending, []
         now = _time_ns()
@@ -294,7 +199,7 @@ class OutcomeTracker:
         if new_scores and self._estimate:
             self._publish(self._estimated(now), estimates=True)
 
-    def _insert(self, records: Sequence[CallRecord], monitor: Monitor) -> bool:
+    def _insert(self, records: Sequence[CallRecord], monitor: ModelAggregator) -> bool:
         scored = False
         # The monitor grouped the flushed records by output layout and read each group's
         # outputs already (labels, top scores, values): the store takes rows of that.
@@ -302,7 +207,7 @@ class OutcomeTracker:
             if key[0] in _NO_LABEL_OPERATIONS:
                 continue
             calls = [records[i] for i in group.indexes]
-            sizes = [len(rec.output) for rec in calls]  # type: ignore[arg-type]
+            sizes = [len(rec.output) for rec in calls]
             offsets = list(accumulate(sizes, initial=0))  # first row of each call in the group
             # Slices of about _CHUNK_ROWS rows: numpy keeps the GIL on arrays this small, so
             # the flusher never waits a switch interval (5 ms) to get it back after each of
@@ -390,7 +295,7 @@ class OutcomeTracker:
         spans: list[int] = []
         flags: list[int] = []
         for rec in group:
-            counts.append(len(rec.output))  # type: ignore[arg-type]
+            counts.append(len(rec.output))
             ends.append(rec.end_ns)
             context = rec.span.get_span_context() if rec.span is not None else None
             if context is not None and context.is_valid:
@@ -467,7 +372,7 @@ class OutcomeTracker:
             supplied = rec.row_ids
             if supplied is not None:
                 try:
-                    keys = [str(v) for v in _as_list(supplied)]
+                    keys = [str(v) for v in as_list(supplied)]
                 except Exception as exc:
                     tally.error("outcomes.ids", exc)
                     keys = []
@@ -944,131 +849,6 @@ def _reading_fits(
     if group.explicit is None or len(group.explicit) != n:
         return False
     return all(
-        len(rec.scores) == offsets[p + 1] - offsets[p]  # type: ignore[arg-type]
+        len(rec.scores) == offsets[p + 1] - offsets[p]
         for rec, p in zip(chosen, positions)
     )
-
-
-# --- public entry points ---------------------------------------------------------------
-
-
-def _runtime_now() -> Runtime | None:
-    from . import _runtime
-
-    runtime = _runtime._current
-    if runtime is None or runtime.stale:
-        runtime = _runtime.lazy_runtime()
-    return None if runtime.disabled else runtime
-
-
-def _trackers(runtime: Runtime, model_name: str | None) -> list[OutcomeTracker]:
-    trackers = list(runtime.outcome_trackers.values())
-    if model_name is not None:
-        trackers = [t for t in trackers if t.model_name == model_name]
-    return trackers
-
-
-def _count_unknown(runtime: Runtime, model_name: str | None, amount: int) -> None:
-    if not amount:
-        return
-    attrs: AttrKey = ((semconv.ATTR_OUTCOME_STATUS, UNKNOWN_ID),)
-    if model_name is not None:
-        attrs = ((semconv.ATTR_MODEL_NAME, model_name), *attrs)
-    runtime.store.add(semconv.OUTCOMES, attrs, amount)
-
-
-def _flush_buffered(runtime: Runtime, model_name: str | None) -> bool:
-    """Flush the monitors, so calls still buffered (or being flushed by another thread
-    right now: flush waits for it) are in the store. True when a monitor was flushed."""
-    flushed = False
-    for monitor in list(runtime.monitors.values()):
-        if model_name is None or monitor.model_name == model_name:
-            monitor.flush()
-            flushed = True
-    return flushed
-
-
-def record_outcome(prediction_id: Any, actual: Any, *, model_name: str | None = None) -> str:
-    """Join the ground truth of one predicted row; returns its ``ml.outcome.status``.
-
-    ``prediction_id`` is an id from :func:`last_prediction_ids` (or one you
-    supplied); ``actual`` is the true label (classifiers) or value (regression).
-    ``model_name`` limits the search to that model; by default every model is
-    searched. Statuses: ``matched`` (joined; counts toward ``ml.model.performance``),
-    ``unknown_id`` (never seen, or evicted from the store), ``late`` (older than
-    ``outcome_ttl``), ``duplicate`` (already matched), or ``disabled`` when mlotel is
-    off. Raises ``ValueError`` (after counting ``invalid``) when ``actual`` is None,
-    NaN, or of another type than the model's predictions.
-
-    >>> import mlotel, mlotel.testing
-    >>> with mlotel.testing.capture_telemetry():
-    ...     clf = mlotel.instrument(lambda rows: [1 for _ in rows], model_name="ones")
-    ...     _ = clf([[0.5], [0.7]])
-    ...     first, second = mlotel.last_prediction_ids()
-    ...     mlotel.record_outcome(first, 1), mlotel.record_outcome(first, 1)
-    ('matched', 'duplicate')
-    """
-    runtime = _runtime_now()
-    if runtime is None:
-        return "disabled"
-    key = prediction_id if type(prediction_id) is str else str(prediction_id)
-    now = _time_ns()
-    for attempt in range(2):
-        for tracker in _trackers(runtime, model_name):
-            try:
-                status = tracker.join_one(key, actual, now)
-            except InvalidActual as exc:
-                raise ValueError(f"mlotel.record_outcome({key!r}): {exc}") from None
-            if status is not None:
-                tracker.count(status, 1)
-                return status
-        # The prediction may still sit in a monitor's buffer: flush, then look again.
-        if attempt or not _flush_buffered(runtime, model_name):
-            break
-    _count_unknown(runtime, model_name, 1)
-    return UNKNOWN_ID
-
-
-def record_outcomes(
-    prediction_ids: Iterable[Any], actuals: Iterable[Any], *, model_name: str | None = None
-) -> dict[str, int]:
-    """Join many outcomes at once; returns counts by status (``invalid`` included).
-
-    Vectorised: one dict lookup per id, the rest in numpy. Unlike
-    :func:`record_outcome` an unusable actual does not raise: it is counted as
-    ``invalid`` (in the result and in ``ml.outcomes``).
-
-    >>> import mlotel, mlotel.testing
-    >>> with mlotel.testing.capture_telemetry():
-    ...     clf = mlotel.instrument(lambda rows: [r[0] > 0 for r in rows], model_name="sign")
-    ...     _ = clf([[1.0], [-1.0], [2.0]])
-    ...     ids = mlotel.last_prediction_ids()
-    ...     counts = mlotel.record_outcomes(ids + ["nope-0"], [True, True, None, False])
-    >>> counts["matched"], counts["unknown_id"], counts["invalid"]
-    (2, 1, 1)
-    """
-    ids = [v if type(v) is str else str(v) for v in _as_list(prediction_ids)]
-    values = _as_list(actuals)
-    if len(ids) != len(values):
-        raise ValueError(
-            f"mlotel.record_outcomes: {len(ids)} ids but {len(values)} actuals (one each)"
-        )
-    totals = dict.fromkeys(semconv.OUTCOME_STATUSES, 0)
-    runtime = _runtime_now()
-    if runtime is None:
-        return totals
-    now = _time_ns()
-    remaining = list(range(len(ids)))
-    for attempt in range(2):
-        for tracker in _trackers(runtime, model_name):
-            if not remaining:
-                break
-            counts, remaining = tracker.join_many(ids, values, remaining, now)
-            for status, amount in counts.items():
-                totals[status] += amount
-                tracker.count(status, amount)
-        if not remaining or attempt or not _flush_buffered(runtime, model_name):
-            break
-    totals[UNKNOWN_ID] += len(remaining)
-    _count_unknown(runtime, model_name, len(remaining))
-    return totals

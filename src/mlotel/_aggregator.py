@@ -1,10 +1,11 @@
 """Per-model aggregation: the bridge from finished calls to metrics and log records.
 
-Hot path (:meth:`Monitor.observe`): one ``deque.append`` of a tuple. Flush
-(size-triggered in the background, before every metric collection, and at
-shutdown): durations, batch sizes, classes and scores of all buffered calls are
-aggregated with numpy in one pass, and one ``ml.prediction`` log record per
-sampled call is emitted in that call's span context with its own timestamp.
+Hot path (:meth:`ModelAggregator.observe`): one ``deque.append`` of the finished call
+object. Flush (size-triggered in the background, before every metric collection, and
+at shutdown): outputs are read, payloads built, and durations, batch sizes, classes
+and scores of all buffered calls aggregated with numpy in one pass; one
+``ml.prediction`` log record per sampled call is emitted in that call's span context
+with its own timestamp; then the analyzers (drift, outcomes) read the same batch.
 """
 
 from __future__ import annotations
@@ -19,13 +20,21 @@ from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 
 from . import semconv
-from ._aggregation import AttrKey, MetricStore
 from ._config import Settings
-from ._data import clean_value, interpret_output, reduce_rows
-from ._errors import tally
+from ._metric_store import AttrKey, MetricStore
+from ._model_io import (
+    clean_value,
+    default_names,
+    features_payload,
+    interpret_output,
+    output_array,
+    reduce_rows,
+    row_fits,
+)
 from ._otel_logs import Logger
+from ._self_telemetry import tally
 
-__all__ = ["Analyzer", "CallRecord", "Monitor", "OutputGroup"]
+__all__ = ["Analyzer", "CallRecord", "ModelAggregator", "OutputGroup"]
 
 _INFO = (SeverityNumber.INFO, "INFO")
 _ERROR = (SeverityNumber.ERROR, "ERROR")
@@ -35,25 +44,33 @@ _INT64_MIN = -(2**63)  # clean_value turns integers with abs(v) >= 2**63 into st
 _INT64_LIMIT = 2**63
 
 
-class CallRecord(NamedTuple):
-    """Everything a finished call hands to its monitor (built on the caller's thread)."""
+class CallRecord(Protocol):
+    """A finished call as its aggregator and the analyzers read it at flush time
+    (:class:`mlotel._call.ObservedCall`)."""
 
     end_ns: int
     duration: float
-    operation: str
     error_type: str | None
     rows: int
-    output: np.ndarray | None
-    features: dict[str, Any] | None  # None: payload not sampled for this call
-    truncated: bool
+    output: Any  # the model's output; an ndarray (or None) once the flush read it
+    output_rows: int  # rows of the untrimmed output (0: unknown, use the input's)
     span: trace.Span | None
     prediction_id: str
     class_labels: Sequence[Any] | None
-    output_kind: str
-    scores: np.ndarray | None = None  # explicit scores (inference().record(scores=...))
-    output_rows: int = 0  # rows of the untrimmed output (0: unknown, use the input's)
-    inputs: Any = None  # the call's input object, kept only when an analyzer reads inputs
-    row_ids: Any = None  # ids the caller supplied for the rows (else "<prediction_id>-<row>")
+    feature_names: Sequence[str] | None
+    scores: Any  # explicit scores (inference().record(scores=...)); an ndarray after reading
+    inputs: Any  # what telemetry reads of the input (a snapshot), or None
+    row_ids: Any  # ids the caller supplied for the rows (else "<prediction_id>-<row>")
+    sampled: bool  # the call's payload is logged
+
+    @property
+    def operation(self) -> str: ...
+
+    @property
+    def output_kind(self) -> str: ...
+
+    @property
+    def keep_rows(self) -> int | None: ...
 
 
 class OutputGroup(NamedTuple):
@@ -90,11 +107,13 @@ class Analyzer(Protocol):
     def needs_inputs(self) -> bool:
         """Whether records must carry the call's input object (``CallRecord.inputs``)."""
 
-    def process(self, records: Sequence[CallRecord], monitor: Monitor, store: MetricStore) -> None:
+    def process(
+        self, records: Sequence[CallRecord], aggregator: ModelAggregator, store: MetricStore
+    ) -> None:
         """Consume one flushed batch of records."""
 
 
-class Monitor:
+class ModelAggregator:
     """Aggregates the calls of one model (name + version)."""
 
     def __init__(
@@ -163,11 +182,12 @@ class Monitor:
 
     # --- hot path -----------------------------------------------------------------
     def observe(self, record: CallRecord) -> None:
+        """Buffer one finished call (called on the caller's thread: O(1))."""
         buffer = self._buffer
         buffer.append(record)
         size = len(buffer)
         output = record.output
-        if output is not None and output.nbytes > 4096:
+        if type(output) is np.ndarray and output.nbytes > 4096:
             # Large outputs (embeddings, wide score matrices) bound the buffer by bytes too.
             self._buffered_bytes += output.nbytes
             if self._buffered_bytes >= _MAX_BUFFERED_BYTES:
@@ -199,6 +219,8 @@ class Monitor:
                 tally.error("monitor.flush", exc)
 
     def _aggregate(self, records: list[CallRecord]) -> None:
+        _read_outputs(records)
+        payloads = self._payloads(records) if self._logger is not None else {}
         store = self._store
         base = self.base_attrs
         durations: dict[tuple[str, str | None], list[float]] = {}
@@ -240,14 +262,17 @@ class Monitor:
         groups = {key: OutputGroup(indexes) for key, indexes in outputs.items()}
         for key, indexes in outputs.items():
             try:
-                self._aggregate_outputs(records, key, indexes, log_predictions, groups)
+                self._aggregate_outputs(records, key, indexes, log_predictions, groups, payloads)
             except Exception as exc:
                 # One unreadable output group costs its classes/scores only: the other
                 # groups, every duration and every log record still go out.
                 tally.error("monitor.outputs", exc)
                 store.add(semconv.PREDICTIONS, base, _rows(records, indexes))
         if self._logger is not None:
-            self._emit_logs(records, log_predictions)
+            self._emit_logs(records, log_predictions, payloads)
+        if not self.keeps_inputs:  # kept for the payloads only: no analyzer reads them
+            for rec in records:
+                rec.inputs = None
         self.output_groups = groups
         self._run_analyzers(records)
         self.output_groups = {}
@@ -266,6 +291,7 @@ class Monitor:
         indexes: list[int],
         log_predictions: dict[int, tuple[Any, Any]],
         groups: dict[tuple[Any, ...], OutputGroup],
+        payloads: dict[int, tuple[dict[str, Any], bool]],
     ) -> None:
         store = self._store
         base = self.base_attrs
@@ -293,7 +319,7 @@ class Monitor:
         shown = labels if labels is not None else values
         if shown is None and self._logger is not None:
             shown = block
-        self._split_for_logs(records, indexes, shown, scores, log_predictions)
+        self._split_for_logs(records, indexes, shown, scores, log_predictions, payloads)
 
     def _count_classes(self, labels: np.ndarray) -> None:
         kind = labels.dtype.kind
@@ -344,6 +370,7 @@ class Monitor:
         shown: np.ndarray | None,
         scores: np.ndarray | None,
         into: dict[int, tuple[Any, Any]],
+        payloads: dict[int, tuple[dict[str, Any], bool]],
     ) -> None:
         if self._logger is None:
             return
@@ -360,11 +387,12 @@ class Monitor:
         )
         for i in indexes:
             rec = records[i]
-            n = len(rec.output)  # type: ignore[arg-type]
-            if rec.features is not None:
+            n = len(rec.output)
+            found = payloads.get(i)
+            if found is not None:
                 # Log the outputs of the rows whose features were logged, so row i of
                 # every list belongs together.
-                rows = 1 if rec.rows == 1 else _logged_rows(rec.features, rec.rows, limit)
+                rows = 1 if rec.rows == 1 else _logged_rows(found[0], rec.rows, limit)
                 into[i] = (
                     _slice(shown_list, offset, n, rows)
                     if shown_list is not None
@@ -375,14 +403,89 @@ class Monitor:
                 )
             offset += n
 
+    def _payloads(self, records: list[CallRecord]) -> dict[int, tuple[dict[str, Any], bool]]:
+        """``{index: (feature map, truncated)}`` of the sampled calls.
+
+        One-row numeric array inputs of the same width and names (the common serving
+        call) are converted together: one ``tolist`` for the whole group.
+        """
+        settings = self._settings
+        max_bytes = settings.payload_max_bytes
+        max_features = settings.max_features
+        found: dict[int, tuple[dict[str, Any], bool]] = {}
+        rows_by_layout: dict[tuple[int, Any], list[int]] = {}
+        for index, rec in enumerate(records):
+            if not rec.sampled:
+                continue
+            x = rec.inputs
+            if (
+                type(x) is np.ndarray
+                and x.dtype.kind in "bif"
+                and (x.ndim == 1 or (x.ndim == 2 and x.shape[0] == 1))
+                and x.size <= max_features
+            ):
+                rows_by_layout.setdefault((x.size, rec.feature_names), []).append(index)
+                continue
+            found[index] = self._payload(rec)
+        for (width, given), indexes in rows_by_layout.items():
+            names = self._names(given, width)
+            if not row_fits(names, width, max_bytes):
+                for index in indexes:
+                    found[index] = self._payload(records[index])
+                continue
+            block = np.concatenate([records[i].inputs.reshape(1, -1) for i in indexes])
+            if block.dtype.kind == "u" and block.dtype.itemsize == 8:
+                block = block.astype(np.float64)
+            for index, row in zip(indexes, block.tolist()):
+                found[index] = (self._redact(dict(zip(names, row))), False)
+        return found
+
+    @staticmethod
+    def _names(given: Sequence[str] | None, width: int) -> tuple[str, ...]:
+        if given is not None and len(given) == width:
+            return given if type(given) is tuple else tuple(given)
+        return default_names(width)
+
+    def _payload(self, rec: CallRecord) -> tuple[dict[str, Any], bool]:
+        if rec.inputs is None:
+            return {}, False
+        try:
+            payload, truncated, dropped = features_payload(
+                rec.inputs,
+                rec.feature_names,
+                self._settings.payload_max_bytes,
+                self._settings.max_features,
+                rec.rows,
+            )
+        except Exception as exc:
+            tally.error("payload", exc)
+            return {}, True
+        if dropped:
+            tally.drop("payload", "max_features", dropped)
+        return self._redact(payload), truncated
+
+    def _redact(self, payload: dict[str, Any]) -> dict[str, Any]:
+        redact = self._settings.payload_redact
+        allow = self._settings.payload_allow
+        if redact or allow is not None:
+            for key in payload:
+                if key in redact or (allow is not None and key not in allow):
+                    payload[key] = semconv.REDACTED
+        return payload
+
     def _emit_logs(
-        self, records: list[CallRecord], predictions: dict[int, tuple[Any, Any]]
+        self,
+        records: list[CallRecord],
+        predictions: dict[int, tuple[Any, Any]],
+        payloads: dict[int, tuple[dict[str, Any], bool]],
     ) -> None:
         logger = self._logger
         assert logger is not None
         for index, rec in enumerate(records):
-            if rec.features is None:
+            found = payloads.get(index)
+            if found is None:
                 continue
+            features, truncated = found
             attributes = dict(self._log_base)
             if self._overflow:
                 _real_identity(rec, attributes)
@@ -393,13 +496,13 @@ class Monitor:
             if rec.row_ids is not None:
                 _logged_ids(rec, prediction, attributes)
             payload = attributes if self._payload_in_attributes else {}
-            if rec.features:
-                payload[semconv.ATTR_FEATURES] = rec.features
+            if features:
+                payload[semconv.ATTR_FEATURES] = features
             if prediction is not None:
                 payload[semconv.ATTR_PREDICTION] = prediction
             if score is not None:
                 payload[semconv.ATTR_PREDICTION_SCORE] = score
-            if rec.truncated:
+            if truncated:
                 attributes[semconv.ATTR_PAYLOAD_TRUNCATED] = True
             severity, severity_text = _INFO
             if rec.error_type is not None:
@@ -418,6 +521,29 @@ class Monitor:
                 )
             except Exception as exc:
                 tally.error("logs.emit", exc)
+
+
+def _read_outputs(records: list[CallRecord]) -> None:
+    """Turn each call's output (and explicit scores) into a numpy array, or None."""
+    for rec in records:
+        if rec.error_type is not None:
+            rec.output = None
+            continue
+        output = rec.output
+        if output is not None and type(output) is not np.ndarray:
+            keep = rec.keep_rows if rec.scores is None else None
+            try:
+                rec.output = output_array(output, keep)
+            except Exception as exc:
+                tally.error("data.output", exc)
+                rec.output = None
+        scores = rec.scores
+        if scores is not None and type(scores) is not np.ndarray:
+            try:
+                rec.scores = output_array(scores)
+            except Exception as exc:
+                tally.error("data.scores", exc)
+                rec.scores = None
 
 
 def _real_identity(rec: CallRecord, attributes: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ import threading
 from collections import Counter
 
 from . import semconv
-from ._aggregation import MetricStore
+from ._metric_store import MetricStore
 
 __all__ = ["Tally", "logger", "tally"]
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from . import semconv
-from ._performance import classification_metrics, regression_metrics
+from .. import semconv
+from ._metrics import classification_metrics, regression_metrics
 
 __all__ = ["performance_from_logs", "predictions_from_logs"]
 

@@ -18,11 +18,17 @@ __all__ = [
     "MAX_STRING",
     "batch_size",
     "clean_value",
+    "columnar_rows",
     "default_names",
     "features_payload",
+    "input_snapshot",
     "interpret_output",
+    "is_dataframe",
+    "is_torch",
     "output_array",
     "reduce_rows",
+    "row_fits",
+    "torch_to_numpy",
 ]
 
 MAX_STRING = 256
@@ -45,11 +51,11 @@ def _module(obj: Any) -> str:
     return type(obj).__module__.partition(".")[0]
 
 
-def _is_torch(obj: Any) -> bool:
+def is_torch(obj: Any) -> bool:
     return _module(obj) == "torch" and hasattr(obj, "detach")
 
 
-def _is_dataframe(obj: Any) -> bool:
+def is_dataframe(obj: Any) -> bool:
     return _module(obj) == "pandas" and hasattr(obj, "columns") and hasattr(obj, "iloc")
 
 
@@ -57,7 +63,7 @@ def _is_series(obj: Any) -> bool:
     return _module(obj) == "pandas" and hasattr(obj, "index") and not hasattr(obj, "columns")
 
 
-def _torch_to_numpy(tensor: Any) -> np.ndarray:
+def torch_to_numpy(tensor: Any) -> np.ndarray:
     host = tensor.detach().cpu()
     try:
         return np.asarray(host.numpy())
@@ -88,7 +94,7 @@ def _is_document_vector(x: Any) -> bool:
     return _all_text(x if isinstance(x, np.ndarray) else x.array)
 
 
-def _columnar(x: Mapping[Any, Any]) -> int | None:
+def columnar_rows(x: Mapping[Any, Any]) -> int | None:
     """Rows of a dict whose values are all columns (ragged ones padded with None); None
     when any value is a scalar: then the dict is one record (a list value is one feature)."""
     length = None
@@ -115,15 +121,15 @@ def batch_size(x: Any) -> int:
         if x.ndim >= 2:
             return int(x.shape[0])
         return int(x.shape[0]) if x.ndim == 1 and _is_document_vector(x) else 1
-    if _is_torch(x):
+    if is_torch(x):
         shape = tuple(x.shape)
         return int(shape[0]) if len(shape) >= 2 else 1
-    if _is_dataframe(x):
+    if is_dataframe(x):
         return len(x)
     if _is_series(x):
         return len(x) if _is_document_vector(x) else 1
     if isinstance(x, Mapping):
-        columns = _columnar(x)
+        columns = columnar_rows(x)
         return 1 if columns is None else columns
     if isinstance(x, (list, tuple)):
         if not x:
@@ -188,17 +194,17 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
             return x[:max_rows].reshape(-1, 1), None, len(x)
         arr = x if x.ndim == 2 else x.reshape(1, -1) if x.ndim < 2 else x.reshape(len(x), -1)
         return arr[:max_rows], None, arr.shape[0]
-    if _is_torch(x):
+    if is_torch(x):
         shape = tuple(x.shape)
         head = x[:max_rows] if len(shape) >= 2 else x
-        arr = _torch_to_numpy(head)
+        arr = torch_to_numpy(head)
         total = shape[0] if len(shape) >= 2 else 1
         return (
             (arr if arr.ndim == 2 else arr.reshape(len(arr) if arr.ndim > 2 else 1, -1)),
             None,
             total,
         )
-    if _is_dataframe(x):
+    if is_dataframe(x):
         names = tuple(str(c) for c in x.columns)
         return x.iloc[:max_rows].to_numpy(), names, len(x)
     if _is_series(x):
@@ -210,7 +216,7 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
     if isinstance(x, Mapping):
         names = tuple(str(k) for k in x)
         columns = list(x.values())
-        total = _columnar(x)
+        total = columnar_rows(x)
         if total is not None:
             rows = [
                 [col[i] if i < len(col) else None for col in columns]
@@ -253,7 +259,7 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
 _FITS_CACHE: dict[tuple[Sequence[str], int], bool] = {}
 
 
-def _row_fits(names: Sequence[str], width: int, max_bytes: int) -> bool:
+def row_fits(names: Sequence[str], width: int, max_bytes: int) -> bool:
     """Whether one numeric row with these names fits ``max_bytes`` (cached per names)."""
     key = (names, max_bytes)
     fits = _FITS_CACHE.get(key)
@@ -267,16 +273,43 @@ def _row_fits(names: Sequence[str], width: int, max_bytes: int) -> bool:
     return fits
 
 
+def input_snapshot(x: Any, all_rows: bool, max_bytes: int) -> Any:
+    """What telemetry reads of a model input, copied where that is cheap.
+
+    A numpy array is copied as far as a payload of ``max_bytes`` can show it (its
+    first rows), so a caller reusing its buffer cannot change the logged features.
+    When an analyzer (drift) reads every row, and for other inputs, the object itself
+    is kept: the analyzer reads it at flush time.
+
+    >>> x = np.ones((1000, 4))
+    >>> snapshot = input_snapshot(x, False, 8192)
+    >>> x[:] = 0.0  # the caller reuses its buffer
+    >>> snapshot.shape, float(snapshot.min())
+    ((125, 4), 1.0)
+    >>> input_snapshot(x, True, 8192) is x
+    True
+    """
+    if type(x) is not np.ndarray or all_rows:
+        return x
+    if x.ndim < 2 or x.shape[0] <= 1:
+        return x.copy()
+    width = max(1, x.size // x.shape[0])
+    rows = max_bytes // (_NUMBER_BYTES * width + _ROW_OUTPUT_BYTES) + 1
+    return x[:rows].copy()
+
+
 def features_payload(
     x: Any,
     names: Sequence[str] | None,
     max_bytes: int,
     max_features: int,
+    total_rows: int | None = None,
 ) -> tuple[dict[str, Any], bool, int]:
     """The feature map of one call, within ``max_bytes`` (approximate encoded size).
 
     One row gives ``{name: value}``; a batch gives ``{name: [values of the rows that
-    fit]}``. Returns ``(payload, truncated, features_dropped_by_cap)``.
+    fit]}``. Returns ``(payload, truncated, features_dropped_by_cap)``. ``total_rows``:
+    the call's rows when ``x`` holds only the first of them (a snapshot).
 
     >>> features_payload(np.array([[1.0, 2.0]]), ("age", "income"), 8192, 100)
     ({'age': 1.0, 'income': 2.0}, False, 0)
@@ -290,11 +323,13 @@ def features_payload(
                 names = tuple(names)
             if names is None or len(names) != width:
                 names = default_names(width)
-            if _row_fits(names, width, max_bytes):
+            if row_fits(names, width, max_bytes):
                 return dict(zip(names, row.tolist())), False, 0
     # Bound the work before converting: never more rows than could fit.
     row_cap = max(1, max_bytes // 4)
     rows, carried, total = _rows_of(x, row_cap)
+    if total_rows is not None:
+        total = max(total, total_rows)
     width = (
         rows.shape[1] if isinstance(rows, np.ndarray) else max((len(r) for r in rows), default=0)
     )
@@ -378,8 +413,8 @@ def output_array(y: Any, max_rows: int | None = None) -> np.ndarray | None:
         y = y[:max_rows]
     if isinstance(y, np.ndarray):
         return np.array(y, copy=True)
-    if _is_torch(y):
-        return np.array(_torch_to_numpy(y), copy=True)
+    if is_torch(y):
+        return np.array(torch_to_numpy(y), copy=True)
     if _module(y) == "pandas" and hasattr(y, "to_numpy"):
         converted: np.ndarray = np.asarray(y.to_numpy()).copy()
         return converted
