@@ -15,6 +15,7 @@ import yaml
 
 from mlotel import semconv
 from support.collector_files import DASHBOARDS, dashboard_panels, dashboard_queries, split_names
+from support.collector_schema import check_value, config_problems, expand_env
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR = ROOT / "collector"
@@ -108,7 +109,8 @@ def test_single_tier_config_fans_out_to_the_documented_backends() -> None:
     assert set(pipelines["logs"]["exporters"]) >= {"otlp_http/loki", "elasticsearch"}
     assert set(pipelines["traces"]["exporters"]) >= {"otlp_grpc/jaeger"}
     assert all("debug" in p["exporters"] for p in pipelines.values())
-    assert exporters["elasticsearch"]["mapping"]["mode"] == "otel"
+    # OTel-native documents are the exporter's default; `mapping.mode` is deprecated.
+    assert "mode" not in (exporters["elasticsearch"].get("mapping") or {})
     assert "transform/scrub_features" in pipelines["logs"]["processors"]
     statements = config["processors"]["transform/scrub_features"]["log_statements"][0]
     assert all("MLOTEL_SCRUB_FEATURES" in s for s in statements["statements"])
@@ -501,3 +503,380 @@ def test_stack_workflow_queries_are_the_documented_ones() -> None:
         assert any(f"127.0.0.1:{service}/" in q for q in ran), service
     for config in ("otelcol-config.yaml", "otelcol-gateway.yaml"):
         assert f"validate --config=/cfg/{config}" in workflow, config
+
+
+# --- config value types against the pinned release (issue 13, item 15) -----------------
+# OFFLINE CHECK: otelcol-contrib does not run here. tests/support/collector_schema.py holds
+# the Go types of every key, read from the component sources it names.
+
+
+@pytest.mark.parametrize("path", OTELCOL_CONFIGS, ids=lambda p: p.name)
+def test_collector_config_keys_and_value_types_match_the_pinned_structs(path: Path) -> None:
+    problems = config_problems(yaml.safe_load(path.read_text()))
+    assert problems == [], "\n".join(problems)
+
+
+def test_type_table_refuses_what_strict_decoding_refuses() -> None:
+    def problems(value: Any, component: str, kind: str = "exporters") -> list[str]:
+        return config_problems({kind: {component: value}, "service": {}})
+
+    balancer = {"resolver": {"dns": {"hostname": "backend", "port": 4317}}}
+    assert "is not a string" in problems(balancer, "load_balancing")[0]
+    balancer["resolver"]["dns"]["port"] = "4317"
+    assert problems(balancer, "load_balancing") == []
+    # an env reference fills a string field with its text, whatever it looks like
+    balancer["resolver"]["dns"]["port"] = "${env:BACKEND_PORT:-4317}"
+    assert problems(balancer, "load_balancing") == []
+    assert problems({"check_interval": 1}, "memory_limiter", "processors")  # ns, not 1 s
+    negative = {"check_interval": "1s", "limit_percentage": -5}
+    assert problems(negative, "memory_limiter", "processors")
+    assert problems({"tls": {"insecure": "true"}}, "otlp_grpc/x")  # a quoted YAML string
+    assert problems({"tls": {"insecure": "${env:X:-true}"}}, "otlp_grpc/x") == []
+    assert problems({"tls": {"insecure": "${env:X:-maybe}"}}, "otlp_grpc/x")
+    assert problems({"tls": {"enabled": True}}, "otlp_grpc/x")  # client TLS is not optional
+    assert problems({"sending_queue": {"sizer": "rows"}}, "otlp_http/x")
+    assert problems({"endpont": "x:4317"}, "otlp_grpc/x")  # unknown keys are refused
+    assert problems({"mapping": {"mode": "otel"}}, "elasticsearch")
+    assert check_value(["a", 1], ["x"], "p")  # lists are checked item by item
+
+
+# --- the gateway and the backend tier it dials (issue 13, item 16) -------------------------
+
+GATEWAY = COLLECTOR / "otelcol-gateway.yaml"
+BACKEND = COLLECTOR / "otelcol-config.yaml"
+# What docs/operations.md ("Fleets: the gateway variant") tells the backend tier to set.
+BACKEND_TIER_ENV = {
+    "OTELCOL_TLS_ENABLED": "true",
+    "OTELCOL_TLS_CERT_FILE": "/etc/otelcol/tls/tls.crt",
+    "OTELCOL_TLS_KEY_FILE": "/etc/otelcol/tls/tls.key",
+}
+
+
+def _env_names(text: str, required_only: bool = False) -> set[str]:
+    return {
+        name
+        for name, default in re.findall(r"\$\{env:([A-Z_]+)(:-[^}]*)?\}", text)
+        if not (required_only and default)
+    }
+
+
+def test_gateway_dials_the_backend_with_the_tls_its_receivers_serve() -> None:
+    gateway = yaml.safe_load(GATEWAY.read_text())
+    exporters = gateway["exporters"]
+    balancer = exporters["load_balancing"]
+    metrics_exporter = exporters["otlp_grpc/backend"]
+    metrics_endpoint = expand_env(metrics_exporter["endpoint"], {"OTELCOL_BACKEND_HOSTNAME": "b"})
+    dials = {
+        "load_balancing": (
+            balancer["protocol"]["otlp"]["tls"],
+            int(balancer["resolver"]["dns"]["port"]),
+        ),
+        "otlp_grpc/backend": (metrics_exporter["tls"], _host_port(metrics_endpoint)[1]),
+    }
+    backend = yaml.safe_load(BACKEND.read_text())
+    served = expand_env(backend, BACKEND_TIER_ENV)["receivers"]["otlp"]["protocols"]
+    for name, (tls, port) in dials.items():
+        # TLS on (not insecure), verified against the gateway's CA for the backend tier
+        assert not tls.get("insecure", False), name
+        assert tls["ca_file"] == "${env:OTELCOL_TLS_CA_FILE}", name
+        # gRPC to the backend's gRPC receiver port
+        assert port == int(served["grpc"]["endpoint"].rsplit(":", 1)[1]), name
+    # pod IPs from DNS: the certificate is checked against the Service name
+    assert balancer["protocol"]["otlp"]["tls"]["server_name_override"] == (
+        "${env:OTELCOL_BACKEND_HOSTNAME}"
+    )
+    # Under the backend tier's documented variables both receivers serve TLS with a cert.
+    for protocol in ("grpc", "http"):
+        tls = served[protocol]["tls"]
+        assert tls["enabled"] is True, protocol
+        assert tls["cert_file"] and tls["key_file"], protocol
+    # Without them (the compose stack) the same file serves plain text, as the demo expects.
+    plain = expand_env(backend, {})["receivers"]["otlp"]["protocols"]
+    assert all(plain[p]["tls"]["enabled"] is False for p in ("grpc", "http"))
+    demo = COMPOSE["services"]["mlotel-demo"]["environment"]
+    assert demo["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://")
+
+
+def test_gateway_and_backend_tier_variables_are_documented() -> None:
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    fleet = docs.split("**Fleets: the gateway variant.**", 1)[1].split("## Dashboard", 1)[0]
+    readme = (COLLECTOR / "README.md").read_text()
+    required = _env_names(GATEWAY.read_text(), required_only=True)
+    assert {"OTELCOL_BACKEND_HOSTNAME", "OTELCOL_TLS_CA_FILE"} <= required
+    for name in required | set(BACKEND_TIER_ENV):
+        assert f"`{name}" in fleet, f"{name} missing in docs/operations.md (Fleets)"
+        assert f"`{name}" in readme, f"{name} missing in collector/README.md"
+    assert "OTELCOL_TLS_ENABLED=true" in fleet and "OTELCOL_TLS_ENABLED=true" in readme
+    assert set(BACKEND_TIER_ENV) <= _env_names(BACKEND.read_text())
+
+
+# --- compose healthchecks (issue 13, item 17) ------------------------------------------------
+# OFFLINE CHECK: Docker does not run here. What each image contains was read from its
+# build files or its vendor's documentation at the pinned tag:
+# - prom/prometheus:v3.14.0: prometheus/prometheus Dockerfile at v3.14.0, FROM
+#   quay.io/prometheus/busybox (the default "busybox" variant; distroless images carry
+#   a -distroless tag suffix, CHANGELOG 3.x): busybox sh and wget.
+# - prom/alertmanager:v0.33.1: prometheus/alertmanager Dockerfile at v0.33.1, FROM
+#   quay.io/prometheus/busybox: sh and wget.
+# - grafana/grafana:13.2.0: Grafana's "Configure a Grafana Docker image" docs: images are
+#   built on Alpine by default (the Ubuntu variant has an -ubuntu suffix): busybox wget.
+# - docker.elastic.co/elasticsearch/elasticsearch:8.19.14: Elastic's Docker install docs
+#   use curl inside the Elasticsearch container for its compose healthcheck.
+# - python:3.12-slim: python.
+IMAGE_CLIENTS = {
+    "prom/prometheus": {"wget", "sh"},
+    "prom/alertmanager": {"wget", "sh"},
+    "grafana/grafana": {"wget", "sh"},
+    "docker.elastic.co/elasticsearch/elasticsearch": {"curl", "sh", "bash"},
+    "python": {"python", "sh"},
+}
+NEEDS_HEALTHCHECK = ("prometheus", "alertmanager", "grafana", "elasticsearch", "retraining-webhook")
+
+
+def _compose_seconds(value: str) -> float:
+    match = re.fullmatch(r"(\d+)(ms|s|m)", value)
+    assert match, value
+    return int(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[match.group(2)]
+
+
+@pytest.mark.parametrize("name", NEEDS_HEALTHCHECK)
+def test_compose_healthcheck_runs_a_client_the_image_has(name: str) -> None:
+    service = COMPOSE["services"][name]
+    image, tag = service["image"].rsplit(":", 1)
+    assert "distroless" not in tag, "a distroless image has no shell or client"
+    check = service.get("healthcheck")
+    assert check, f"{name}: no healthcheck, so `docker compose up --wait` does not wait for it"
+    test = check["test"]
+    assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL"), test
+    program = test[1] if test[0] == "CMD" else "sh"
+    assert program in IMAGE_CLIENTS[image], f"{name}: {program} is not in {image}"
+    if program in ("wget", "curl"):
+        url = test[-1]
+        match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)(/\S*)", url)
+        assert match, url
+        assert int(match.group(1)) in _container_ports(service["image"]), url
+        # fail on HTTP errors: busybox wget exits non-zero on them; curl needs -f
+        if program == "curl":
+            assert any(flag.startswith("-") and "f" in flag for flag in test[2:-1]), test
+        # a bounded probe: the client times out before Docker's own timeout
+        flag = "-T" if program == "wget" else "-m"
+        assert int(test[test.index(flag) + 1]) < _compose_seconds(check["timeout"]), test
+    assert int(check["retries"]) >= 1 and _compose_seconds(check["interval"]) > 0
+
+
+def test_stack_waits_for_the_healthchecks() -> None:
+    workflow = (ROOT / ".github" / "workflows" / "stack.yml").read_text()
+    assert re.search(r"docker compose -f collector/docker-compose.yaml up .*--wait", workflow)
+    ready_paths = {
+        "prometheus": "/-/ready",
+        "alertmanager": "/-/ready",
+        "grafana": "/api/health",
+        "elasticsearch": "/_cluster/health",
+    }
+    for name, path in ready_paths.items():
+        assert path in COMPOSE["services"][name]["healthcheck"]["test"][-1], name
+
+
+# --- Grafana on Elasticsearch, and the scrub rule (issue 13, item 18) --------------------------
+
+
+def _any_value(value: dict[str, Any]) -> Any:
+    """An OTLP/JSON AnyValue as a plain value."""
+    if "kvlistValue" in value:
+        return {kv["key"]: _any_value(kv["value"]) for kv in value["kvlistValue"].get("values", [])}
+    if "arrayValue" in value:
+        return [_any_value(v) for v in value["arrayValue"].get("values", [])]
+    for key in ("stringValue", "boolValue", "doubleValue"):
+        if key in value:
+            return value[key]
+    if "intValue" in value:
+        return int(value["intValue"])
+    return None
+
+
+def _elasticsearch_otel_document(
+    record: dict[str, Any], resource: dict[str, Any]
+) -> dict[str, Any]:
+    """MODEL of the contrib elasticsearch exporter's OTel mapping for one log record
+    (exporter/elasticsearchexporter/internal/serializer/otelserializer/logs.go):
+    a map body goes under body.structured, any other body under body.text; EventName
+    becomes event_name; attributes stay under attributes with their dotted keys."""
+    body = _any_value(record["body"]) if "body" in record else None
+    document: dict[str, Any] = {
+        "@timestamp": "2030-01-01T00:00:00.000000000Z",
+        "severity_text": record.get("severityText"),
+        "trace_id": record.get("traceId"),
+        "span_id": record.get("spanId"),
+        "attributes": {a["key"]: _any_value(a["value"]) for a in record.get("attributes", [])},
+        "resource": {
+            "attributes": {a["key"]: _any_value(a["value"]) for a in resource["attributes"]}
+        },
+    }
+    if record.get("eventName"):
+        document["event_name"] = record["eventName"]
+    if body is not None:
+        document["body"] = {"structured" if isinstance(body, (dict, list)) else "text": body}
+    return document
+
+
+def _grafana_flatten(source: dict[str, Any]) -> dict[str, Any]:
+    """MODEL of Grafana's Elasticsearch datasource `flatten` of `_source`: nested objects
+    become dot-joined keys, so an object-valued field is never a line of its own."""
+    flat: dict[str, Any] = {}
+
+    def step(node: dict[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, dict) and value:
+                step(value, name)
+            else:
+                flat[name] = value
+
+    step(source, "")
+    return flat
+
+
+def test_grafana_elasticsearch_line_and_level_fields_are_strings_of_every_mlotel_record(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+
+    import mlotel
+
+    out = tmp_path / "telemetry"
+    mlotel.configure(exporter="embedded", prometheus=False, output_dir=str(out), set_global=False)
+    predict = mlotel.instrument(lambda rows: np.array([1] * len(rows)), model_name="churn")
+    predict(np.array([[0.5, 2.0], [1.5, 3.0]]))
+
+    def failing(rows: Any) -> Any:
+        raise ValueError("bad input")
+
+    with pytest.raises(ValueError):
+        mlotel.instrument(failing, model_name="churn")(np.array([[1.0, 2.0]]))
+    assert mlotel.shutdown()
+    documents = []
+    for line in (out / "logs.jsonl").read_text().splitlines():
+        for resource_logs in json.loads(line)["resourceLogs"]:
+            for scope_logs in resource_logs["scopeLogs"]:
+                for record in scope_logs["logRecords"]:
+                    source = _elasticsearch_otel_document(record, resource_logs["resource"])
+                    documents.append(_grafana_flatten(source))
+    assert len(documents) == 2
+    provisioning = COLLECTOR / "grafana" / "provisioning" / "datasources" / "datasources.yaml"
+    datasources = yaml.safe_load(provisioning.read_text())["datasources"]
+    settings = next(d for d in datasources if d["type"] == "elasticsearch")["jsonData"]
+    for document in documents:
+        line = document.get(settings["logMessageField"])
+        assert isinstance(line, str) and line, (settings["logMessageField"], sorted(document))
+        assert document[settings["logLevelField"]] in ("INFO", "ERROR")
+        for link in settings["dataLinks"]:
+            assert isinstance(document.get(link["field"]), str), link
+        # the payload is there to see, as fields of the line
+        assert "body.structured.ml.features.f0" in document
+    assert {d[settings["logLevelField"]] for d in documents} == {"INFO", "ERROR"}
+
+
+SCRUB_REGEXES = [
+    "^(email|ssn|phone)$",
+    r"^user\.(ssn|e-mail)$",
+    r"\bssn\b",
+    r"^[\d]{3}-\d+$",
+    '^"quoted"$',
+    r"a\\b",  # a literal backslash
+    "(?i)^pass(word)?$|^tok.*",
+    "^pässe$",
+]
+_OTTL_STRING = re.compile(r'"(?:\\.|[^\\"])*"')  # OTTL's lexer rule for a String token
+_GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _go_unquote(literal: str) -> str:
+    """MODEL of Go's strconv.Unquote for a double-quoted literal (OTTL unquotes its string
+    tokens with it: participle.Unquote("String") in pkg/ottl's parser)."""
+    body, out, i = literal[1:-1], [], 0
+    while i < len(body):
+        char = body[i]
+        if char in '"\n':
+            raise ValueError(f"{char!r} inside a string")
+        if char != "\\":
+            out.append(char)
+            i += 1
+            continue
+        escape = body[i + 1] if i + 1 < len(body) else ""
+        if escape in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[escape])
+            i += 2
+        elif escape in ('"', "\\"):
+            out.append(escape)
+            i += 2
+        elif escape in ("x", "u", "U"):
+            width = {"x": 2, "u": 4, "U": 8}[escape]
+            digits = body[i + 2 : i + 2 + width]
+            if not re.fullmatch(rf"[0-9a-fA-F]{{{width}}}", digits):
+                raise ValueError(f"bad \\{escape} escape")
+            out.append(chr(int(digits, 16)))
+            i += 2 + width
+        elif re.fullmatch(r"[0-7]{3}", body[i + 1 : i + 4]):
+            out.append(chr(int(body[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            raise ValueError(f"invalid escape \\{escape}")
+    return "".join(out)
+
+
+def _ottl_after_expansion(statement: str, value: str) -> tuple[str, list[str]]:
+    """(statement with every string literal blanked, the literals unquoted) once the
+    collector has pasted ``value`` in for MLOTEL_SCRUB_FEATURES."""
+    pasted = re.sub(r"\$\{env:MLOTEL_SCRUB_FEATURES(:-[^}]*)?\}", lambda _: value, statement)
+    literals = [_go_unquote(m.group(0)) for m in _OTTL_STRING.finditer(pasted)]
+    return _OTTL_STRING.sub('""', pasted), literals
+
+
+def _scrub_statements() -> list[str]:
+    statements = []
+    for path in (BACKEND, GATEWAY):
+        processor = yaml.safe_load(path.read_text())["processors"]["transform/scrub_features"]
+        for group in processor["log_statements"]:
+            statements += [s for s in group["statements"] if "MLOTEL_SCRUB_FEATURES" in s]
+    assert len(statements) == 4
+    return statements
+
+
+def _documented_converter() -> str:
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    section = docs.split("**Payload scrubbing.**", 1)[1].split("**Batching**", 1)[0]
+    block = section.split("```bash", 1)[1].split("```", 1)[0].strip()
+    assert block.startswith("export MLOTEL_SCRUB_FEATURES="), block
+    return block
+
+
+@pytest.mark.parametrize("regex", SCRUB_REGEXES)
+def test_documented_scrub_converter_gives_ottl_the_regex_back(regex: str) -> None:
+    command = _documented_converter()
+    example = re.search(r"'([^']*)'\)\"$", command)
+    assert example, command
+    # Run the documented line as printed, with this regex in place of the example one.
+    quoted = regex.replace("'", "'\\''")
+    script = command[: example.start(1)] + quoted + command[example.end(1) :]
+    result = subprocess.run(
+        ["bash", "-c", script + '\nprintf %s "$MLOTEL_SCRUB_FEATURES"'],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    value = result.stdout
+    for statement in _scrub_statements():
+        skeleton, literals = _ottl_after_expansion(statement, value)
+        default_skeleton, _ = _ottl_after_expansion(statement, "a^")
+        assert skeleton == default_skeleton  # the statement's structure is untouched
+        assert literals[1] == regex  # delete_matching_keys' pattern: the regex itself
+
+
+def test_unescaped_scrub_values_break_or_change_the_ottl_statement() -> None:
+    statement = _scrub_statements()[0]
+    with pytest.raises(ValueError, match="invalid escape"):  # the collector would not start
+        _ottl_after_expansion(statement, r"^user\.ssn$")
+    assert _ottl_after_expansion(statement, r"\bssn\b")[1][1] == "\bssn\b"  # backspaces
+    skeleton, _ = _ottl_after_expansion(statement, '^"x"$')
+    assert skeleton != _ottl_after_expansion(statement, "a^")[0]  # the string ends early

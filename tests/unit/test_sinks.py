@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 import mlotel
-from mlotel._sinks import JsonLinesFile
+from mlotel._errors import tally
+from mlotel._otel_logs import LogExportResult
+from mlotel._sinks import JsonLinesFile, JsonLinesLogExporter, JsonLinesSpanExporter
+
+SINK_COMPONENT = "sink.files"  # mlotel.internal.errors{mlotel.component} of a failed write
 
 
 def test_files_sink_writes_otlp_json_with_hex_ids(tmp_path: Path) -> None:
@@ -59,3 +69,116 @@ def test_signal_exporter_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     mlotel.instrument(lambda x: [0], model_name="loud")([[1.0]])
     assert mlotel.shutdown()
     assert (explicit / "logs.jsonl").exists()
+
+
+# --- privacy: payload files are the user's alone, whatever the umask (issue 13, item 5) ---
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture()
+def permissive_umask() -> Iterator[None]:
+    previous = os.umask(0o000)  # the worst case: without care, files come out 0666
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_payload_files_and_created_directories_are_private(tmp_path: Path) -> None:
+    out = tmp_path / "new-parent" / "telemetry"
+    mlotel.configure(exporter="embedded", prometheus=False, output_dir=str(out), set_global=False)
+    mlotel.instrument(lambda x: np.array([0]), model_name="private")(np.array([[1.0, 2.0]]))
+    assert mlotel.shutdown()
+    assert "ml.features" in (out / "logs.jsonl").read_text()
+    assert _mode(out / "traces.jsonl") == 0o600
+    assert _mode(out / "logs.jsonl") == 0o600
+    assert _mode(out) == 0o700
+    assert _mode(out.parent) == 0o700  # a missing parent the sink created, too
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_rotated_and_pre_existing_files_become_private(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    appended = tmp_path / "appended.jsonl"
+    appended.write_text("left 0644 by an older version\n")
+    appended.chmod(0o644)
+    JsonLinesFile(appended, max_bytes=2048).write("y" * 100)
+    assert _mode(appended) == 0o600
+    # A full 0644 file is rotated by the first write: the backup is private too.
+    full = tmp_path / "full.jsonl"
+    full.write_text("z" * 2000)
+    full.chmod(0o644)
+    JsonLinesFile(full, max_bytes=2048).write("y" * 100)
+    assert _mode(tmp_path / "full.jsonl.1") == 0o600 and _mode(full) == 0o600
+    # Files the sink creates and rotates itself.
+    sink = JsonLinesFile(tmp_path / "x.jsonl", max_bytes=2048)
+    for _ in range(40):
+        sink.write("x" * 100)
+    assert _mode(tmp_path / "x.jsonl") == 0o600
+    assert _mode(tmp_path / "x.jsonl.1") == 0o600
+    assert _mode(tmp_path) == 0o755  # an existing directory is the user's: left as it is
+
+
+# --- an unwritable output_dir is counted and logged once, not lost silently (item 10) ---
+
+
+def _internal_errors(reader: InMemoryMetricReader, component: str) -> float:
+    data = reader.get_metrics_data()
+    total = 0.0
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name != "mlotel.internal.errors":
+                    continue
+                for point in metric.data.data_points:
+                    if dict(point.attributes or {}).get("mlotel.component") == component:
+                        total += point.value
+    return total
+
+
+def test_unwritable_output_dir_is_counted_and_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A regular file where the directory should be: unwritable even for root.
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    out = blocker / "telemetry"
+    reader = InMemoryMetricReader()
+    mlotel.configure(
+        exporter="embedded",
+        prometheus=False,
+        output_dir=str(out),
+        metric_readers=[reader],
+        set_global=False,
+    )
+    predict = mlotel.instrument(lambda x: np.array([0]), model_name="nowhere")
+    with caplog.at_level(logging.WARNING, logger="mlotel"):
+        assert predict(np.array([[1.0]])).tolist() == [0]  # the call is unaffected
+        mlotel.force_flush()
+        first = tally.errors[SINK_COMPONENT]
+        assert first >= 2  # the span batch and the log batch
+        for _ in range(3):
+            predict(np.array([[1.0]]))
+            mlotel.force_flush()
+        assert tally.errors[SINK_COMPONENT] >= first + 2
+        assert _internal_errors(reader, SINK_COMPONENT) == tally.errors[SINK_COMPONENT]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert SINK_COMPONENT in warnings[0].getMessage()
+    logged = caplog.text
+    assert str(out) in logged and "MLOTEL_OUTPUT_DIR" in logged
+    mlotel.shutdown()
+
+
+def test_exporters_return_failure_for_a_failed_write(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    spans = JsonLinesSpanExporter(blocker / "traces.jsonl", max_bytes=1024)
+    assert spans.export([]) is SpanExportResult.FAILURE
+    log_records = JsonLinesLogExporter(blocker / "logs.jsonl", max_bytes=1024)
+    assert log_records.export([]) is LogExportResult.FAILURE
+    assert tally.errors[SINK_COMPONENT] == 2
