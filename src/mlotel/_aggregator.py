@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
+from opentelemetry.context import Context
 
 from . import semconv
 from ._config import Settings
@@ -36,6 +37,8 @@ from ._self_telemetry import tally
 
 __all__ = ["Analyzer", "CallRecord", "ModelAggregator", "OutputGroup"]
 
+_EMPTY_CONTEXT = Context()
+_set_span_in_context = trace.set_span_in_context
 _INFO = (SeverityNumber.INFO, "INFO")
 _ERROR = (SeverityNumber.ERROR, "ERROR")
 _MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # per model; past it the caller flushes (nothing lost)
@@ -508,7 +511,9 @@ class ModelAggregator:
             if rec.error_type is not None:
                 attributes[semconv.ATTR_ERROR_TYPE] = rec.error_type
                 severity, severity_text = _ERROR
-            context = trace.set_span_in_context(rec.span) if rec.span is not None else None
+            # From an empty context, not the flushing thread's: no copy of it per record.
+            span = rec.span
+            context = None if span is None else _set_span_in_context(span, _EMPTY_CONTEXT)
             try:
                 logger.emit(
                     timestamp=rec.end_ns,

@@ -25,7 +25,6 @@ This module is the small internal interface integrations build on: :class:`Model
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import random
 import time
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from . import _lifecycle, semconv
 from ._model_io import batch_size, input_snapshot
@@ -72,6 +71,8 @@ _attach = otel_context.attach
 _detach = otel_context.detach
 _set_span_in_context = trace.set_span_in_context
 _ndarray = np.ndarray
+_get_supplied = get_supplied
+_set_last_ids = set_last_ids
 
 INFERENCE = 1
 """:data:`MODEL_CALL_STATE` while an observed inference call runs."""
@@ -231,6 +232,19 @@ class ObservedCall:
         "token",
     )
 
+    # Set by finish(): the call's duration, what telemetry reads of its output, and
+    # how it is logged (slots left unset until then cost nothing to create).
+    duration: float
+    end_ns: int
+    error_type: str | None
+    output: Any
+    output_rows: int
+    scores: Any
+    class_labels: Sequence[Any] | None
+    feature_names: Sequence[str] | None
+    row_ids: Any
+    sampled: bool
+
     def __init__(
         self,
         spec: ModelSpec,
@@ -252,16 +266,6 @@ class ObservedCall:
         self.inputs = inputs
         self.state_token: contextvars.Token[int | None] | None = _state_set(INFERENCE)
         self.excluded = 0.0
-        self.output: Any = None
-        self.output_rows = 0
-        self.scores: Any = None
-        self.class_labels: Sequence[Any] | None = None
-        self.feature_names: Sequence[str] | None = None
-        self.row_ids: Any = None
-        self.error_type: str | None = None
-        self.sampled = False
-        self.duration = 0.0
-        self.end_ns = 0
         self.start = _perf_counter()
 
     @property
@@ -288,7 +292,6 @@ class ObservedCall:
         self,
         result: Any = None,
         error: BaseException | None = None,
-        *,
         scores: Any = None,
         class_labels: Sequence[Any] | None = None,
         feature_names: Sequence[str] | None = None,
@@ -310,102 +313,96 @@ class ObservedCall:
             tally.error("instrument.context", exc)
         state_token, self.state_token = self.state_token, None
         if state_token is not None:
-            # finished in another context than started: nothing there to undo
-            with contextlib.suppress(ValueError):
+            try:  # (not contextlib.suppress: this is the hot path)  # noqa: SIM105
                 _state_reset(state_token)
+            except ValueError:  # finished in another context than started: nothing to undo
+                pass
         try:
-            self._finish(result, error, scores, class_labels, feature_names, row_ids, features)
+            spec = self.spec
+            span = self.span
+            runtime = self.runtime
+            settings = runtime.settings
+            aggregator = self.aggregator
+            if runtime.closed:
+                # configure() replaced the runtime while this call ran: report to the new one.
+                replacement = _lifecycle.current
+                if replacement is not None and not (
+                    replacement.closed or replacement.disabled or replacement.stale
+                ):
+                    aggregator = self.aggregator = spec.aggregator(replacement)
+            if features is NO_INPUT:
+                features = self.inputs
+            late: dict[str, Any] | None = None
+            if self.rows < 0:
+                self.rows = _guard("data.batch_size", batch_size, features, default=1)
+                late = {
+                    semconv.ATTR_BATCH_SIZE: self.rows,
+                    semconv.ATTR_PREDICTION_ID: self.prediction_id,
+                }
+            self.error_type = None
+            if error is not None:
+                self.error_type = type(error).__qualname__
+                late = late or {}
+                late[semconv.ATTR_ERROR_TYPE] = self.error_type
+                if span is not None:
+                    span.set_status(Status(StatusCode.ERROR, _safe_text(error)))
+                    _guard("span.exception", span.record_exception, error, default=None)
+            if row_ids is None:
+                row_ids = _get_supplied()
+                if row_ids is None and spec.prediction_ids is not None and error is None:
+                    row_ids = _guard(
+                        "outcomes.ids", supplied_ids, spec.prediction_ids, features, default=None
+                    )
+            self.row_ids = row_ids
+            if row_ids is not None:
+                no_ids: list[str] = []
+                late = late or {}
+                late[semconv.ATTR_PREDICTION_IDS] = _guard(
+                    "outcomes.ids", span_ids, row_ids, default=no_ids
+                )
+            if late is not None and span is not None:
+                span.set_attributes(late)
+            self.sampled = sampled = settings.payload_enabled and (
+                error is not None
+                or settings.payload_sample_rate >= 1.0
+                or _random() < settings.payload_sample_rate
+            )
+            # What the flush reads of the input: copied now where cheap, so a caller reusing
+            # its buffer cannot change the logged features; nothing when nothing reads it.
+            keeps_inputs = aggregator.keeps_inputs
+            if features is None or not (sampled or keeps_inputs):
+                self.inputs = None
+            elif type(features) is _ndarray and features.ndim == 2 and features.shape[0] == 1:
+                self.inputs = features if keeps_inputs else features.copy()  # one row
+            else:
+                self.inputs = input_snapshot(features, keeps_inputs, settings.payload_max_bytes)
+            self.output = None
+            self.output_rows = 0
+            if error is None and result is not None:
+                if type(result) is _ndarray:
+                    self.output_rows = result.shape[0] if result.ndim else 0
+                    keep = spec.keep_rows if scores is None else None
+                    self.output = (result if keep is None else result[:keep]).copy()
+                else:  # converted at flush time
+                    self.output_rows = _output_rows(result)
+                    self.output = result
+            self.scores = scores
+            self.class_labels = class_labels if class_labels is not None else spec.class_labels
+            self.feature_names = feature_names if feature_names is not None else spec.feature_names
+            self.end_ns = _time_ns()
+            # last_prediction_ids() reads this: one context-variable write per call. Outputs
+            # that feed no metric (transform, output="none") are no predictions the outcome
+            # store keeps, so they hand out no ids.
+            if error is None and spec.keep_rows is None:
+                _set_last_ids((self.prediction_id, self.output_rows or self.rows, row_ids))
+            else:
+                _set_last_ids(None)
+            aggregator.observe(self)
         except Exception as exc:
             tally.error("instrument.finish", exc)
         finally:
             if span is not None:
                 span.end()
-
-    def _finish(
-        self,
-        result: Any,
-        error: BaseException | None,
-        scores: Any,
-        class_labels: Sequence[Any] | None,
-        feature_names: Sequence[str] | None,
-        row_ids: Any,
-        features: Any,
-    ) -> None:
-        spec = self.spec
-        span = self.span
-        runtime = self.runtime
-        settings = runtime.settings
-        aggregator = self.aggregator
-        if runtime.closed:
-            # configure() replaced the runtime while this call ran: report to the new one.
-            replacement = _lifecycle.current
-            if replacement is not None and not (
-                replacement.closed or replacement.disabled or replacement.stale
-            ):
-                aggregator = self.aggregator = spec.aggregator(replacement)
-        if features is NO_INPUT:
-            features = self.inputs
-        late: dict[str, Any] | None = None
-        if self.rows < 0:
-            self.rows = _guard("data.batch_size", batch_size, features, default=1)
-            late = {
-                semconv.ATTR_BATCH_SIZE: self.rows,
-                semconv.ATTR_PREDICTION_ID: self.prediction_id,
-            }
-        if error is not None:
-            self.error_type = type(error).__qualname__
-            late = late or {}
-            late[semconv.ATTR_ERROR_TYPE] = self.error_type
-            if span is not None:
-                span.set_status(Status(StatusCode.ERROR, _safe_text(error)))
-                _guard("span.exception", span.record_exception, error, default=None)
-        if row_ids is None:
-            row_ids = get_supplied()
-            if row_ids is None and spec.prediction_ids is not None and error is None:
-                row_ids = _guard(
-                    "outcomes.ids", supplied_ids, spec.prediction_ids, features, default=None
-                )
-        if row_ids is not None:
-            self.row_ids = row_ids
-            no_ids: list[str] = []
-            late = late or {}
-            late[semconv.ATTR_PREDICTION_IDS] = _guard(
-                "outcomes.ids", span_ids, row_ids, default=no_ids
-            )
-        if late and span is not None:
-            span.set_attributes(late)
-        self.sampled = sampled = settings.payload_enabled and (
-            error is not None
-            or settings.payload_sample_rate >= 1.0
-            or _random() < settings.payload_sample_rate
-        )
-        # What the flush reads of the input: copied now where cheap, so a caller reusing
-        # its buffer cannot change it; nothing at all when nothing reads it.
-        if features is None or not (sampled or aggregator.keeps_inputs):
-            self.inputs = None
-        else:
-            self.inputs = input_snapshot(
-                features, aggregator.keeps_inputs, settings.payload_max_bytes
-            )
-        if error is None and result is not None:
-            self.output_rows = _output_rows(result)
-            if type(result) is _ndarray:
-                keep = spec.keep_rows if scores is None else None
-                self.output = (result if keep is None else result[:keep]).copy()
-            else:  # converted at flush time
-                self.output = result
-        self.scores = scores
-        self.class_labels = class_labels if class_labels is not None else spec.class_labels
-        self.feature_names = feature_names if feature_names is not None else spec.feature_names
-        self.end_ns = _time_ns()
-        # last_prediction_ids() reads this: one context-variable write per call. Outputs
-        # that feed no metric (transform, output="none") are no predictions the outcome
-        # store keeps, so they hand out no ids.
-        joinable = error is None and spec.keep_rows is None
-        set_last_ids(
-            (self.prediction_id, self.output_rows or self.rows, row_ids) if joinable else None
-        )
-        aggregator.observe(self)
 
 
 def start_call(spec: ModelSpec, features: Any = NO_INPUT) -> ObservedCall | None:
@@ -421,22 +418,26 @@ def start_call(spec: ModelSpec, features: Any = NO_INPUT) -> ObservedCall | None
     if runtime.disabled or _get_value(_SUPPRESS_KEY):
         return None
     try:
-        aggregator = spec.aggregator(runtime)
+        bound = spec._bound
+        if bound is not None and bound[0] is runtime:
+            aggregator = bound[1]
+        else:
+            aggregator = spec.aggregator(runtime)
         prediction_id = format(_getrandbits(64), "016x")
-        rows = None
-        attributes = spec.span_attributes
-        if features is not NO_INPUT:
-            rows = _guard("data.batch_size", batch_size, features, default=1)
+        if features is NO_INPUT:
+            features = rows = None
+            attributes = spec.span_attributes
+        else:
+            if type(features) is _ndarray and features.ndim >= 2:
+                rows = features.shape[0]
+            else:
+                rows = _guard("data.batch_size", batch_size, features, default=1)
             attributes = {
-                **attributes,
+                **spec.span_attributes,
                 semconv.ATTR_BATCH_SIZE: rows,
                 semconv.ATTR_PREDICTION_ID: prediction_id,
             }
-        else:
-            features = None
-        span = runtime.tracer.start_span(
-            spec.span_name, kind=SpanKind.INTERNAL, attributes=attributes
-        )
+        span = runtime.tracer.start_span(spec.span_name, attributes=attributes)
         token = _attach(_set_span_in_context(span))
     except Exception as exc:
         tally.error("instrument.start", exc)
@@ -475,9 +476,9 @@ def observe_sync(
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
-        call.finish(error=exc, class_labels=class_labels, feature_names=feature_names)
+        call.finish(None, exc, None, class_labels, feature_names)
         raise
-    if isinstance(result, Coroutine):
+    if type(result) is not _ndarray and isinstance(result, Coroutine):
         # An async model behind a sync wrapper (retry/timeout decorators): the call ends
         # when the coroutine does, so time it and keep its span current while awaited.
         # (Coroutine, not asyncio.iscoroutine: on Python 3.10/3.11 that is also true for
@@ -486,7 +487,7 @@ def observe_sync(
         if state_token is not None:
             _state_reset(state_token)  # the synchronous part is over
         return _finish_when_awaited(call, result, class_labels, feature_names)
-    call.finish(result, class_labels=class_labels, feature_names=feature_names)
+    call.finish(result, None, None, class_labels, feature_names)
     return result
 
 

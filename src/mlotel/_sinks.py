@@ -30,8 +30,8 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from ._errors import tally
 from ._otel_logs import LogExporter, LogExportResult
+from ._self_telemetry import tally
 
 __all__ = [
     "FILE_MODE",

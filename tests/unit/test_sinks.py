@@ -15,8 +15,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 import mlotel
-from mlotel._errors import tally
 from mlotel._otel_logs import LogExportResult
+from mlotel._self_telemetry import tally
 from mlotel._sinks import JsonLinesFile, JsonLinesLogExporter, JsonLinesSpanExporter
 
 SINK_COMPONENT = "sink.files"  # mlotel.internal.errors{mlotel.component} of a failed write
