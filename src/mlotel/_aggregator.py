@@ -133,13 +133,20 @@ class ModelAggregator:
         self.model_version = model_version
         self.framework = framework
         self._settings = settings
+        # Read by every finished call (mlotel._call): which calls' payloads are logged.
+        self.sample_all = settings.payload_enabled and settings.payload_sample_rate >= 1.0
+        self.payload_enabled = settings.payload_enabled  # failed calls: always logged
+        self.sample_rate = settings.payload_sample_rate
+        self.payload_max_bytes = settings.payload_max_bytes
         self._store = store
         self._logger = logger
         self._wake = wake
-        self._buffer: deque[CallRecord] = deque()
+        self.buffer: deque[CallRecord] = deque()
+        """Finished calls waiting for the flush (appended to by mlotel._call)."""
         self._buffered_bytes = 0
         self._flush_lock = threading.Lock()
-        self._threshold = settings.buffer_size
+        self.threshold = settings.buffer_size
+        """Buffered calls at which :meth:`after_append` must run."""
         self._hard_cap = settings.buffer_size * 8
         base: list[tuple[str, Any]] = [(semconv.ATTR_MODEL_NAME, model_name)]
         if model_version is not None:
@@ -181,14 +188,20 @@ class ModelAggregator:
     @property
     def buffered(self) -> int:
         """Calls waiting for the next flush."""
-        return len(self._buffer)
+        return len(self.buffer)
 
     # --- hot path -----------------------------------------------------------------
     def observe(self, record: CallRecord) -> None:
         """Buffer one finished call (called on the caller's thread: O(1))."""
-        buffer = self._buffer
+        buffer = self.buffer
         buffer.append(record)
-        size = len(buffer)
+        if len(buffer) >= self.threshold or type(record.output) is np.ndarray:
+            self.after_append(record)
+
+    def after_append(self, record: CallRecord) -> None:
+        """Backpressure after ``record`` was appended to :attr:`buffer`: bound the buffer
+        by bytes (large outputs) and by calls. Callers that append directly call this when
+        the buffer reaches :attr:`threshold` or the output is a numpy array."""
         output = record.output
         if type(output) is np.ndarray and output.nbytes > 4096:
             # Large outputs (embeddings, wide score matrices) bound the buffer by bytes too.
@@ -196,7 +209,8 @@ class ModelAggregator:
             if self._buffered_bytes >= _MAX_BUFFERED_BYTES:
                 self.flush()
                 return
-        if size >= self._threshold:
+        size = len(self.buffer)
+        if size >= self.threshold:
             if size >= self._hard_cap:
                 # The background flusher is behind: the caller flushes (backpressure, no loss).
                 self.flush()
@@ -207,7 +221,7 @@ class ModelAggregator:
     def flush(self) -> None:
         """Aggregate and emit everything buffered so far. Thread-safe; never raises."""
         with self._flush_lock:
-            buffer = self._buffer
+            buffer = self.buffer
             count = len(buffer)
             if not count:
                 # Analyzers with queued work (recorded outcomes) still run.

@@ -64,7 +64,7 @@ _LOG_ROWS_ONLY = 64  # outputs that feed no metric: keep only rows a log record 
 _SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
 _perf_counter = time.perf_counter
 _time_ns = time.time_ns
-_get_value = otel_context.get_value
+_get_current = otel_context.get_current
 _getrandbits = random.getrandbits
 _random = random.random
 _attach = otel_context.attach
@@ -311,62 +311,38 @@ class ObservedCall:
             _detach(self.token)
         except Exception as exc:
             tally.error("instrument.context", exc)
-        state_token, self.state_token = self.state_token, None
+        state_token = self.state_token
         if state_token is not None:
+            self.state_token = None
             try:  # (not contextlib.suppress: this is the hot path)  # noqa: SIM105
                 _state_reset(state_token)
             except ValueError:  # finished in another context than started: nothing to undo
                 pass
         try:
             spec = self.spec
-            span = self.span
-            runtime = self.runtime
-            settings = runtime.settings
             aggregator = self.aggregator
-            if runtime.closed:
-                # configure() replaced the runtime while this call ran: report to the new one.
-                replacement = _lifecycle.current
-                if replacement is not None and not (
-                    replacement.closed or replacement.disabled or replacement.stale
-                ):
-                    aggregator = self.aggregator = spec.aggregator(replacement)
+            if self.runtime.closed:
+                aggregator = self._rebind()
             if features is NO_INPUT:
                 features = self.inputs
-            late: dict[str, Any] | None = None
-            if self.rows < 0:
-                self.rows = _guard("data.batch_size", batch_size, features, default=1)
-                late = {
-                    semconv.ATTR_BATCH_SIZE: self.rows,
-                    semconv.ATTR_PREDICTION_ID: self.prediction_id,
-                }
-            self.error_type = None
-            if error is not None:
-                self.error_type = type(error).__qualname__
-                late = late or {}
-                late[semconv.ATTR_ERROR_TYPE] = self.error_type
-                if span is not None:
-                    span.set_status(Status(StatusCode.ERROR, _safe_text(error)))
-                    _guard("span.exception", span.record_exception, error, default=None)
             if row_ids is None:
                 row_ids = _get_supplied()
-                if row_ids is None and spec.prediction_ids is not None and error is None:
-                    row_ids = _guard(
-                        "outcomes.ids", supplied_ids, spec.prediction_ids, features, default=None
-                    )
-            self.row_ids = row_ids
-            if row_ids is not None:
-                no_ids: list[str] = []
-                late = late or {}
-                late[semconv.ATTR_PREDICTION_IDS] = _guard(
-                    "outcomes.ids", span_ids, row_ids, default=no_ids
-                )
-            if late is not None and span is not None:
-                span.set_attributes(late)
-            self.sampled = sampled = settings.payload_enabled and (
+            # The common call (no error, ids or late batch size) skips _annotate.
+            if (
                 error is not None
-                or settings.payload_sample_rate >= 1.0
-                or _random() < settings.payload_sample_rate
+                or row_ids is not None
+                or self.rows < 0
+                or spec.prediction_ids is not None
+            ):
+                row_ids = self._annotate(error, row_ids, features)
+            else:
+                self.error_type = None
+            self.row_ids = row_ids
+            sampled = aggregator.sample_all or (
+                aggregator.payload_enabled
+                and (error is not None or _random() < aggregator.sample_rate)
             )
+            self.sampled = sampled
             # What the flush reads of the input: copied now where cheap, so a caller reusing
             # its buffer cannot change the logged features; nothing when nothing reads it.
             keeps_inputs = aggregator.keeps_inputs
@@ -375,34 +351,78 @@ class ObservedCall:
             elif type(features) is _ndarray and features.ndim == 2 and features.shape[0] == 1:
                 self.inputs = features if keeps_inputs else features.copy()  # one row
             else:
-                self.inputs = input_snapshot(features, keeps_inputs, settings.payload_max_bytes)
-            self.output = None
-            self.output_rows = 0
-            if error is None and result is not None:
-                if type(result) is _ndarray:
-                    self.output_rows = result.shape[0] if result.ndim else 0
-                    keep = spec.keep_rows if scores is None else None
-                    self.output = (result if keep is None else result[:keep]).copy()
-                else:  # converted at flush time
-                    self.output_rows = _output_rows(result)
-                    self.output = result
+                self.inputs = input_snapshot(features, keeps_inputs, aggregator.payload_max_bytes)
+            large = False
+            if error is not None or result is None:
+                self.output = None
+                self.output_rows = 0
+            elif type(result) is _ndarray:
+                self.output_rows = result.shape[0] if result.ndim else 0
+                keep = spec.keep_rows
+                if keep is None or scores is not None:
+                    self.output = output = result.copy()
+                else:
+                    self.output = output = result[:keep].copy()
+                large = output.nbytes > 4096
+            else:  # converted at flush time
+                self.output_rows = _output_rows(result)
+                self.output = result
             self.scores = scores
-            self.class_labels = class_labels if class_labels is not None else spec.class_labels
-            self.feature_names = feature_names if feature_names is not None else spec.feature_names
+            self.class_labels = spec.class_labels if class_labels is None else class_labels
+            self.feature_names = spec.feature_names if feature_names is None else feature_names
             self.end_ns = _time_ns()
-            # last_prediction_ids() reads this: one context-variable write per call. Outputs
+            # last_prediction_ids() reads this call: one context-variable write. Outputs
             # that feed no metric (transform, output="none") are no predictions the outcome
             # store keeps, so they hand out no ids.
-            if error is None and spec.keep_rows is None:
-                _set_last_ids((self.prediction_id, self.output_rows or self.rows, row_ids))
-            else:
-                _set_last_ids(None)
-            aggregator.observe(self)
+            _set_last_ids(self if error is None and spec.keep_rows is None else None)
+            buffer = aggregator.buffer
+            buffer.append(self)
+            if large or len(buffer) >= aggregator.threshold:
+                aggregator.after_append(self)
         except Exception as exc:
             tally.error("instrument.finish", exc)
         finally:
             if span is not None:
                 span.end()
+
+    def _rebind(self) -> ModelAggregator:
+        """configure() replaced the runtime while this call ran: report to the new one."""
+        replacement = _lifecycle.current
+        if replacement is not None and not (
+            replacement.closed or replacement.disabled or replacement.stale
+        ):
+            self.aggregator = self.spec.aggregator(replacement)
+        return self.aggregator
+
+    def _annotate(self, error: BaseException | None, row_ids: Any, features: Any) -> Any:
+        """The span attributes only some calls get: a batch size read late, the error,
+        the caller's row ids. Returns the row ids."""
+        spec = self.spec
+        span = self.span
+        late: dict[str, Any] = {}
+        if self.rows < 0:
+            self.rows = _guard("data.batch_size", batch_size, features, default=1)
+            late[semconv.ATTR_BATCH_SIZE] = self.rows
+            late[semconv.ATTR_PREDICTION_ID] = self.prediction_id
+        self.error_type = None
+        if error is not None:
+            self.error_type = type(error).__qualname__
+            late[semconv.ATTR_ERROR_TYPE] = self.error_type
+            if span is not None:
+                span.set_status(Status(StatusCode.ERROR, _safe_text(error)))
+                _guard("span.exception", span.record_exception, error, default=None)
+        if row_ids is None and spec.prediction_ids is not None and error is None:
+            row_ids = _guard(
+                "outcomes.ids", supplied_ids, spec.prediction_ids, features, default=None
+            )
+        if row_ids is not None:
+            no_ids: list[str] = []
+            late[semconv.ATTR_PREDICTION_IDS] = _guard(
+                "outcomes.ids", span_ids, row_ids, default=no_ids
+            )
+        if late and span is not None:
+            span.set_attributes(late)
+        return row_ids
 
 
 def start_call(spec: ModelSpec, features: Any = NO_INPUT) -> ObservedCall | None:
@@ -415,7 +435,10 @@ def start_call(spec: ModelSpec, features: Any = NO_INPUT) -> ObservedCall | None
     runtime = _lifecycle.current
     if runtime is None or runtime.stale:
         runtime = _lifecycle.lazy_runtime()
-    if runtime.disabled or _get_value(_SUPPRESS_KEY):
+    # One read of the current context serves the suppression check, the span's parent
+    # and the context the span is attached in.
+    current = _get_current()
+    if runtime.disabled or current.get(_SUPPRESS_KEY):
         return None
     try:
         bound = spec._bound
@@ -437,8 +460,8 @@ def start_call(spec: ModelSpec, features: Any = NO_INPUT) -> ObservedCall | None
                 semconv.ATTR_BATCH_SIZE: rows,
                 semconv.ATTR_PREDICTION_ID: prediction_id,
             }
-        span = runtime.tracer.start_span(spec.span_name, attributes=attributes)
-        token = _attach(_set_span_in_context(span))
+        span = runtime.tracer.start_span(spec.span_name, current, attributes=attributes)
+        token = _attach(_set_span_in_context(span, current))
     except Exception as exc:
         tally.error("instrument.start", exc)
         return None
@@ -463,13 +486,19 @@ def input_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 def observe_sync(
     spec: ModelSpec,
     fn: Callable[..., Any],
+    instance: Any,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     class_labels: Sequence[Any] | None = None,
     feature_names: Sequence[str] | None = None,
 ) -> Any:
-    """Call ``fn(*args, **kwargs)`` as one observed inference; returns what it returns."""
-    features = input_of(args, kwargs)
+    """Call ``fn(*args, **kwargs)`` as one observed inference; returns what it returns.
+
+    The parameters after ``spec`` are wrapt's wrapper signature (``instance`` is not
+    used): ``wrapt.FunctionWrapper(fn, functools.partial(observe_sync, spec))`` observes
+    every call of ``fn``.
+    """
+    features = args[0] if args else input_of(args, kwargs)
     call = start_call(spec, features)
     if call is None:
         return fn(*args, **kwargs)

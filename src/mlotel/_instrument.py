@@ -153,7 +153,7 @@ class InstrumentedModel(wrapt.ObjectProxy):  # type: ignore[type-arg]
             is_async = self._self_async[method] = inspect.iscoroutinefunction(fn)
         if is_async:  # an async model: the span must cover the awaited work
             return observe_async(spec, fn, args, kwargs, labels, names)
-        return observe_sync(spec, fn, args, kwargs, labels, names)
+        return observe_sync(spec, fn, None, args, kwargs, labels, names)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         return self.__wrapped__.__reduce_ex__(protocol)
@@ -237,13 +237,8 @@ def _wrap_function(fn: F, options: dict[str, Any]) -> F:
 
         return cast(F, async_wrapper(fn))
 
-    @wrapt.decorator
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        return observe_sync(spec, wrapped, args, kwargs)
-
-    return cast(F, wrapper(fn))
+    # The wrapper is observe_sync itself (no extra frame per call).
+    return cast(F, wrapt.FunctionWrapper(fn, functools.partial(observe_sync, spec)))
 
 
 def _wrap_object(model: Any, options: dict[str, Any]) -> Any:

@@ -41,7 +41,7 @@ def _spec(*analyzers: Any) -> ModelSpec:
 def _observed(fn: Any, *analyzers: Any) -> Any:
     """``fn`` observed through the call path integrations use, with these analyzers."""
     spec = _spec(*analyzers)
-    return lambda rows: observe_sync(spec, fn, (rows,), {})
+    return lambda rows: observe_sync(spec, fn, None, (rows,), {})
 
 
 def test_analyzer_sees_inputs_and_exports_a_gauge() -> None:
@@ -69,8 +69,9 @@ def test_analyzer_without_inputs_gets_none_and_operations_share_one_analyzer() -
 
     model, spec = Model(), _spec(counter)
     with mlotel.testing.capture_telemetry() as captured:
-        observe_sync(spec, model.predict, ([[1.0]],), {})
-        observe_sync(spec.with_operation("predict_proba"), model.predict_proba, ([[1.0]],), {})
+        observe_sync(spec, model.predict, None, ([[1.0]],), {})
+        proba_spec = spec.with_operation("predict_proba")
+        observe_sync(proba_spec, model.predict_proba, None, ([[1.0]],), {})
         captured.flush()
     assert counter.seen == [None, None]  # both operations reach the one analyzer
 

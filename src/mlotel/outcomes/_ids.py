@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol
 
 from .._self_telemetry import tally
 
 __all__ = [
+    "IdentifiedCall",
     "as_list",
     "get_supplied",
     "last_prediction_ids",
@@ -28,12 +29,23 @@ __all__ = [
 
 _MAX_SPAN_IDS = 64  # user-supplied ids put on the span (all of them go to the store)
 
-_last_ids: ContextVar[tuple[str, int, Any] | None] = ContextVar(
+
+
+class IdentifiedCall(Protocol):
+    """What :func:`last_prediction_ids` reads of the last call (an ``ObservedCall``)."""
+
+    prediction_id: str
+    rows: int
+    output_rows: int
+    row_ids: Any
+
+
+_last_ids: ContextVar[IdentifiedCall | None] = ContextVar(
     "mlotel_last_prediction_ids", default=None
 )
 _supplied: ContextVar[Any] = ContextVar("mlotel_prediction_ids", default=None)
 set_last_ids = _last_ids.set
-"""Record ``(call id, rows, supplied ids)`` of the call that just finished (or None)."""
+"""Record the call that just finished (None: it has no prediction ids)."""
 get_supplied = _supplied.get
 """The ids supplied by an enclosing :func:`prediction_ids` block, or None."""
 
@@ -62,13 +74,13 @@ def last_prediction_ids() -> list[str]:
     >>> len(ids), ids[1].endswith("-1")
     (2, True)
     """
-    found = _last_ids.get()
-    if found is None:
+    call = _last_ids.get()
+    if call is None:
         return []
-    call_id, rows, supplied = found
-    if supplied is not None:
-        return [str(v) for v in as_list(supplied)]
-    return [f"{call_id}-{row}" for row in range(rows)]
+    if call.row_ids is not None:
+        return [str(v) for v in as_list(call.row_ids)]
+    call_id = call.prediction_id
+    return [f"{call_id}-{row}" for row in range(call.output_rows or call.rows)]
 
 
 @contextlib.contextmanager
