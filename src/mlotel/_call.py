@@ -52,6 +52,7 @@ __all__ = [
     "TRAINING",
     "ModelSpec",
     "ObservedCall",
+    "Readout",
     "input_of",
     "observe_async",
     "observe_sync",
@@ -483,6 +484,12 @@ def input_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return None
 
 
+Readout = Callable[[Any, "ObservedCall"], tuple[Any, Any]]
+"""``(result, call) -> (output to read, explicit scores or None)``: how an integration
+turns a model's return value into what telemetry reads (time it spends is excluded from
+the call's duration with ``call.exclude``)."""
+
+
 def observe_sync(
     spec: ModelSpec,
     fn: Callable[..., Any],
@@ -491,14 +498,19 @@ def observe_sync(
     kwargs: dict[str, Any],
     class_labels: Sequence[Any] | None = None,
     feature_names: Sequence[str] | None = None,
+    features: Any = NO_INPUT,
+    readout: Readout | None = None,
 ) -> Any:
     """Call ``fn(*args, **kwargs)`` as one observed inference; returns what it returns.
 
-    The parameters after ``spec`` are wrapt's wrapper signature (``instance`` is not
-    used): ``wrapt.FunctionWrapper(fn, functools.partial(observe_sync, spec))`` observes
-    every call of ``fn``.
+    The parameters up to ``kwargs`` are wrapt's wrapper signature after ``spec``
+    (``instance`` is not used): ``wrapt.FunctionWrapper(fn, functools.partial(
+    observe_sync, spec))`` observes every call of ``fn``. ``features``: the input when
+    it is not the first argument; ``readout``: see :data:`Readout` (a fault in it is
+    counted, and the raw result is read instead).
     """
-    features = args[0] if args else input_of(args, kwargs)
+    if features is NO_INPUT:
+        features = args[0] if args else input_of(args, kwargs)
     call = start_call(spec, features)
     if call is None:
         return fn(*args, **kwargs)
@@ -516,7 +528,13 @@ def observe_sync(
         if state_token is not None:
             _state_reset(state_token)  # the synchronous part is over
         return _finish_when_awaited(call, result, class_labels, feature_names)
-    call.finish(result, None, None, class_labels, feature_names)
+    observed, scores = result, None
+    if readout is not None:
+        try:
+            observed, scores = readout(result, call)
+        except Exception as exc:
+            tally.error(f"readout.{spec.framework or 'model'}", exc)
+    call.finish(observed, None, scores, class_labels, feature_names)
     return result
 
 

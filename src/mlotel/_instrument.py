@@ -10,10 +10,8 @@ and swallowed.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import inspect
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast, overload
@@ -89,14 +87,9 @@ _OPTION_DEFAULTS: dict[str, Any] = {
 }
 
 _DEPRECATED_DRIFT_KEYWORDS = {
-    "drift_window_rows": "window_rows",
-    "drift_window_seconds": "window_seconds",
-    "drift_min_samples": "min_samples",
-    "drift_thresholds": "thresholds",
-    "drift_method": "method",
-    "constraints": "constraints",
-    "on_drift": "on_drift",
-}
+    f"drift_{name}": name for name in ("window_rows", "window_seconds", "min_samples", "thresholds")
+} | {"drift_method": "method", "constraints": "constraints", "on_drift": "on_drift"}
+"""Keywords ``instrument()`` took before ``drift=DriftConfig(...)`` -> its field names."""
 
 
 # --- object proxy ---------------------------------------------------------------------
@@ -262,22 +255,6 @@ def _wrap_object(model: Any, options: dict[str, Any]) -> Any:
     return _proxy_class(methods)(model, spec)
 
 
-def _drift_config(drift: DriftConfig | None, deprecated: dict[str, Any]) -> DriftConfig | None:
-    """``drift`` with the pre-DriftConfig keywords of ``instrument()`` applied (they warn)."""
-    if not deprecated:
-        return drift
-    from .drift import DriftConfig
-
-    fields = {_DEPRECATED_DRIFT_KEYWORDS[k]: v for k, v in deprecated.items()}
-    warnings.warn(
-        f"instrument({', '.join(f'{k}=' for k in deprecated)}) is deprecated; pass "
-        f"drift=DriftConfig({', '.join(f'{f}=' for f in fields)})",
-        DeprecationWarning,
-        stacklevel=4,
-    )
-    return dataclasses.replace(drift or DriftConfig(), **fields)
-
-
 def _resolve_options(given: dict[str, Any]) -> dict[str, Any]:
     """Validated options with defaults; builds the drift monitor (a bad reference fails
     here, at setup, never inside predict)."""
@@ -286,7 +263,13 @@ def _resolve_options(given: dict[str, Any]) -> dict[str, Any]:
         raise TypeError(f"instrument() got unexpected keyword argument(s): {', '.join(unknown)}")
     options = {**_OPTION_DEFAULTS, **{k: v for k, v in given.items() if k in _OPTION_DEFAULTS}}
     deprecated = {k: v for k, v in given.items() if k in _DEPRECATED_DRIFT_KEYWORDS}
-    drift = _drift_config(options["drift"], deprecated)
+    drift = options["drift"]
+    if deprecated:
+        from .drift._config import with_deprecated_keywords
+
+        drift = with_deprecated_keywords(
+            drift, deprecated, _DEPRECATED_DRIFT_KEYWORDS, "instrument", stacklevel=3
+        )
     ModelSpec("x", None, None, "predict", None, options["output"])  # validate options early
     analyzers: tuple[Analyzer, ...] = ()
     if options["reference"] is not None:

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from . import _lifecycle
+from . import _lifecycle, semconv
 from . import _otel_logs as logs
 from ._config import resolve_settings
 from ._runtime import Runtime
@@ -123,6 +123,32 @@ class CapturedTelemetry:
     def histogram_count(self, name: str, attributes: Mapping[str, Any] | None = None) -> int:
         """Number of values recorded into a histogram's matching points."""
         return sum(p.count for p in self.points(name, attributes))
+
+    def internal_errors(self, component: str | None = None) -> float:
+        """Contained faults counted in ``mlotel.internal.errors`` (one component, or all).
+
+        >>> import mlotel
+        >>> with capture_telemetry() as captured:
+        ...     _ = mlotel.instrument(lambda rows: [1], model_name="m")([[1.0]])
+        >>> captured.internal_errors()
+        0
+        """
+        attributes = {} if component is None else {semconv.ATTR_COMPONENT: component}
+        return self.counter_value(semconv.INTERNAL_ERRORS.name, attributes)
+
+    def dropped(self, component: str, reason: str) -> float:
+        """Values dropped on purpose: ``mlotel.internal.dropped{component, reason}``.
+
+        >>> import mlotel
+        >>> with capture_telemetry(max_classes=1) as captured:
+        ...     _ = mlotel.instrument(lambda rows: ["a", "b", "c"], model_name="m")([[1.0]] * 3)
+        >>> captured.dropped("classes", "max_classes")
+        2
+        """
+        return self.counter_value(
+            semconv.INTERNAL_DROPPED.name,
+            {semconv.ATTR_COMPONENT: component, semconv.ATTR_DROP_REASON: reason},
+        )
 
     def clear(self) -> None:
         """Forget the spans and log records captured so far (metrics are cumulative, kept)."""

@@ -16,7 +16,6 @@ import pytest
 
 import mlotel
 from mlotel import semconv
-from mlotel._self_telemetry import tally
 from mlotel.testing import CapturedTelemetry, capture_telemetry, log_payload
 
 MAX_BYTES = 8192  # payload_max_bytes default
@@ -42,11 +41,10 @@ class HugeRepr:
 
 @pytest.fixture
 def captured() -> Iterator[CapturedTelemetry]:
-    errors_before = sum(tally.errors.values())
     with capture_telemetry() as cap:
         yield cap
     # Bad input is handled, not merely contained: no internal fault was counted.
-    assert sum(tally.errors.values()) == errors_before, dict(tally.errors)
+    assert cap.internal_errors() == 0, cap.points("mlotel.internal.errors")
 
 
 def _observe(
@@ -154,12 +152,12 @@ def test_ten_megabyte_string_feature_is_cut_and_marked(captured: CapturedTelemet
 
 def test_ten_megabyte_arrays_are_bounded_and_marked(captured: CapturedTelemetry) -> None:
     wide = np.zeros((1, TEN_MB // 8))  # one row, 1.3 M features
-    dropped_before = tally.dropped[("payload", "max_features")]
+    dropped_before = captured.dropped("payload", "max_features")
     _, attrs = _observe(captured, "wide", wide)
     assert attrs[semconv.ATTR_PAYLOAD_TRUNCATED] is True
     assert attrs[semconv.ATTR_BATCH_SIZE] == 1
     assert len(attrs[semconv.ATTR_FEATURES]) <= 512  # max_features default
-    assert tally.dropped[("payload", "max_features")] - dropped_before == wide.shape[1] - len(
+    assert captured.dropped("payload", "max_features") - dropped_before == wide.shape[1] - len(
         attrs[semconv.ATTR_FEATURES]
     )
 
@@ -253,7 +251,7 @@ def test_non_string_dict_keys(captured: CapturedTelemetry) -> None:
 
 def test_ten_thousand_class_labels_are_capped(captured: CapturedTelemetry) -> None:
     labels = np.array([f"class-{i:05d}" for i in range(10_000)])
-    dropped_before = tally.dropped[("classes", "max_classes")]
+    dropped_before = captured.dropped("classes", "max_classes")
     _, attrs = _observe(captured, "many-classes", np.zeros((10_000, 4)), output=labels)
     assert attrs[semconv.ATTR_PAYLOAD_TRUNCATED] is True
     points = captured.points(semconv.PREDICTIONS.name, {semconv.ATTR_MODEL_NAME: "many-classes"})
@@ -262,7 +260,7 @@ def test_ten_thousand_class_labels_are_capped(captured: CapturedTelemetry) -> No
     assert by_class[semconv.OTHER_CLASS] == 10_000 - 100
     assert sum(by_class.values()) == 10_000
     assert all(v == 1 for k, v in by_class.items() if k != semconv.OTHER_CLASS)
-    assert tally.dropped[("classes", "max_classes")] - dropped_before == 9_900
+    assert captured.dropped("classes", "max_classes") - dropped_before == 9_900
     dropped = captured.counter_value(
         semconv.INTERNAL_DROPPED.name,
         {semconv.ATTR_COMPONENT: "classes", semconv.ATTR_DROP_REASON: "max_classes"},
@@ -283,7 +281,6 @@ def _failing_model(rows: Any) -> Any:
 
 @pytest.mark.parametrize("style", ["decorator", "proxy"])
 def test_model_exception_is_reraised_unchanged_and_recorded(style: str) -> None:
-    errors_before = sum(tally.errors.values())
     with capture_telemetry(payload_sample_rate=0.0) as captured:
         if style == "decorator":
             predict: Callable[[Any], Any] = mlotel.instrument(_failing_model, model_name="fails")
@@ -350,4 +347,4 @@ def test_model_exception_is_reraised_unchanged_and_recorded(style: str) -> None:
             == 2
         )
         assert captured.histogram_count(semconv.INFERENCE_DURATION.name) == 3
-    assert sum(tally.errors.values()) == errors_before
+    assert captured.internal_errors() == 0  # a model's own error is no internal fault

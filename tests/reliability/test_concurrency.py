@@ -11,7 +11,6 @@ from opentelemetry import trace
 
 import mlotel
 from mlotel import semconv
-from mlotel._self_telemetry import tally
 from mlotel.testing import capture_telemetry, log_payload
 
 THREADS = 8
@@ -20,7 +19,6 @@ ASYNC_CALLS = 1_000
 
 
 def test_threads_lose_no_counts() -> None:
-    errors_before = sum(tally.errors.values())
     # payload_enabled=False keeps 80,000 log records out of memory; a buffer this small
     # makes callers hit the backpressure flush (8x buffer) and wake the flusher constantly.
     with capture_telemetry(payload_enabled=False, buffer_size=64) as captured:
@@ -73,7 +71,7 @@ def test_threads_lose_no_counts() -> None:
         assert len(spans) == total
         assert len({s.context.span_id for s in spans}) == total
         assert captured.logs == []  # payloads are off
-    assert sum(tally.errors.values()) == errors_before, tally.errors
+    assert captured.internal_errors() == 0, captured.points("mlotel.internal.errors")
     print(f"{total} calls on {THREADS} threads in {elapsed:.1f}s")
 
 

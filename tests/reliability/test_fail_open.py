@@ -11,7 +11,6 @@ import pytest
 import scipy.sparse
 
 import mlotel
-from mlotel._self_telemetry import tally
 from mlotel.testing import capture_telemetry, log_payload
 
 
@@ -94,7 +93,7 @@ def test_one_bad_output_does_not_poison_the_flush() -> None:
         assert captured.histogram_count("ml.prediction.score") == 20
         assert captured.histogram_count("ml.inference.duration") == 21
         assert captured.counter_value("ml.predictions") == 21
-    assert tally.errors["monitor.outputs"] == 1
+    assert captured.internal_errors("monitor.outputs") == 1
 
 
 def test_pipeline_style_scores_are_skipped_not_fatal() -> None:

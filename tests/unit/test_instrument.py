@@ -270,8 +270,6 @@ def test_payload_location_attributes() -> None:
 
 
 def test_model_cardinality_is_capped() -> None:
-    from mlotel._self_telemetry import tally
-
     with capture_telemetry(max_models=2) as captured:
         for version in range(5):
             mlotel.instrument(lambda x: [1], model_name="m", model_version=str(version))([[1]])
@@ -280,7 +278,7 @@ def test_model_cardinality_is_capped() -> None:
         assert captured.histogram_count("ml.inference.duration", {"ml.model.name": "m"}) == 2
         overflow = {"ml.model.name": "__other__"}
         assert captured.histogram_count("ml.inference.duration", overflow) == 3
-        assert tally.dropped[("models", "max_models")] == 3
+        assert captured.dropped("models", "max_models") == 3
         log_versions = sorted(r.attributes["ml.model.version"] for r in captured.logs)
         assert log_versions == ["0", "1", "2", "3", "4"]  # logs keep the real identity too
 

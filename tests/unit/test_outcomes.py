@@ -20,7 +20,6 @@ from sklearn.model_selection import train_test_split
 
 import mlotel
 import mlotel.testing
-from mlotel._self_telemetry import tally
 from mlotel.outcomes._metrics import classification_metrics, regression_metrics, roc_auc
 
 EXACT = {"rel": 1e-12, "abs": 1e-12}
@@ -226,7 +225,6 @@ def test_time_window_withdraws_old_outcomes() -> None:
 
 
 def test_store_is_bounded_and_evictions_are_counted() -> None:
-    tally.reset()
     with mlotel.testing.capture_telemetry(outcome_store_size=10) as captured:
         clf = mlotel.instrument(lambda rows: [1] * len(rows), model_name="ones")
         clf([[0.0]] * 6)
@@ -245,7 +243,7 @@ def test_store_is_bounded_and_evictions_are_counted() -> None:
         (tracker,) = captured.runtime.outcome_trackers.values()
         assert len(tracker._calls) == 10  # the index forgets calls whose rows were overwritten
     # 64 rows through a 10-row store: 54 overwritten, of which 3 had been matched.
-    assert tally.dropped[("outcomes", "outcome_store_size")] == 54 - 3
+    assert captured.dropped("outcomes", "outcome_store_size") == 54 - 3
 
 
 def test_small_and_large_calls_flushed_together_keep_their_rows_labels_and_traces() -> None:
@@ -346,12 +344,10 @@ def test_supplied_ids_from_a_column_a_context_and_inference_record() -> None:
 
 
 def test_bad_id_sources_never_break_predict() -> None:
-    tally.reset()
-
     def broken(features: Any) -> Any:
         raise KeyError("no id column")
 
-    with mlotel.testing.capture_telemetry():
+    with mlotel.testing.capture_telemetry() as captured:
         clf = mlotel.instrument(lambda rows: [1] * len(rows), model_name="m", prediction_ids=broken)
         assert clf([[0.0]]) == [1]
         generated = mlotel.last_prediction_ids()
@@ -359,13 +355,12 @@ def test_bad_id_sources_never_break_predict() -> None:
             assert clf([[0.0], [1.0]]) == [1, 1]  # ids do not pair with the rows
         assert mlotel.record_outcome(generated[0], 1) == "matched"
         assert mlotel.record_outcome("only-one", 1) == "unknown_id"
-    assert tally.errors["outcomes.ids"] == 1
-    assert tally.dropped[("outcomes", "prediction_ids_length")] == 2
+    assert captured.internal_errors("outcomes.ids") == 1
+    assert captured.dropped("outcomes", "prediction_ids_length") == 2
 
 
 def test_a_missing_id_column_is_a_counted_drop_with_generated_ids() -> None:
-    tally.reset()
-    with mlotel.testing.capture_telemetry():
+    with mlotel.testing.capture_telemetry() as captured:
         predict = mlotel.instrument(
             lambda frame: [1] * len(frame), model_name="m", prediction_ids="order_id"
         )
@@ -373,13 +368,12 @@ def test_a_missing_id_column_is_a_counted_drop_with_generated_ids() -> None:
         ids = mlotel.last_prediction_ids()
         assert len(ids) == 2 and ids[0].endswith("-0")
         assert mlotel.record_outcome(ids[1], 1) == "matched"
-    assert tally.dropped[("outcomes", "prediction_ids_column")] == 1
-    assert "outcomes.ids" not in tally.errors  # not an internal fault
+    assert captured.dropped("outcomes", "prediction_ids_column") == 1
+    assert captured.internal_errors() == 0  # not an internal fault
 
 
 def test_outputs_that_are_no_predictions_hand_out_no_ids() -> None:
-    tally.reset()
-    with mlotel.testing.capture_telemetry():
+    with mlotel.testing.capture_telemetry() as captured:
         scaler = mlotel.instrument(
             lambda rows: [[2 * v for v in r] for r in rows], model_name="s", operation="transform"
         )
@@ -391,7 +385,7 @@ def test_outputs_that_are_no_predictions_hand_out_no_ids() -> None:
         logits([[1.0], [2.0]])
         ids = mlotel.last_prediction_ids()  # read at flush: kept out, and counted
         assert mlotel.record_outcome(ids[0], 1) == "unknown_id"
-    assert tally.dropped[("outcomes", "unreadable_output")] == 2
+    assert captured.dropped("outcomes", "unreadable_output") == 2
 
 
 # --- logs, trace links, the cross-process path -------------------------------------------

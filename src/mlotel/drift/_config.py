@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ._constraints import Constraint
 
-__all__ = ["DEFAULT_THRESHOLDS", "METHODS", "DriftConfig"]
+__all__ = ["DEFAULT_THRESHOLDS", "METHODS", "DriftConfig", "with_deprecated_keywords"]
 
 METHODS = ("psi", "jensenshannon", "wasserstein")
 """Distances the streaming monitor computes per feature and window."""
@@ -71,3 +73,37 @@ class DriftConfig:
         """The threshold of ``method`` (the configured one, else the default)."""
         given = (self.thresholds or {}).get(method)
         return float(DEFAULT_THRESHOLDS[method] if given is None else given)
+
+
+def with_deprecated_keywords(
+    config: DriftConfig | None,
+    given: Mapping[str, Any],
+    renames: Mapping[str, str],
+    caller: str,
+    stacklevel: int,
+) -> DriftConfig | None:
+    """``config`` with keywords from before :class:`DriftConfig` applied; each call that
+    uses them warns once (``DeprecationWarning``) naming the replacement.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     config = with_deprecated_keywords(
+    ...         None, {"drift_method": "wasserstein"}, {"drift_method": "method"}, "f", 1
+    ...     )
+    >>> config.method, str(caught[0].message)
+    ('wasserstein', 'f(drift_method=) is deprecated; pass drift=DriftConfig(method=)')
+    """
+    if not given:
+        return config
+    unknown = sorted(set(given) - set(renames))
+    if unknown:
+        raise TypeError(f"{caller}() got unexpected keyword argument(s): {', '.join(unknown)}")
+    fields = {renames[name]: value for name, value in given.items()}
+    warnings.warn(
+        f"{caller}({', '.join(f'{name}=' for name in given)}) is deprecated; pass "
+        f"drift=DriftConfig({', '.join(f'{field}=' for field in fields)})",
+        DeprecationWarning,
+        stacklevel=stacklevel + 1,
+    )
+    return dataclasses.replace(config or DriftConfig(), **fields)

@@ -12,13 +12,11 @@ independent of traffic. Drift is computed from the window's counts.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import queue
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +30,7 @@ from .._metric_store import AttrKey, MetricStore
 from .._model_io import columnar_rows, is_dataframe, is_torch, torch_to_numpy
 from .._self_telemetry import tally
 from ._binning import MISSING, WRONG_TYPE, category_keys, labels_text, numeric_column
-from ._config import METHODS, DriftConfig
+from ._config import METHODS, DriftConfig, with_deprecated_keywords
 from ._constraints import Constraint, MaxMissingShare
 from ._profile import FeatureProfile, Profile
 from ._streaming_stats import bin_centers, jensenshannon, psi, wasserstein_binned
@@ -377,7 +375,9 @@ class DriftMonitor:
         export_bins: bool = True,
         **deprecated: Any,
     ) -> None:
-        config = _with_deprecated(config or DriftConfig(), deprecated)
+        config = with_deprecated_keywords(
+            config, deprecated, _DEPRECATED_KEYWORDS, "DriftMonitor", stacklevel=2
+        ) or DriftConfig()
         profile = reference if isinstance(reference, Profile) else Profile.load(reference)
         if isinstance(reference, (str, Path)):
             self.source = str(reference)
@@ -804,29 +804,7 @@ class _Attrs:
         return found
 
 
-_DEPRECATED_NAMES = {
-    "window_rows": "window_rows",
-    "window_seconds": "window_seconds",
-    "min_samples": "min_samples",
-    "thresholds": "thresholds",
-    "drift_method": "method",
-    "constraints": "constraints",
-    "on_drift": "on_drift",
-}
-
-
-def _with_deprecated(config: DriftConfig, given: Mapping[str, Any]) -> DriftConfig:
-    """``config`` with the pre-DriftConfig keywords applied (each warns once per call)."""
-    if not given:
-        return config
-    unknown = sorted(set(given) - set(_DEPRECATED_NAMES))
-    if unknown:
-        raise TypeError(f"DriftMonitor() got unexpected keyword(s): {', '.join(unknown)}")
-    changes = {_DEPRECATED_NAMES[name]: value for name, value in given.items()}
-    warnings.warn(
-        f"DriftMonitor({', '.join(f'{n}=' for n in given)}) is deprecated; pass "
-        f"DriftConfig({', '.join(f'{_DEPRECATED_NAMES[n]}=' for n in given)})",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return dataclasses.replace(config, **changes)
+_DEPRECATED_KEYWORDS = {
+    name: name for name in ("window_rows", "window_seconds", "min_samples", "thresholds")
+} | {"drift_method": "method", "constraints": "constraints", "on_drift": "on_drift"}
+"""Keywords ``DriftMonitor()`` took before :class:`DriftConfig` -> its field names."""

@@ -75,10 +75,23 @@ def auto_instrument(libraries: Iterable[str] | None = None, **options: Any) -> l
     lazy: a library is patched when it is imported, so this never imports torch.
 
     >>> import mlotel
-    >>> done = mlotel.auto_instrument(["sklearn"])
+    >>> mlotel.integrations.auto_instrument(["sklearn", "no-such-library"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown library 'no-such-library'; expected one of sklearn, ...
+    >>> instrumentor("sklearn").is_instrumented_by_opentelemetry  # nothing was instrumented
+    False
+    >>> done = mlotel.integrations.auto_instrument(["sklearn"])
+    >>> done, instrumentor("sklearn").is_instrumented_by_opentelemetry
+    (['sklearn'], True)
     >>> mlotel.integrations.uninstrument_all()
     """
     wanted = list(LIBRARIES) if libraries is None else list(libraries)
+    unknown = [name for name in wanted if name not in LIBRARIES]
+    if unknown:  # before instrumenting anything: a typo changes nothing
+        raise ValueError(
+            f"unknown library {unknown[0]!r}; expected one of {', '.join(LIBRARIES)}"
+        )
     disabled = _disabled_by_env()
     if "*" in disabled:
         return []

@@ -41,7 +41,15 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .. import _lifecycle, semconv
 from .._aggregator import Analyzer
-from .._call import INFERENCE, MODEL_CALL_STATE, TRAINING, ModelSpec, input_of, start_call
+from .._call import (
+    INFERENCE,
+    MODEL_CALL_STATE,
+    TRAINING,
+    ModelSpec,
+    Readout,
+    input_of,
+    observe_sync,
+)
 from .._config import setting_from_env
 from .._self_telemetry import tally
 
@@ -59,6 +67,8 @@ __all__ = [
     "lookup",
     "names_of",
     "not_inference",
+    "observe_inference",
+    "pass_through",
     "training_wrapper",
 ]
 
@@ -78,9 +88,18 @@ class not_inference:
 
     Useful for evaluation code mlotel cannot recognise (a hand-written scorer loop).
 
+    >>> import mlotel, mlotel.testing
     >>> from mlotel.integrations import not_inference
-    >>> with not_inference():
-    ...     pass
+    >>> from sklearn.dummy import DummyClassifier
+    >>> model = DummyClassifier().fit([[0.0], [1.0]], [0, 1])
+    >>> with mlotel.testing.capture_telemetry() as captured:
+    ...     _ = mlotel.auto_instrument(["sklearn"])
+    ...     with not_inference():
+    ...         _ = model.predict([[0.5]])  # evaluation: not an inference
+    ...     _ = model.predict([[0.5]])
+    ...     mlotel.integrations.uninstrument_all()
+    >>> len(captured.spans)
+    1
     """
 
     def __init__(self) -> None:
@@ -409,9 +428,9 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         name: Any,
         version: Any,
         extra: tuple[Any, ...],
-        span_attributes: dict[str, Any] | None = None,
     ) -> ModelSpec:
         options = self._options
+        name, version = self._identity(instance, cls, name, version)
         model_name = str(
             name or lookup(options.get("model_names"), cls) or self._default_name(instance, cls)
         )
@@ -429,8 +448,16 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             None,
             output,
             analyzers=self._analyzers(cls, model_name, version_text),
-            span_attributes=span_attributes,
+            span_attributes=self._span_attributes(extra),
         )
+
+    def _identity(self, instance: Any, cls: type, name: Any, version: Any) -> tuple[Any, Any]:
+        """Name and version found on the model itself (None: from the options/defaults)."""
+        return name, version
+
+    def _span_attributes(self, extra: tuple[Any, ...]) -> dict[str, Any] | None:
+        """Extra span attributes from ``spec_for``'s extra key parts (e.g. torch's device)."""
+        return None
 
     def _analyzers(self, cls: type, model_name: str, version: str | None) -> tuple[Analyzer, ...]:
         reference = lookup(self._options.get("references"), cls, model_name)
@@ -467,8 +494,6 @@ def training_wrapper(
 
 Prepare = Callable[[Any, tuple[Any, ...], dict[str, Any]], tuple[Any, Any, Any]]
 """(instance, args, kwargs) -> (features, class_labels, feature_names) of one call."""
-Readout = Callable[[Any], tuple[Any, Any]]
-"""result -> (output to read, explicit scores or None)."""
 
 
 def default_prepare(
@@ -513,36 +538,54 @@ def inference_wrapper(
     ) -> Any:
         state = STATE.get()
         if state is not None or instance is None or not is_instrumentation_enabled():
-            if nested and state == INFERENCE and instance is not None:
-                tracer = _lifecycle.lazy_runtime().tracer
-                with tracer.start_as_current_span(f"{operation} {type(instance).__name__}"):
-                    return wrapped(*args, **kwargs)
-            return wrapped(*args, **kwargs)
+            child = nested and instance is not None
+            name = f"{operation} {type(instance).__name__}"
+            return pass_through(state, child, name, wrapped, args, kwargs)
         try:
             spec = spec_for(instance, operation)
             features, labels, names = prepare(instance, args, kwargs)
         except Exception as exc:  # fail open: e.g. a user property that raises
             tally.error(component, exc)
             return wrapped(*args, **kwargs)
-        token = STATE.set(INFERENCE)
-        try:
-            call = start_call(spec, features)
-            if call is None:
-                return wrapped(*args, **kwargs)
-            try:
-                result = wrapped(*args, **kwargs)
-            except BaseException as exc:
-                call.finish(error=exc, class_labels=labels, feature_names=names)
-                raise
-            observed, scores = result, None
-            if readout is not None:
-                try:
-                    observed, scores = readout(result)
-                except Exception as exc:
-                    tally.error(component, exc)
-            call.finish(observed, scores=scores, class_labels=labels, feature_names=names)
-            return result
-        finally:
-            STATE.reset(token)
+        return observe_inference(spec, wrapped, args, kwargs, labels, names, features, readout)
 
     return observe
+
+
+def pass_through(
+    state: int | None,
+    nested_spans: bool,
+    span_name: str,
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run a model call that is no inference of its own (inside one, in training, or
+    instrumentation suppressed); inside an inference, with ``nested_spans`` on, under a
+    child span without metrics."""
+    if nested_spans and state == INFERENCE:
+        tracer = _lifecycle.lazy_runtime().tracer
+        with tracer.start_as_current_span(span_name):
+            return wrapped(*args, **kwargs)
+    return wrapped(*args, **kwargs)
+
+
+def observe_inference(
+    spec: ModelSpec,
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    class_labels: Any,
+    feature_names: Any,
+    features: Any,
+    readout: Readout | None,
+) -> Any:
+    """One observed inference of a library's model call; nested model calls inside it
+    pass through (:data:`STATE` is :data:`INFERENCE` meanwhile)."""
+    token = STATE.set(INFERENCE)
+    try:
+        return observe_sync(
+            spec, wrapped, None, args, kwargs, class_labels, feature_names, features, readout
+        )
+    finally:
+        STATE.reset(token)

@@ -35,7 +35,7 @@ def _prepare(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
     return feed, None, None
 
 
-def _readout(outputs: Any) -> tuple[Any, Any]:
+def _readout(outputs: Any, call: Any) -> tuple[Any, Any]:
     if not isinstance(outputs, list) or not outputs:
         return outputs, None
     scores = None
@@ -78,16 +78,8 @@ class OnnxRuntimeInstrumentor(MLInstrumentor):
         own[_SPEC_ATTRIBUTE] = (name, version, spec)
         return spec
 
-    def _build_spec(
-        self,
-        instance: Any,
-        cls: type,
-        operation: str,
-        name: Any,
-        version: Any,
-        extra: tuple[Any, ...],
-        span_attributes: dict[str, Any] | None = None,
-    ) -> ModelSpec:
+    def _identity(self, instance: Any, cls: type, name: Any, version: Any) -> tuple[Any, Any]:
+        """The model file's stem or graph name, and the version in its metadata."""
         path = getattr(instance, "_model_path", None)
         stem = None
         if isinstance(path, (str, os.PathLike)):
@@ -106,6 +98,4 @@ class OnnxRuntimeInstrumentor(MLInstrumentor):
                 (versions[k] for k in (stem, graph, name) if k is not None and k in versions),
                 meta_version or None,
             )
-        return super()._build_spec(
-            instance, cls, operation, name, version, extra, span_attributes
-        )
+        return name, version

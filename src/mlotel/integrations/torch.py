@@ -29,10 +29,10 @@ from typing import Any
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from .. import _lifecycle, semconv
-from .._call import INFERENCE, TRAINING, ModelSpec, input_of, start_call
+from .. import semconv
+from .._call import TRAINING, ObservedCall, input_of
 from .._self_telemetry import tally
-from ._base import STATE, MLInstrumentor, lookup
+from ._base import STATE, MLInstrumentor, lookup, observe_inference, pass_through
 
 __all__ = ["SCORE_MODES", "TorchInstrumentor"]
 
@@ -72,23 +72,14 @@ class TorchInstrumentor(MLInstrumentor):
 
         self._patches.wrap(torch.nn.Module, "__call__", self._wrapper(torch))
 
-    def _build_spec(
-        self,
-        instance: Any,
-        cls: type,
-        operation: str,
-        name: Any,
-        version: Any,
-        extra: tuple[Any, ...],
-        span_attributes: dict[str, Any] | None = None,
-    ) -> ModelSpec:
+    def _span_attributes(self, extra: tuple[Any, ...]) -> dict[str, Any] | None:
         device, dtype = extra
-        attributes: dict[str, Any] = dict(span_attributes or {})
+        attributes: dict[str, Any] = {}
         if device is not None:
             attributes[semconv.ATTR_MODEL_DEVICE] = str(device)
         if dtype is not None:
             attributes[semconv.ATTR_INPUT_DTYPE] = str(dtype).removeprefix("torch.")
-        return super()._build_spec(instance, cls, operation, name, version, extra, attributes)
+        return attributes
 
     def _default_output(self, instance: Any, cls: type, model_name: str) -> str:
         return "probabilities" if self._score_mode(cls, model_name) else "auto"
@@ -138,11 +129,8 @@ class TorchInstrumentor(MLInstrumentor):
         ) -> Any:
             state = STATE.get()
             if state is not None or not is_instrumentation_enabled():
-                if nested and state == INFERENCE:
-                    tracer = _lifecycle.lazy_runtime().tracer
-                    with tracer.start_as_current_span(f"forward {type(instance).__name__}"):
-                        return wrapped(*args, **kwargs)
-                return wrapped(*args, **kwargs)
+                name = f"forward {type(instance).__name__}"
+                return pass_through(state, nested, name, wrapped, args, kwargs)
             if (instance.training and grad_enabled() and not observe_training) or compiling():
                 token = STATE.set(TRAINING)  # submodules then skip every check above
                 try:
@@ -163,31 +151,21 @@ class TorchInstrumentor(MLInstrumentor):
             except Exception as exc:
                 tally.error("integrations.torch", exc)
                 return wrapped(*args, **kwargs)
-            token = STATE.set(INFERENCE)
-            try:
-                call = start_call(spec, features)
-                if call is None:
-                    return wrapped(*args, **kwargs)
-                try:
-                    result = wrapped(*args, **kwargs)
-                except BaseException as exc:
-                    call.finish(error=exc)
-                    raise
-                observed = result
-                try:
-                    if cuda_timing and device is not None and device.type == "cuda":
-                        done = cuda_event()
-                        done.record()
-                        done.synchronize()
-                    if mode is not None:
-                        began = perf_counter()
-                        observed = to_probabilities(result, mode)
-                        call.exclude(perf_counter() - began)  # not the model's latency
-                except Exception as exc:
-                    tally.error("integrations.torch", exc)
-                call.finish(observed)
-                return result
-            finally:
-                STATE.reset(token)
+            wait = cuda_timing and device is not None and device.type == "cuda"
+
+            def readout(result: Any, call: ObservedCall) -> tuple[Any, Any]:
+                if wait:
+                    done = cuda_event()
+                    done.record()
+                    done.synchronize()
+                if mode is None:
+                    return result, None
+                began = perf_counter()
+                observed = to_probabilities(result, mode)
+                call.exclude(perf_counter() - began)  # not the model's latency
+                return observed, None
+
+            chosen = readout if (wait or mode is not None) else None
+            return observe_inference(spec, wrapped, args, kwargs, None, None, features, chosen)
 
         return observe
