@@ -447,7 +447,7 @@ def start_call(spec: ModelSpec, features: Any = NO_INPUT) -> ObservedCall | None
             aggregator = bound[1]
         else:
             aggregator = spec.aggregator(runtime)
-        prediction_id = format(_getrandbits(64), "016x")
+        prediction_id = _getrandbits(64).to_bytes(8, "big").hex()  # 16 hex digits
         if features is NO_INPUT:
             features = rows = None
             attributes = spec.span_attributes
