@@ -33,6 +33,7 @@ __all__ = [
 _EXPORTERS = ("auto", "otlp", "embedded", "none")
 _SINKS = ("files", "console", "none")
 _PROTOCOLS = ("grpc", "http/protobuf")
+_OUTCOME_LOGS = ("sampled", "all", "none")
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ class Settings:
     output_dir: str = "mlotel-telemetry"
     output_max_bytes: int = 64 * 1024 * 1024
     payload_enabled: bool = True
-    payload_sample_rate: float = 1.0
+    # Production-affordable: one call in ten logs its payload (failed calls always do);
+    # benchmarks/log_volume.py measures the bytes (see docs/configuration.md).
+    payload_sample_rate: float = 0.1
     payload_max_bytes: int = 8192
     payload_location: str = "body"
     payload_redact: frozenset[str] = field(default_factory=frozenset)
@@ -72,6 +75,7 @@ class Settings:
     outcome_window_size: int = 10_000
     outcome_window_seconds: float = 86_400.0
     outcome_min_samples: int = 100
+    outcome_log: str = "sampled"
     performance_estimate: bool = True
     disabled: bool = False
     set_global: bool = True
@@ -245,6 +249,7 @@ _SPEC: dict[str, tuple[Callable[[str, Any], Any], str | None, tuple[str, ...]]] 
     "outcome_window_size": (_int(1), "MLOTEL_OUTCOME_WINDOW_SIZE", ()),
     "outcome_window_seconds": (_float(0.001, 365 * 86_400.0), "MLOTEL_OUTCOME_WINDOW_SECONDS", ()),
     "outcome_min_samples": (_int(1), "MLOTEL_OUTCOME_MIN_SAMPLES", ()),
+    "outcome_log": (_choice(_OUTCOME_LOGS), "MLOTEL_OUTCOME_LOG", ()),
     "performance_estimate": (_bool, "MLOTEL_PERFORMANCE_ESTIMATE", ()),
     "disabled": (_bool, "MLOTEL_DISABLED", ("OTEL_SDK_DISABLED",)),
     "set_global": (_bool, "MLOTEL_SET_GLOBAL", ()),
@@ -304,6 +309,7 @@ class ConfigureOptions(TypedDict, total=False):
     outcome_window_size: int | None
     outcome_window_seconds: float | None
     outcome_min_samples: int | None
+    outcome_log: str | None
     performance_estimate: bool | None
     disabled: bool | None
     set_global: bool | None

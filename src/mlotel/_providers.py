@@ -361,7 +361,15 @@ def build_providers(
             found = getattr(sdk_config, "metric_readers", ())
         readers = list(found or ()) + readers
         resource = getattr(sdk_config, "resource", resource)
-        if not readers:
+        if not readers and "none" in (settings.metrics_exporter or ()):
+            # The user chose no metrics exporter (OTEL_METRICS_EXPORTER=none, e.g.
+            # opentelemetry-instrument --metrics_exporter none): as asked, not a fault.
+            logger.debug(
+                "mlotel: OTEL_METRICS_EXPORTER=none: the global MeterProvider (%s) has no "
+                "metric readers, so mlotel's metrics are not exported (spans and logs are)",
+                type(meter_provider).__name__,
+            )
+        elif not readers:
             logger.warning(
                 "mlotel: the global MeterProvider (%s) exposes no SDK metric readers; "
                 "mlotel's metrics cannot be exported through it",

@@ -179,7 +179,10 @@ def capture_telemetry(**settings: Unpack[ConfigureOptions]) -> Iterator[Captured
     """Capture everything mlotel emits inside the block, in memory.
 
     Keyword arguments are mlotel settings (e.g. ``payload_sample_rate=0.5``);
-    exporters, the Prometheus endpoint and global providers are not touched.
+    exporters, the Prometheus endpoint and global providers are not touched, and the
+    environment is not read. Unlike production (default ``0.1``), every call's payload
+    is logged unless you pass ``payload_sample_rate``: a test sees the same records on
+    every run.
 
     >>> import mlotel
     >>> with capture_telemetry(payload_sample_rate=0.0) as captured:  # no payload logs
@@ -192,6 +195,7 @@ def capture_telemetry(**settings: Unpack[ConfigureOptions]) -> Iterator[Captured
         "set_global": False,
         "prometheus": False,
         "local_sink": "none",
+        "payload_sample_rate": 1.0,
         **settings,
     }
     resolved = resolve_settings(options, environ={})

@@ -52,4 +52,8 @@ def test_demo_reports_the_injected_drift(tmp_path: Path) -> None:
     assert int(written.group(1)) >= len(expected)
     html = Path(written.group(3))
     assert html == tmp_path / "telemetry" / "drift-report.html"
-    assert "<svg" in html.read_text()
+    page = html.read_text()
+    assert "<svg" in page
+    # The page states the test the demo forced, and claims no Evidently defaults for it.
+    assert '<p id="tests" class="muted">Tests: psi ≥ 0.2 (30 columns).</p>' in page
+    assert "Evidently" not in page

@@ -51,6 +51,7 @@ def _predict_once_and_check(rx: OTLPReceiver, endpoint: str, protocol: str) -> N
         service_name=SERVICE,
         set_global=False,
         metric_export_interval=0.2,
+        payload_sample_rate=1.0,  # the call's log record is checked on the wire
     )
     try:
         assert cfg.settings.exporter == "otlp"
@@ -189,7 +190,7 @@ def test_otel_exporter_otlp_endpoint_env_alone_selects_otlp(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_endpoint)
 
-    cfg = mlotel.configure(set_global=False)
+    cfg = mlotel.configure(set_global=False, payload_sample_rate=1.0)
     try:
         assert cfg.settings.exporter == "otlp"
         assert cfg.settings.otlp_protocol == "http/protobuf"

@@ -40,6 +40,7 @@ _SCRIPT = textwrap.dedent(
         service_name="forking-server",
         set_global=False,
         metric_export_interval=0.3,
+        payload_sample_rate=1.0,
     )
 
     @mlotel.instrument(model_name="forked", model_version="1")

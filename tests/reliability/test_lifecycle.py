@@ -22,6 +22,7 @@ def _run(script: str, tmp_path: Path, timeout: float = 30) -> subprocess.Complet
     path.write_text(textwrap.dedent(script))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOTEL_", "OTEL_"))}
     env["MLOTEL_OUTPUT_DIR"] = str(tmp_path / "telemetry")
+    env["MLOTEL_PAYLOAD_SAMPLE_RATE"] = "1"  # the scripts count every call's log record
     return subprocess.run(
         [sys.executable, str(path)],
         capture_output=True,

@@ -35,6 +35,7 @@ def run_instrumented(
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_EXPORTER_OTLP_ENDPOINT": rx.http_endpoint,
         "MLOTEL_OUTPUT_DIR": str(tmp_path / "never"),
+        "MLOTEL_PAYLOAD_SAMPLE_RATE": "1",  # the tests read every call's log record
         **extra_env,
     }
     env.pop("MLOTEL_SET_GLOBAL", None)  # the launcher's providers are the globals

@@ -744,7 +744,13 @@ def test_grafana_elasticsearch_line_and_level_fields_are_strings_of_every_mlotel
     import mlotel
 
     out = tmp_path / "telemetry"
-    mlotel.configure(exporter="embedded", prometheus=False, output_dir=str(out), set_global=False)
+    mlotel.configure(
+        exporter="embedded",
+        prometheus=False,
+        output_dir=str(out),
+        set_global=False,
+        payload_sample_rate=1.0,  # the successful call's record is checked too
+    )
     predict = mlotel.instrument(lambda rows: np.array([1] * len(rows)), model_name="churn")
     predict(np.array([[0.5, 2.0], [1.5, 3.0]]))
 

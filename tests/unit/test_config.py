@@ -40,6 +40,16 @@ def test_exporter_auto_follows_otlp_endpoint() -> None:
     assert resolve_settings({}, {}).otlp_protocol == "http/protobuf"
 
 
+def test_log_volume_defaults() -> None:
+    # Production-affordable (docs/configuration.md#log-volume-what-the-defaults-cost):
+    # one call in ten logs its payload, and only those calls' outcomes are logged.
+    defaults = resolve_settings({}, {})
+    assert defaults.payload_sample_rate == 0.1
+    assert defaults.outcome_log == "sampled"
+    every = resolve_settings({}, {"MLOTEL_PAYLOAD_SAMPLE_RATE": "1", "MLOTEL_OUTCOME_LOG": "ALL"})
+    assert every.payload_sample_rate == 1.0 and every.outcome_log == "all"
+
+
 def test_otel_sdk_disabled_and_metric_interval() -> None:
     assert resolve_settings({}, {"OTEL_SDK_DISABLED": "true"}).disabled
     interval = resolve_settings({}, {"OTEL_METRIC_EXPORT_INTERVAL": "1500"})
@@ -53,6 +63,7 @@ def test_otel_sdk_disabled_and_metric_interval() -> None:
         ({"MLOTEL_PROMETHEUS_PORT": "http"}, "MLOTEL_PROMETHEUS_PORT='http' is not an integer"),
         ({"MLOTEL_EXPORTER": "kafka"}, "MLOTEL_EXPORTER='kafka' must be one of"),
         ({"OTEL_SDK_DISABLED": "maybe"}, "OTEL_SDK_DISABLED='maybe' is not a boolean"),
+        ({"MLOTEL_OUTCOME_LOG": "some"}, "MLOTEL_OUTCOME_LOG='some' must be one of"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:

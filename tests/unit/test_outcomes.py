@@ -411,6 +411,49 @@ def test_outcome_log_record_is_in_the_predictions_trace() -> None:
     }
 
 
+def _outcome_log_run(calls: int, **settings: Any) -> tuple[set[str], set[str], float]:
+    """Make ``calls`` 2-row calls, record every row's outcome; returns the call ids with an
+    ``ml.prediction`` record, the call ids of the ``ml.outcome`` records, matched count."""
+    with mlotel.testing.capture_telemetry(**settings) as captured:
+        clf = mlotel.instrument(lambda rows: ["yes"] * len(rows), model_name="sampled")
+        ids: list[str] = []
+        for _ in range(calls):
+            clf([[0.0], [1.0]])
+            ids += mlotel.last_prediction_ids()
+        assert mlotel.record_outcomes(ids, ["no"] * len(ids))["matched"] == len(ids)
+        matched = statuses(captured, **{"ml.model.name": "sampled"})["matched"]
+        predicted = {
+            str(log.attributes["ml.prediction.id"])
+            for log in captured.logs
+            if log.event_name == "ml.prediction"
+        }
+        outcomes = [log for log in captured.logs if log.event_name == "ml.outcome"]
+        spans = {span.context.span_id: span for span in captured.spans}
+    for record in outcomes:  # still in the prediction's span context, flags unchanged
+        span = spans[record.span_id]
+        assert record.trace_id == span.context.trace_id
+        assert int(record.trace_flags) == int(span.context.trace_flags)
+    outcome_calls = {str(log.attributes["ml.prediction.id"]).rsplit("-", 1)[0] for log in outcomes}
+    assert len(outcomes) == 2 * len(outcome_calls)  # one record per row of a logged call
+    return predicted, outcome_calls, matched
+
+
+def test_outcome_logs_follow_the_payload_sampling_by_default() -> None:
+    predicted, outcome_calls, matched = _outcome_log_run(60, payload_sample_rate=0.5)
+    assert 0 < len(predicted) < 60  # some calls were sampled out (P(not) = 2 * 0.5**60)
+    assert outcome_calls == predicted  # an outcome record exactly where its prediction's is
+    assert matched == 120  # the metrics count every outcome
+
+
+def test_outcome_log_all_and_none() -> None:
+    predicted, outcome_calls, matched = _outcome_log_run(
+        20, payload_sample_rate=0.0, outcome_log="all"
+    )
+    assert predicted == set() and len(outcome_calls) == 20 and matched == 40
+    predicted, outcome_calls, matched = _outcome_log_run(20, outcome_log="none")
+    assert len(predicted) == 20 and outcome_calls == set() and matched == 40
+
+
 _LABEL_JOB = """
 import json, sys
 import mlotel
@@ -431,6 +474,7 @@ def test_another_process_computes_the_same_metrics_from_exported_logs(
         output_dir=str(tmp_path),
         set_global=False,
         flush_interval=0.05,
+        payload_sample_rate=1.0,  # the downstream join is exact only with every row logged
     )
     try:
         clf = mlotel.instrument(model, model_name="bc")

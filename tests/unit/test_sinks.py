@@ -25,7 +25,11 @@ SINK_COMPONENT = "sink.files"  # mlotel.internal.errors{mlotel.component} of a f
 def test_files_sink_writes_otlp_json_with_hex_ids(tmp_path: Path) -> None:
     out = tmp_path / "telemetry"
     cfg = mlotel.configure(
-        exporter="embedded", prometheus=False, output_dir=str(out), set_global=False
+        exporter="embedded",
+        prometheus=False,
+        output_dir=str(out),
+        set_global=False,
+        payload_sample_rate=1.0,  # this call's record is read below
     )
     assert cfg.output_dir == str(out)
     predict = mlotel.instrument(lambda x: np.array([0]), model_name="filesink")
@@ -64,7 +68,11 @@ def test_signal_exporter_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     # an explicit exporter/sink choice wins over the generic OTel variables
     explicit = tmp_path / "explicit"
     mlotel.configure(
-        local_sink="files", prometheus=False, output_dir=str(explicit), set_global=False
+        local_sink="files",
+        prometheus=False,
+        output_dir=str(explicit),
+        set_global=False,
+        payload_sample_rate=1.0,
     )
     mlotel.instrument(lambda x: [0], model_name="loud")([[1.0]])
     assert mlotel.shutdown()
@@ -90,7 +98,13 @@ def permissive_umask() -> Iterator[None]:
 @pytest.mark.usefixtures("permissive_umask")
 def test_payload_files_and_created_directories_are_private(tmp_path: Path) -> None:
     out = tmp_path / "new-parent" / "telemetry"
-    mlotel.configure(exporter="embedded", prometheus=False, output_dir=str(out), set_global=False)
+    mlotel.configure(
+        exporter="embedded",
+        prometheus=False,
+        output_dir=str(out),
+        set_global=False,
+        payload_sample_rate=1.0,
+    )
     mlotel.instrument(lambda x: np.array([0]), model_name="private")(np.array([[1.0, 2.0]]))
     assert mlotel.shutdown()
     assert "ml.features" in (out / "logs.jsonl").read_text()
@@ -154,6 +168,7 @@ def test_unwritable_output_dir_is_counted_and_logged_once(
         output_dir=str(out),
         metric_readers=[reader],
         set_global=False,
+        payload_sample_rate=1.0,  # every call writes a log batch
     )
     predict = mlotel.instrument(lambda x: np.array([0]), model_name="nowhere")
     with caplog.at_level(logging.WARNING, logger="mlotel"):

@@ -4,9 +4,25 @@ of data files."""
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
+from typing import Any
 
-__all__ = ["profile_command", "report_command", "stattest_option"]
+__all__ = [
+    "column_names",
+    "drift_share_option",
+    "profile_command",
+    "report_command",
+    "stattest_option",
+    "threshold_option",
+    "version_command",
+]
+
+# How each p-value test decides (ColumnDrift.score is a p-value for these, a distance
+# or divergence for the others, which drift at or above their threshold).
+_P_VALUE_RULES = {"ks": "<=", "chisquare": "<", "z": "<"}
+
 
 def profile_command(args: argparse.Namespace) -> int:
     from .._tables import TableError, read_table
@@ -17,7 +33,7 @@ def profile_command(args: argparse.Namespace) -> int:
         profile = Profile.from_data(
             table,
             categorical=args.categorical or None,
-            numeric=args.numeric or None,
+            numeric=args.numerical or None,
             target=args.target,
             prediction=args.prediction,
             score=args.score,
@@ -75,13 +91,29 @@ def report_command(args: argparse.Namespace) -> int:
     def progress(done: int, total: int, column: str) -> None:
         say(f"\rmlotel report: column {done}/{total} {column[:40]:40s}", end="")
 
+    names = [str(c) for c in frames[0].columns]
+    names += [str(c) for c in frames[1].columns if str(c) not in set(names)]
+    if args.target is not None and args.target not in names:
+        print(f"mlotel report: --target: no column named {args.target!r}", file=sys.stderr)
+        return 2
+    columns = [name for name in names if name != args.target]
+    thresholds = {}
+    for column, value in args.threshold:  # every column's first, then one column's
+        if column is None:
+            thresholds.update(dict.fromkeys(columns, value))
+    for column, value in args.threshold:
+        if column is not None:
+            thresholds[column] = value
     try:
         result = report(
             frames[0],
             frames[1],
+            columns=columns,
             numerical=args.numerical,
             categorical=args.categorical,
             stattests=dict(args.stattest),
+            thresholds=thresholds,
+            drift_share=args.drift_share,
             progress=progress,
         )
     except ValueError as exc:
@@ -96,6 +128,8 @@ def report_command(args: argparse.Namespace) -> int:
             print(result.to_json())
         elif args.json:
             result.save_json(args.json)
+    except BrokenPipeError:
+        raise  # stdout's reader stopped reading: main() ends quietly
     except OSError as exc:
         print(f"mlotel report: cannot write the report: {exc}", file=sys.stderr)
         return 2
@@ -112,15 +146,74 @@ def report_command(args: argparse.Namespace) -> int:
             f"(share {result.drift_share:.2f}, threshold {result.drift_share_threshold:.2f})"
             + (f"; {untested} columns not tested" if untested else "")
         )
+    if args.target is not None:
+        print(f"  target column {args.target!r}: not tested as a feature")
     for column in result.columns:
         if column.drift_detected:
-            print(f"  drift: {column.name} ({column.stattest} {column.score:.4g})")
+            print(f"  drift: {column.name} ({_score_text(column)})")
         elif column.status != "tested":
             print(f"  {column.status}: {column.message}")
     for label, path in (("HTML", args.html), ("JSON", args.json)):
         if path:
             print(f"{label} report: {path}")
     return 0
+
+
+def _score_text(column: Any) -> str:
+    """``ks p-value 3.6e-53 <= 0.05`` or ``psi 1.93 >= 0.2``: what the score is and the
+    rule that made it drift."""
+    rule = _P_VALUE_RULES.get(column.stattest)
+    kind = f"{column.stattest} p-value" if rule else str(column.stattest)
+    return f"{kind} {column.score:.4g} {rule or '>='} {column.threshold:g}"
+
+
+def version_command() -> int:
+    """``mlotel version``: the version as JSON (``mlotel --version``: plain text)."""
+    from .._version import VERSION
+
+    print(json.dumps({"mlotel": VERSION}))
+    return 0
+
+
+def column_names(text: str) -> list[str]:
+    """Column names of an option: one, or several separated by commas.
+
+    >>> column_names("plan, region"), column_names("age")
+    (['plan', 'region'], ['age'])
+    """
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected COLUMN[,COLUMN...], got {text!r}")
+    return names
+
+
+def threshold_option(text: str) -> tuple[str | None, float]:
+    """``VALUE`` (every column) or ``COLUMN=VALUE`` (one column).
+
+    >>> threshold_option("0.2"), threshold_option("age=0.01")
+    ((None, 0.2), ('age', 0.01))
+    """
+    column, sep, value = text.rpartition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if (sep and not column) or not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected VALUE or COLUMN=VALUE with a number >= 0, got {text!r}"
+        )
+    return (column if sep else None), number
+
+
+def drift_share_option(text: str) -> float:
+    """A share in (0, 1]."""
+    try:
+        share = float(text)
+    except ValueError:
+        share = math.nan
+    if not 0.0 < share <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], got {text!r}")
+    return share
 
 
 def stattest_option(text: str) -> tuple[str, str]:

@@ -105,7 +105,13 @@ def run_demo(args: argparse.Namespace) -> int:
     else:
         print(f"  spans: {Path(args.output_dir, 'traces.jsonl')}")
         print(f"  logs:  {Path(args.output_dir, 'logs.jsonl')}")
-    print(f"  serving synthetic traffic for {args.duration:.0f} s at ~{args.rate:.0f} calls/s ...")
+    target = f"a target of {args.rate:g} calls/s" if args.rate > 0 else "full speed"
+    print(f"  serving synthetic traffic for {args.duration:g} s at {target} (1-64 rows a call)")
+    print(
+        f"  {_MALFORMED:.0%} of the calls are malformed on purpose ({_MALFORMED_WIDTH} of "
+        f"{len(names)} features): the model raises ValueError,\n    so they show as failed "
+        "calls (error.type=ValueError), not as faults of mlotel"
+    )
     print(
         f"  drift injected after {_DRIFT_AT:.0%} of the run: "
         f"{', '.join(_DRIFTED)} shifted by +{_DRIFT_STDS:g} std, and "
@@ -117,9 +123,10 @@ def run_demo(args: argparse.Namespace) -> int:
     deadline = started + args.duration
     labels = _LabelStream()
     served = _ServedSample()
-    next_report = time.monotonic() + args.report_every
-    calls = errors = 0
-    pause = 1.0 / args.rate if args.rate > 0 else 0.0
+    traffic = _Traffic(started)
+    next_report = started + args.report_every
+    interval = 1.0 / args.rate if args.rate > 0 else 0.0
+    next_call = started
     while time.monotonic() < deadline:
         rows = int(rng.choice([1, 1, 1, 4, 16, 64]))
         picked = rng.integers(0, len(x_test), rows)
@@ -128,9 +135,10 @@ def run_demo(args: argparse.Namespace) -> int:
         if time.monotonic() >= drift_start:
             batch = _inject_drift(batch, names, x_train)
             served.add(batch)
+        malformed = rng.random() < _MALFORMED
         try:
-            if rng.random() < 0.02:  # a client sends the wrong number of features
-                clf.predict_proba(batch[:, :5])
+            if malformed:  # a client sends the wrong number of features
+                clf.predict_proba(batch[:, :_MALFORMED_WIDTH])
             elif rng.random() < 0.5:
                 clf.predict_proba(batch)
             else:
@@ -139,27 +147,40 @@ def run_demo(args: argparse.Namespace) -> int:
             if time.monotonic() >= drift_start:
                 truth = _concept_drift(truth, rng)
             labels.predicted(mlotel.last_prediction_ids(), truth)
+            traffic.served(rows)
         except ValueError:
-            errors += 1
+            traffic.failed(malformed)
         labels.deliver_due()
-        calls += 1
-        if time.monotonic() >= next_report and cfg.metrics_url:
+        if next_report < deadline and time.monotonic() >= next_report and cfg.metrics_url:
             next_report += args.report_every
-            _report(cfg.metrics_url, calls, errors)
-        if pause:
-            time.sleep(pause)
+            _report(cfg.metrics_url, traffic, time.monotonic())
+        if interval:
+            # Calls on a fixed schedule (the time a call takes is part of its interval);
+            # after a stall the schedule restarts instead of bursting to catch up.
+            next_call = max(next_call + interval, time.monotonic() - 1.0)
+            delay = next_call - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    ended = time.monotonic()
     labels.deliver_due(everything=True)  # the labels still in flight arrive
     mlotel.force_flush()
+    print(f"  traffic done: {traffic.summary(ended, args.rate)}")
     if cfg.metrics_url:
-        _report(cfg.metrics_url, calls, errors)
+        print("  at the end (every label delivered):")
+        _report(cfg.metrics_url, traffic, ended)
     html = args.report_html or (
         None if to_collector else Path(args.output_dir, "drift-report.html")
     )
     report_path = _write_drift_report(x_train, served, names, html) if html else None
     print()
     print("What to look at:")
-    if cfg.metrics_url:
-        print(f"  curl -s {cfg.metrics_url} | grep '^ml_'")
+    if cfg.metrics_url and args.serve_after > 0:
+        print(f"  curl -s {cfg.metrics_url} | grep '^ml_'   (while it is served, see below)")
+    elif cfg.metrics_url:
+        print(
+            "  the metrics endpoint closes with the demo: run with --serve-after SECONDS to "
+            "keep it up for curl or Prometheus"
+        )
     if report_path is not None:
         print(f"  open {report_path} (reference vs served data, per feature)")
     if to_collector:
@@ -182,7 +203,52 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- demo: reference profile and injected drift --------------------------------------
+# --- demo: traffic, reference profile and injected drift -----------------------------
+
+_MALFORMED = 0.02  # share of calls a "client" sends with too few features
+_MALFORMED_WIDTH = 5
+
+
+class _Traffic:
+    """What the demo made: calls, rows, failures, and the rate it achieved."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.calls = 0
+        self.rows = 0
+        self.malformed = 0  # injected malformed calls (each failed in the model)
+        self.other_errors = 0  # any other failed call: not expected
+
+    def served(self, rows: int) -> None:
+        self.calls += 1
+        self.rows += rows
+
+    def failed(self, malformed: bool) -> None:
+        self.calls += 1
+        if malformed:
+            self.malformed += 1
+        else:
+            self.other_errors += 1
+
+    def rate(self, now: float) -> float:
+        return self.calls / max(now - self.started, 1e-9)
+
+    def summary(self, now: float, target: float) -> str:
+        elapsed = now - self.started
+        text = (
+            f"{self.calls} calls ({self.rows} rows) in {elapsed:.1f} s = "
+            f"{self.rate(now):.1f} calls/s"
+        )
+        if target > 0:
+            text += f" (target {target:g} calls/s"
+            if self.rate(now) < _KEPT_UP * target:
+                text += "; this machine did not keep up"
+            text += ")"
+        return text
+
+
+_KEPT_UP = 0.9  # a rate below this share of the target is said to fall short
+
 
 _DRIFTED = ("mean_radius", "mean_texture", "worst_concavity")
 _DRIFT_STDS = 2.5
@@ -317,12 +383,13 @@ class _LabelStream:
         mlotel.record_outcomes(ids, truth)
 
 
-def _report(url: str, calls: int, errors: int) -> None:
+def _report(url: str, traffic: _Traffic, now: float) -> None:
     try:
         seen = _scrape(url)
     except OSError as exc:
         print(f"  (could not read {url}: {exc})")
         return
+    calls = traffic.calls
     count = _total(seen, "ml_inference_duration_seconds_count")
     total = _total(seen, "ml_inference_duration_seconds_sum")
     rows = _total(seen, "ml_predictions_total")
@@ -332,8 +399,10 @@ def _report(url: str, calls: int, errors: int) -> None:
         if n == "ml_inference_duration_seconds_count" and lab.get("error_type")
     )
     mean_ms = 1000.0 * total / count if count else 0.0
+    unexpected = f", other failures {traffic.other_errors}" if traffic.other_errors else ""
     print(
-        f"  calls made {calls:6d} (model errors {errors:3d}) | exported: "
+        f"  calls made {calls:6d} ({traffic.rate(now):6.1f}/s; failed: injected malformed "
+        f"{traffic.malformed:3d}{unexpected}) | exported: "
         f"inferences {count:6.0f}, predicted rows {rows:7.0f}, mean latency {mean_ms:6.3f} ms"
     )
     classes = {
@@ -343,7 +412,8 @@ def _report(url: str, calls: int, errors: int) -> None:
     score_count = _total(seen, "ml_prediction_score_count")
     mean_score = _total(seen, "ml_prediction_score_sum") / score_count if score_count else 0.0
     print(
-        f"    error ratio {failed / count if count else 0.0:6.2%} | class shares {shares} | "
+        f"    error ratio {failed / count if count else 0.0:6.2%} (the malformed calls) | "
+        f"class shares {shares} | "
         f"mean top score {mean_score:.3f}"
     )
     _report_drift(seen)

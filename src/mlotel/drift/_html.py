@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 
 __all__ = ["render_html"]
 
+# Evidently 0.7 DataDriftPreset's default tests and their default thresholds: the page
+# claims Evidently's tests only when every tested column used one of these as is.
+_EVIDENTLY_DEFAULTS = {"ks": 0.05, "wasserstein": 0.1, "chisquare": 0.05, "z": 0.05,
+                       "jensenshannon": 0.1}  # fmt: skip
+_P_VALUE_RULES = {"ks": "≤", "chisquare": "<", "z": "<"}  # drift at a small p-value
+
 _WIDTH, _HEIGHT = 640, 200
 _LEFT, _RIGHT, _TOP, _BOTTOM = 48, 12, 12, 56
 _REFERENCE_COLOUR, _CURRENT_COLOUR = "#8c8c8c", "#d9480f"
@@ -223,6 +229,37 @@ def _figures(report: DriftReport) -> str:
     return "".join(figures) or '<p class="muted">No column could be plotted.</p>'
 
 
+def _tests_used(report: DriftReport) -> str:
+    """The tests and thresholds the tested columns used, as the page states them.
+
+    >>> from mlotel.drift._report import ColumnDrift, DriftReport
+    >>> def tested(test, threshold):
+    ...     return ColumnDrift("c", "numerical", "tested", stattest=test, threshold=threshold)
+    >>> report = DriftReport((tested("ks", 0.05), tested("ks", 0.05)), 1, 1)
+    >>> print(_tests_used(report))  # doctest: +NORMALIZE_WHITESPACE
+    Tests: ks p-value ≤ 0.05 (2 columns): Evidently 0.7 DataDriftPreset's tests at their
+    default thresholds.
+    >>> _tests_used(DriftReport((tested("psi", 0.2),), 1, 1))
+    'Tests: psi ≥ 0.2 (1 column).'
+    """
+    used: dict[tuple[str, float], int] = {}
+    for column in report.columns:
+        if column.status == "tested" and column.stattest and column.threshold is not None:
+            key = (column.stattest, column.threshold)
+            used[key] = used.get(key, 0) + 1
+    if not used:
+        return "No column was tested."
+    parts = []
+    for (test, threshold), count in sorted(used.items(), key=lambda item: -item[1]):
+        rule = _P_VALUE_RULES.get(test)
+        kind = f"{test} p-value {rule}" if rule else f"{test} ≥"
+        parts.append(f"{kind} {threshold:g} ({count} column{'' if count == 1 else 's'})")
+    text = "Tests: " + ", ".join(parts)
+    if all(_EVIDENTLY_DEFAULTS.get(test) == threshold for test, threshold in used):
+        text += ": Evidently 0.7 DataDriftPreset's tests at their default thresholds"
+    return text + "."
+
+
 def render_html(report: DriftReport) -> str:
     """The report as one HTML document (UTF-8 text)."""
     if report.drift_share is None:
@@ -244,8 +281,8 @@ def render_html(report: DriftReport) -> str:
         f'<p class="muted">Reference: {report.reference_rows} rows · Current: '
         f"{report.current_rows} rows · {len(report.columns)} columns"
         f"{f' ({untested} not tested)' if untested else ''} · mlotel "
-        f"{escape(report.mlotel_version)} · tests and thresholds as Evidently 0.7 "
-        "DataDriftPreset</p>"
+        f"{escape(report.mlotel_version)}</p>"
+        f'<p id="tests" class="muted">{escape(_tests_used(report))}</p>'
         f'<p id="verdict" class="verdict {verdict_class}">{escape(verdict)}</p>'
         f'<h2 id="summary">Drift by column</h2>{_summary(report)}'
         f'<h2 id="quality">Data quality</h2>{_quality(report)}'

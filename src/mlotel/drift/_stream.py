@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import numpy as np
 from .. import semconv
 from .._metric_store import AttrKey, MetricStore
 from .._model_io import columnar_rows, is_dataframe, is_torch, torch_to_numpy
-from .._self_telemetry import tally
+from .._self_telemetry import logger, tally
 from ._binning import MISSING, WRONG_TYPE, category_keys, labels_text, numeric_column
 from ._config import METHODS, DriftConfig, with_deprecated_keywords
 from ._constraints import Constraint, MaxMissingShare
@@ -405,6 +405,7 @@ class DriftMonitor:
         index = {n: j for j, n in enumerate(self._inputs.names)}
         self._positional = [index.get(str(n), -1) for n in names]
         self._index = index
+        self._absent = _AbsentColumns(self._inputs.names)
         self._lock = threading.Lock()
         if hasattr(os, "register_at_fork"):
             # A fork while the flusher held the lock must not deadlock the child.
@@ -470,6 +471,7 @@ class DriftMonitor:
                 tally.drop("drift", "input_format", 1)
             elif matrix.shape[1] != width:
                 tally.drop("drift", "input_width", int(matrix.shape[0]))
+                self._absent.wrong_width(int(matrix.shape[1]), width)
             else:
                 matrices.append(matrix)
         pieces: list[list[np.ndarray | None]] = [[] for _ in features.features]
@@ -482,11 +484,13 @@ class DriftMonitor:
             for column, j in enumerate(self._positional):
                 if j >= 0:
                     pieces[j].append(block[:, column])
+            self._absent.present(j for j in self._positional if j >= 0)
             for got in pieces:
                 if not got:  # not among the positional names: missing
                     got.append(np.full(rows, np.nan))
             n += rows
         for rows, columns in named:
+            self._absent.present(j for j, name in enumerate(features.names) if name in columns)
             for j, name in enumerate(features.names):
                 present = columns.get(name)
                 pieces[j].append(present if present is not None else np.full(rows, np.nan))
@@ -510,6 +514,7 @@ class DriftMonitor:
     ) -> None:
         features = self._inputs
         n, columns = self._columns(inputs)
+        self._absent.check(monitor.model_name, n)
         if n == 0:
             return
         slots: list[np.ndarray] = []
@@ -762,6 +767,65 @@ class DriftMonitor:
                 return False
             time.sleep(0.005)
         return True
+
+
+class _AbsentColumns:
+    """Profile columns absent from every input seen, warned about once per model.
+
+    The usual cause: a training frame that still held the label, profiled without
+    ``target=``, so the label became a feature the model never gets. Each such row is
+    already counted (a ``missing`` data-quality issue, or a drop for the input width);
+    this only says why, once, through the ``mlotel`` logger: the monitor runs on the
+    flusher thread, where ``warnings.warn`` would point at no line of the user's code
+    and its once-per-location filter would hide a second model's warning.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.seen = np.zeros(len(self.names), dtype=bool)
+        self.rows = 0
+        self.width: tuple[int, int] | None = None  # (input width, profile width) of a drop
+        self.warned = False
+
+    def present(self, columns: Iterable[int]) -> None:
+        if not self.warned:
+            self.seen[list(columns)] = True
+
+    def wrong_width(self, width: int, expected: int) -> None:
+        if self.width is None:
+            self.width = (width, expected)
+
+    def check(self, model_name: str, rows: int) -> None:
+        """After one flush's inputs: warn (once) when a column was never present."""
+        if self.warned:
+            return
+        self.rows += rows
+        absent = [name for name, seen in zip(self.names, self.seen.tolist()) if not seen]
+        if self.rows and absent:
+            shown = ", ".join(repr(name) for name in absent[:5])
+            more = f" and {len(absent) - 5} more" if len(absent) > 5 else ""
+            problem = (
+                f"profile column(s) {shown}{more} absent from every input so far "
+                f"({self.rows} rows): each row counts as a missing value in "
+                "ml.data_quality.issues"
+            )
+        elif self.width is not None:
+            width, expected = self.width
+            problem = (
+                f"inputs have {width} columns where the reference profile has {expected} "
+                "feature columns: those calls are left out of drift (counted in "
+                "mlotel.internal.dropped{reason=input_width})"
+            )
+        else:
+            return
+        self.warned = True
+        logger.warning(
+            "mlotel: drift of model %r: %s. Is it the label (or another column the model "
+            "does not get)? Pass target=LABEL to Profile.from_data (mlotel profile --target) "
+            "to keep it out of the features. Logged once per model.",
+            model_name,
+            problem,
+        )
 
 
 def _after_fork(ref: weakref.ReferenceType[DriftMonitor]) -> None:

@@ -73,7 +73,7 @@ def predictions_from_logs(paths: PathLike | Iterable[PathLike]) -> Iterator[dict
     >>> import tempfile, pathlib, mlotel
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     _ = mlotel.configure(exporter="embedded", prometheus=False, output_dir=folder,
-    ...                          set_global=False)
+    ...                          set_global=False, payload_sample_rate=1.0)  # log every call
     ...     predict = mlotel.instrument(lambda rows: [2 * r[0] for r in rows], model_name="x2")
     ...     _ = predict([[1.0], [3.0]])
     ...     ids = mlotel.last_prediction_ids()
@@ -151,7 +151,7 @@ def performance_from_logs(
     >>> import tempfile, pathlib, mlotel
     >>> out = pathlib.Path(tempfile.mkdtemp())
     >>> _ = mlotel.configure(exporter="embedded", prometheus=False, output_dir=out,
-    ...                      set_global=False)
+    ...                      set_global=False, payload_sample_rate=1.0)  # log every call
     >>> predict = mlotel.instrument(lambda rows: [r[0] > 0 for r in rows], model_name="sign")
     >>> predict([[1.0], [-2.0], [3.0]])
     [True, False, True]

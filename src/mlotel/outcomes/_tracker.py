@@ -12,8 +12,11 @@ by ``outcome_store_size``: the oldest rows are overwritten, and unmatched rows
 that go this way are counted in ``mlotel.internal.dropped{component=outcomes,
 reason=outcome_store_size}``. :func:`record_outcome` looks the id up (a dict
 lookup), marks the row matched and queues the pair; the next flush moves the
-queued pairs into the sliding window, emits one ``ml.outcome`` log record per
-pair in the prediction's span context and republishes ``ml.model.performance``.
+queued pairs into the sliding window and republishes ``ml.model.performance``;
+the recording thread emits one ``ml.outcome`` log record per pair in the
+prediction's span context (with ``outcome_log="sampled"``, the default, only for
+rows of calls whose payload was logged: the log volume follows
+``payload_sample_rate``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ _MAX_LABELS = 1024  # distinct labels a model's store tracks; later ones never m
 _OTHER_PREDICTED = -1  # code of a predicted label past the cap
 _OTHER_ACTUAL = -2  # code of an actual label past the cap (never equal to a prediction)
 _MASK64 = (1 << 64) - 1
+# Stored next to a row's W3C trace flags (8 bits): its call's payload record was logged.
+_PAYLOAD_LOGGED = 0x100
+_TRACE_FLAGS = 0xFF
 _CHUNK_ROWS = 400  # rows written to the store per step (see OutcomeTracker._insert)
 _ROWS_PER_CALL_FILL = 64  # calls this big on average: per-call fields filled call by call
 _NO_LABEL_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
@@ -105,6 +111,7 @@ class OutcomeTracker:
         self._window_ns = int(settings.outcome_window_seconds * 1e9)
         self._min_samples = settings.outcome_min_samples
         self._estimate = settings.performance_estimate
+        self._outcome_log = settings.outcome_log
         self._lock = threading.Lock()
         self._size = 0  # allocated rows: 0 until the first rows arrive, then the capacity
         self._next = 0  # sequence number of the next stored row
@@ -131,7 +138,7 @@ class OutcomeTracker:
         self._trace_hi = np.empty(0, np.uint64)
         self._trace_lo = np.empty(0, np.uint64)
         self._span = np.empty(0, np.uint64)
-        self._flags = np.empty(0, np.uint8)
+        self._flags = np.empty(0, np.uint16)  # trace flags | _PAYLOAD_LOGGED
         self._key = np.empty(0, object)  # call id at a call's last row, or a supplied id
         self._keyed = np.empty(0, bool)  # the slot's _key is in the index
 
@@ -297,18 +304,19 @@ class OutcomeTracker:
         for rec in group:
             counts.append(len(rec.output))
             ends.append(rec.end_ns)
+            logged = _PAYLOAD_LOGGED if rec.sampled else 0
             context = rec.span.get_span_context() if rec.span is not None else None
             if context is not None and context.is_valid:
                 trace_id = context.trace_id
                 his.append(trace_id >> 64)
                 los.append(trace_id & _MASK64)
                 spans.append(context.span_id)
-                flags.append(int(context.trace_flags))
+                flags.append(int(context.trace_flags) | logged)
             else:
                 his.append(0)
                 los.append(0)
                 spans.append(0)
-                flags.append(0)
+                flags.append(logged)
         per_call = (ends, his, los, spans, flags)
         with self._lock:
             self._write(group, counts, n, cut, (table, pred), positive, top, per_call)
@@ -763,10 +771,13 @@ class OutcomeTracker:
     def _emit_logs(self, pending: list[tuple[Any, ...]]) -> None:
         monitor = self.monitor
         logger = monitor.logger
-        if logger is None:
+        if logger is None or self._outcome_log == "none":
             return
+        every = self._outcome_log == "all"
         base = dict(monitor.log_base)
         for prediction_id, pred, _proba, actual, arrived, hi, lo, span_id, flags in pending:
+            if not (every or flags & _PAYLOAD_LOGGED):
+                continue  # its prediction's payload was sampled out: so is the outcome
             attributes = {
                 **base,
                 semconv.ATTR_PREDICTION_ID: prediction_id,
@@ -777,7 +788,10 @@ class OutcomeTracker:
             context = None
             if span_id:
                 span_context = SpanContext(
-                    (hi << 64) | lo, span_id, is_remote=False, trace_flags=TraceFlags(flags)
+                    (hi << 64) | lo,
+                    span_id,
+                    is_remote=False,
+                    trace_flags=TraceFlags(flags & _TRACE_FLAGS),
                 )
                 context = trace.set_span_in_context(NonRecordingSpan(span_context))
             try:
