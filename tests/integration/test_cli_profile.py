@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlotel._tables import read_csv_plain
+from mlotel.drift._datasets import read_csv_plain
 from mlotel.cli import main
 from mlotel.drift import Profile
 

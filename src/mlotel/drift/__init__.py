@@ -25,12 +25,15 @@ from __future__ import annotations
 
 from ._config import DEFAULT_THRESHOLDS, METHODS, DriftConfig
 from ._constraints import AllowedValues, Constraint, MaxMissingShare, NotNull, Range
-from ._profile import SCHEMA_VERSION, FeatureProfile, Profile, ProfileError
+from ._datasets import DatasetError
+from ._partials import Job, Partial, ScanPass, merge_partials
+from ._profile import SCHEMA_VERSION, FeatureProfile, Profile, ProfileError, ProfileJob
 from ._report import (
     ColumnDrift,
     ColumnQuality,
     Distribution,
     DriftReport,
+    ReportJob,
     SideQuality,
     report,
     write_report,
@@ -50,15 +53,22 @@ __all__ = [
     "Distribution",
     "DriftConfig",
     "DriftEvent",
+    "DatasetError",
     "DriftMonitor",
     "DriftReport",
     "FeatureProfile",
+    "Job",
     "MaxMissingShare",
     "NotNull",
+    "Partial",
     "Profile",
     "ProfileError",
+    "ProfileJob",
     "Range",
+    "ReportJob",
+    "ScanPass",
     "SideQuality",
+    "merge_partials",
     "report",
     "write_report",
 ]
