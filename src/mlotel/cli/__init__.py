@@ -40,10 +40,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rep = sub.add_parser(
         "report",
-        help="offline drift report of two CSV files (Evidently 0.7 DataDriftPreset's tests)",
+        help="offline drift report of two datasets (Evidently 0.7 DataDriftPreset's tests)",
     )
-    rep.add_argument("--reference", required=True, help="reference data (CSV or Parquet)")
-    rep.add_argument("--current", required=True, help="current data (CSV or Parquet)")
+    rep.add_argument(
+        "--reference",
+        required=True,
+        nargs="+",
+        metavar="PATH",
+        help="reference data: CSV or Parquet files, directories (hive partitions too), globs",
+    )
+    rep.add_argument(
+        "--current", required=True, nargs="+", metavar="PATH", help="current data (same forms)"
+    )
     rep.add_argument("--html", help="write the HTML report here")
     rep.add_argument("--json", help="write the JSON report here ('-': to stdout, nothing else)")
     rep.add_argument(
@@ -62,9 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "kl_div)",
     )
     profile = sub.add_parser(
-        "profile", help="write a reference profile (JSON) of a CSV or Parquet file"
+        "profile", help="write a reference profile (JSON) of CSV or Parquet data"
     )
-    profile.add_argument("data", help="training data: CSV, or Parquet (.parquet, needs pyarrow)")
+    profile.add_argument(
+        "data",
+        nargs="+",
+        help="training data: CSV or Parquet files, directories (hive partitions too), globs",
+    )
     profile.add_argument("-o", "--output", required=True, help="profile JSON to write")
     profile.add_argument("--categorical", nargs="*", default=[], help="columns to treat as such")
     profile.add_argument("--numeric", nargs="*", default=[], help="columns to treat as numeric")

@@ -154,7 +154,26 @@ def _pyarrow(where: Any, what: str = "dataset") -> Any:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
+    # pyarrow wraps the cause in "Error creating dataset. Could not read schema from ...".
+    for marker in ("file?: ", "Invalid: "):
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _check_text(path: Path) -> None:
+    """A CSV file must be UTF-8 and have a header row (pandas' messages, kept)."""
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    if not head.strip():
+        raise DatasetError(f"{path}: the file is empty (no header row)")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the block's end
+            raise DatasetError(
+                f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
 
 
 def is_dataset_source(data: Any) -> bool:
@@ -425,6 +444,8 @@ def open_dataset(
         try:
             if path.stat().st_size == 0:
                 raise DatasetError(f"{path}: the file is empty")
+            if fmt == "csv":
+                _check_text(path)
             single = _make_dataset([path], fmt, None, None)
             physical = single.schema
         except DatasetError:

@@ -193,6 +193,8 @@ class ColumnSketch:
     not_numeric: int = 0
     example: str | None = None
     """A value of a column to be read as numbers that is no number (the smallest)."""
+    tallied: bool = False
+    """Values counted as categories (text, bool, or numbers named categorical)."""
 
     @property
     def numeric(self) -> bool:
@@ -222,11 +224,12 @@ class ColumnSketch:
         merged.not_numeric = self.not_numeric + other.not_numeric
         examples = [e for e in (self.example, other.example) if e is not None]
         merged.example = min(examples) if examples else None
+        merged.tallied = self.tallied or other.tallied
         return merged
 
     def category_tally(self) -> dict[Any, int] | None:
         """Non-missing value -> count, or None when there were too many values."""
-        if self.kind in _CATEGORY:
+        if self.kind in _CATEGORY or self.tallied:
             return self.categories
         if self.distinct is not None and self.kind == "int" and self.missing == 0:
             return {int(v): n for v, n in self.distinct.items()}
@@ -372,7 +375,7 @@ class Partial:
                     max=state.max, mean=state.mean, m2=state.m2,
                     distinct=_tally_out(state.distinct), categories=_tally_out(state.categories),
                     not_numeric=state.not_numeric, example=state.example,
-                    raw=state.raw is not None,
+                    raw=state.raw is not None, tallied=state.tallied,
                 )
                 if state.raw is not None:
                     arrays[f"{i}.raw"] = state.raw
@@ -406,6 +409,7 @@ class Partial:
                         entry["mean"], entry["m2"], _tally_in(entry["distinct"]),
                         stored[f"{i}.raw"] if entry["raw"] else None,
                         _tally_in(entry["categories"]), entry["not_numeric"], entry["example"],
+                        entry["tallied"],
                     )
                 else:
                     arrays = {
@@ -568,9 +572,9 @@ def _sketch(name: str, column: Any, as_number: bool, as_category: bool) -> Colum
                 categories[key] = n
         if len(categories) > CATEGORY_CAP:
             categories = None
-        state = ColumnSketch(name, kind if kind in _CATEGORY else "string", rows, missing)
+        state = ColumnSketch(name, kind, rows, missing)
         state.categories = categories
-        state.distinct, state.raw = {}, None
+        state.distinct, state.raw, state.tallied = None, None, True
         return state
     state = ColumnSketch(name, kind, rows, int(column.null_count))
     state.distinct, state.raw, state.categories = {}, None, {}
