@@ -27,6 +27,7 @@ import numpy as np
 
 __all__ = [
     "BATCH_ROWS",
+    "CSV_BLOCK_BYTES",
     "Dataset",
     "DatasetError",
     "SchemaChanged",
@@ -38,6 +39,9 @@ __all__ = [
 
 BATCH_ROWS = 65_536
 """Rows per record batch read from a dataset (memory ~ rows x columns read x 8 bytes)."""
+CSV_BLOCK_BYTES = 1 << 24
+"""CSV bytes read at a time; column types are read from a file's first block (and widened
+if later rows need it)."""
 _PARQUET = (".parquet", ".pq")
 _CSV = (".csv",)
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -379,8 +383,11 @@ def _make_dataset(files: Sequence[Path], fmt: str, schema: Any, base: Path | Non
     if fmt == "csv":
         import pyarrow.csv as pacsv
 
-        # Big blocks: CSV column types are read from the first block of each file.
-        file_format = ds.CsvFileFormat(read_options=pacsv.ReadOptions(block_size=1 << 24))
+        file_format = ds.CsvFileFormat(
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            # Empty fields are missing values, as pandas reads them.
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+        )
     return ds.dataset(
         [str(f) for f in files],
         schema=schema,

@@ -709,14 +709,14 @@ class ProfileJob(Job):
             raise ValueError("bins and top_categories must be at least 1")
         self.forced_cat = _names_set(categorical)
         self.forced_num = _names_set(numeric)
+        for role, name in (("prediction", prediction), ("score", score)):
+            if name is not None and not isinstance(name, str):
+                raise ValueError(f"{role} must name a column when profiling a dataset")
         self.roles = {
             name: role
             for role, name in (("target", target), ("prediction", prediction), ("score", score))
             if name is not None
         }
-        for role, name in (("prediction", prediction), ("score", score)):
-            if name is not None and not isinstance(name, str):
-                raise ValueError(f"{role} must name a column when profiling a dataset")
         self.bins = bins
         self.top_categories = top_categories
         self.columns = None if columns is None else tuple(str(c) for c in columns)
