@@ -24,10 +24,10 @@ from mlotel.drift import (
     ProfileJob,
     ReportJob,
     ScanPass,
+    _datasets,
     merge_partials,
     report,
 )
-from mlotel.drift import _datasets
 
 BOUND = 1e-3
 

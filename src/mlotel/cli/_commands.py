@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["RowProgress", "profile_command", "report_command", "stattest_option"]
@@ -64,7 +64,7 @@ def _source(paths: Sequence[str]) -> Any:
 
 
 def profile_command(args: argparse.Namespace) -> int:
-    from ..drift import DatasetError, Profile
+    from ..drift import DatasetError
 
     paths = list(args.data)
     progress = RowProgress("mlotel profile")

@@ -148,7 +148,8 @@ def bucket_index(z: np.ndarray, bits: int = GRID_BITS) -> np.ndarray:
     """
     a = np.abs(z) + 1.0
     j = (a.view(np.int64) >> (52 - bits)) - (1023 << bits)
-    return np.where(z < 0, -1 - j, j)
+    index: np.ndarray = np.where(z < 0, -1 - j, j)
+    return index
 
 
 def bucket_edges(first: int, last: int, bits: int = GRID_BITS) -> np.ndarray:
@@ -286,7 +287,8 @@ class ColumnHistogram:
         def add(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
             if a is None or b is None:
                 return a if b is None else b
-            return a + b
+            total: np.ndarray = a + b
+            return total
 
         selected = None
         if self.selected is not None or other.selected is not None:
@@ -563,17 +565,15 @@ def _sketch(name: str, column: Any, as_number: bool, as_category: bool) -> Colum
         counted = pc.value_counts(column)
         keys = counted.field("values").to_pylist()
         tallies = counted.field("counts").to_numpy()
-        categories: dict[Any, int] | None = {}
+        counts: dict[Any, int] = {}
         missing = 0
         for key, n in zip(keys, tallies.tolist()):
             if key is None or (isinstance(key, float) and math.isnan(key)):
                 missing += n
             else:
-                categories[key] = n
-        if len(categories) > CATEGORY_CAP:
-            categories = None
+                counts[key] = n
         state = ColumnSketch(name, kind, rows, missing)
-        state.categories = categories
+        state.categories = counts if len(counts) <= CATEGORY_CAP else None
         state.distinct, state.raw, state.tallied = None, None, True
         return state
     state = ColumnSketch(name, kind, rows, int(column.null_count))
@@ -621,11 +621,11 @@ def _py(value: Any) -> Any:
 
 
 def _histogram(column: Any, plan: ColumnPlan, side: str) -> ColumnHistogram:
-    if plan.parse:
-        values = _parsed(column)[0]
-    else:
-        values = _numbers(column).astype(np.float64, copy=False)
-    finite = values[np.isfinite(values)] if not np.isfinite(values).all() else values
+    values = (
+        _parsed(column)[0] if plan.parse else _numbers(column).astype(np.float64, copy=False)
+    )
+    finite_mask = np.isfinite(values)
+    finite = values if finite_mask.all() else values[finite_mask]
     state = ColumnHistogram(plan.name)
     if plan.grid is not None:
         first, last = plan.grid

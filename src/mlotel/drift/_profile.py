@@ -759,6 +759,7 @@ class ProfileJob(Job):
             for name, plan in list(self._plans.items()):
                 cumulative = np.cumsum(counted[name].grid_counts)
                 ranks = quantile_ranks(self._probs(), sketches[name].count)
+                assert plan.grid is not None
                 buckets = np.searchsorted(cumulative, ranks, side="right") + plan.grid[0]
                 self._plans[name] = replace(plan, selected=tuple(sorted(set(buckets.tolist()))))
         else:

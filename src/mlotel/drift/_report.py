@@ -471,7 +471,7 @@ def _histogram(sample: _stats.ColumnSample) -> Distribution:
     return Distribution("histogram", labels, shares(ref), shares(cur), tuple(edges.tolist()))
 
 
-def _categories(sample: _stats.ColumnSample) -> Distribution:
+def _categories(sample: _stats.ColumnSample | SummarySample) -> Distribution:
     values, ref_counts, cur_counts = sample.category_counts
     n_ref, n_cur = sample.n_reference, sample.n_current
     # Most frequent first, ties by label: the order never depends on the rows' order.
@@ -546,7 +546,7 @@ def _kind(name: str, series: Any, options: _Options) -> ColumnKind:
 def _run_test(
     name: str,
     kind: ColumnKind,
-    sample: _stats.ColumnSample,
+    sample: _stats.ColumnSample | SummarySample,
     options: _Options,
     stats: Any,
     quality: ColumnQuality,
@@ -739,8 +739,8 @@ def _sketch_kind(name: str, sketch: ColumnSketch, options: _Options) -> ColumnKi
         if present == 0:
             return "unknown"
         tally = sketch.categories
-        distinct = CATEGORY_CAP + 1 if tally is None else len(tally)
-        return "text" if distinct > present * 0.5 else "categorical"
+        uniques = CATEGORY_CAP + 1 if tally is None else len(tally)
+        return "text" if uniques > present * 0.5 else "categorical"
     if sketch.kind == "datetime":
         return "datetime"
     return "unknown"
@@ -824,22 +824,21 @@ def _summary_column(
             "(all missing, infinite, or 0 rows)",
             quality=ColumnQuality(ref_side, None),
         )
-    if not cur.numeric or cur.not_numeric:
-        if cur.missing < cur.rows:
-            example = cur.example
-            if example is None:
-                keys = _canonical(cur.category_tally() or {})
-                example = keys[0] if keys else None
-            return ColumnDrift(
-                name,
-                "numerical",
-                "type_mismatch",
-                f"column '{name}' is numerical in the reference data but holds "
-                f"non-numeric values in the current data (e.g. {example!r})",
-                quality=ColumnQuality(
-                    ref_side, SideQuality(cur.rows, cur.missing, _share(cur.missing, cur.rows))
-                ),
-            )
+    if (not cur.numeric or cur.not_numeric) and cur.missing < cur.rows:
+        example = cur.example
+        if example is None:
+            keys = _canonical(cur.category_tally() or {})
+            example = keys[0] if keys else None
+        return ColumnDrift(
+            name,
+            "numerical",
+            "type_mismatch",
+            f"column '{name}' is numerical in the reference data but holds "
+            f"non-numeric values in the current data (e.g. {example!r})",
+            quality=ColumnQuality(
+                ref_side, SideQuality(cur.rows, cur.missing, _share(cur.missing, cur.rows))
+            ),
+        )
     cur_side = _summary_side(cur, "numerical")
     if not cur.count:
         return ColumnDrift(
@@ -936,7 +935,7 @@ def _histogram_plan(
     name: str, ref: ColumnSketch, cur: ColumnSketch, options: _Options, stats: Any
 ) -> ColumnPlan | None:
     """What pass 2 must count for a numeric column too big to keep its values."""
-    if ref.raw is not None and cur.raw is not None or not ref.count or not cur.count:
+    if (ref.raw is not None and cur.raw is not None) or not ref.count or not cur.count:
         return None
     sample = SummarySample("numerical", ref, cur)
     requested = options.stattests.get(name)
