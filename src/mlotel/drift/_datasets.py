@@ -27,6 +27,7 @@ import numpy as np
 
 __all__ = [
     "BATCH_ROWS",
+    "BATCH_VALUES",
     "CSV_BLOCK_BYTES",
     "Dataset",
     "DatasetError",
@@ -38,7 +39,9 @@ __all__ = [
 ]
 
 BATCH_ROWS = 65_536
-"""Rows per record batch read from a dataset (memory ~ rows x columns read x 8 bytes)."""
+"""Most rows per record batch read from a dataset."""
+BATCH_VALUES = 1 << 23
+"""Most values (rows x columns read) per batch: memory ~ 8 bytes each, a few times over."""
 CSV_BLOCK_BYTES = 1 << 24
 """CSV bytes read at a time; column types are read from a file's first block (and widened
 if later rows need it)."""
@@ -324,12 +327,13 @@ class Dataset:
         import pyarrow.dataset as ds
 
         names = list(self.column_names if columns is None else columns)
+        rows = max(1_024, min(self.batch_rows, BATCH_VALUES // max(1, len(names))))
         for fragment in self._dataset.get_fragments():
             scanner = ds.Scanner.from_fragment(
                 fragment,
                 schema=self.schema,
                 columns=names,
-                batch_size=self.batch_rows,
+                batch_size=rows,
                 batch_readahead=1,
                 fragment_readahead=1,
                 use_threads=True,

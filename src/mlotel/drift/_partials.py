@@ -283,6 +283,22 @@ class ColumnHistogram:
     above: int = 0
     selected: dict[float, int] | None = None
 
+    def add(self, other: ColumnHistogram) -> None:
+        """Add ``other``'s counts to this histogram's own arrays."""
+        for key in ("grid_counts", "grid_sums", "plot_counts", "sturges_counts", "ks_le",
+                    "ks_lt"):
+            mine, theirs = getattr(self, key), getattr(other, key)
+            if theirs is None:
+                continue
+            if mine is None:
+                setattr(self, key, theirs.copy())
+            else:
+                mine += theirs
+        self.below += other.below
+        self.above += other.above
+        if other.selected is not None:
+            self.selected = _merge_tallies(self.selected or {}, other.selected, 1 << 62)
+
     def merge(self, other: ColumnHistogram) -> ColumnHistogram:
         def add(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
             if a is None or b is None:
@@ -350,17 +366,27 @@ class Partial:
     rows: int = 0
     columns: dict[str, Any] = field(default_factory=dict)
 
-    def merge(self, other: Partial) -> Partial:
+    def absorb(self, other: Partial) -> None:
+        """Merge ``other`` into this partial in place (histogram arrays are added to)."""
+        merged = self.merge(other, in_place=True)
+        self.rows, self.columns = merged.rows, merged.columns
+
+    def merge(self, other: Partial, *, in_place: bool = False) -> Partial:
         """Both chunks' summary (exact for counts; means and variances to rounding)."""
         if (self.step, self.side) != (other.step, other.side):
             raise ValueError(
                 f"cannot merge a pass-{other.step} {other.side} partial into a "
                 f"pass-{self.step} {self.side} one"
             )
-        columns = dict(self.columns)
+        columns = self.columns if in_place else dict(self.columns)
         for name, state in other.columns.items():
             mine = columns.get(name)
-            columns[name] = state if mine is None else mine.merge(state)
+            if mine is None:
+                columns[name] = state
+            elif in_place and isinstance(mine, ColumnHistogram):
+                mine.add(state)
+            else:
+                columns[name] = mine.merge(state)
         return Partial(self.step, self.side, self.rows + other.rows, columns)
 
     # --- bytes (what travels from executors to the driver) -----------------------------
@@ -848,7 +874,7 @@ def run_job(
                         else [source]
                     )
                     for chunk in chunks:
-                        merged = merged.merge(step.summarize(chunk, side, workers=workers))
+                        merged.absorb(step.summarize(chunk, side, workers=workers))
                         done = merged.rows
                         if progress is not None:
                             progress(step.step, side, done, totals[side])

@@ -130,7 +130,10 @@ def _summarizer(step: ScanPass, side: str, schema: Any) -> Any:
         merged: Partial | None = None
         for batch in batches:
             part = step.summarize(batch, side)
-            merged = part if merged is None else merged.merge(part)
+            if merged is None:
+                merged = part
+            else:
+                merged.absorb(part)
         if merged is None:  # an empty partition still knows its columns
             merged = (
                 step.summarize(schema.empty_table(), side)
