@@ -401,6 +401,16 @@ def _make_dataset(files: Sequence[Path], fmt: str, schema: Any, base: Path | Non
     )
 
 
+def _as_pandas_reads_csv(schema: Any) -> Any:
+    """Dates and times stay text, as ``pandas.read_csv`` leaves them (pyarrow parses them)."""
+    import pyarrow as pa
+
+    for index, column in enumerate(schema):
+        if pa.types.is_temporal(column.type):
+            schema = schema.set(index, pa.field(column.name, pa.string()))
+    return schema
+
+
 def _merge_type(a: Any, b: Any) -> Any | None:
     """The type both files' columns read as, or None when they do not mix."""
     import pyarrow as pa
@@ -464,6 +474,8 @@ def open_dataset(
         except Exception as exc:  # pyarrow: ArrowInvalid and friends for a damaged file
             kind = "Parquet" if fmt == "parquet" else "CSV"
             raise DatasetError(f"{path}: not a readable {kind} file ({_one_line(exc)})") from None
+        if fmt == "csv":
+            physical = _as_pandas_reads_csv(physical)
         if schema is None:
             schema = physical
             continue

@@ -737,12 +737,8 @@ class ProfileJob(Job):
 
     def _plan(self, step: int) -> ScanPass | None:
         if step == 1:
-            return ScanPass(
-                1,
-                columns=self.columns,
-                numerical=frozenset(self.forced_num),
-                categorical=frozenset(self.forced_cat),
-            )
+            # Text named numeric is not parsed: like the in-memory profile, it is refused.
+            return ScanPass(1, columns=self.columns, categorical=frozenset(self.forced_cat))
         sketches = self.merged(1, "data").columns
         if step == 2:
             names = list(sketches)
