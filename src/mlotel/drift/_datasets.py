@@ -383,7 +383,11 @@ def _arrow_type(text: str) -> Any:
 def _make_dataset(files: Sequence[Path], fmt: str, schema: Any, base: Path | None) -> Any:
     import pyarrow.dataset as ds
 
-    file_format: Any = "parquet"
+    # pyarrow's default pre-buffering reads ahead many row groups at once (GBs on wide
+    # files); without it a scan holds about one row group of the columns read.
+    file_format: Any = ds.ParquetFileFormat(
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False)
+    )
     if fmt == "csv":
         import pyarrow.csv as pacsv
 
