@@ -385,3 +385,19 @@ def test_sturges_and_quantile_helpers_match_numpy() -> None:
             sturges_edges(values.min(), values.max(), n),
             np.histogram_bin_edges(values, "sturges"),
         )
+
+
+def test_cli_progress_line_shows_share_rate_and_time_left(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mlotel.cli._commands import RowProgress
+
+    progress = RowProgress("mlotel report")
+    progress.enabled = True  # as on a terminal
+    progress.started -= 2.0  # two seconds in
+    progress(1, "reference", 500_000, 1_000_000)
+    line = capsys.readouterr().err
+    assert line.startswith("\rmlotel report: pass 1, reference: 500,000/1,000,000 rows (50%), ")
+    rate = int(line.split("%), ")[1].split(" rows/s")[0].replace(",", ""))
+    assert 200_000 <= rate <= 250_000  # 500,000 rows in a bit over 2 s
+    assert "ETA 0:00:0" in line  # ~2 s left

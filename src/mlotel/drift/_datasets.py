@@ -177,7 +177,8 @@ def _check_text(path: Path) -> None:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the block's end
+        cut = len(head) == 1 << 16 and exc.start >= len(head) - 4  # a character cut in two
+        if not cut:
             raise DatasetError(
                 f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
             ) from None
