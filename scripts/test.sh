@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real components the tests start: Prometheus + promtool, Alertmanager + amtool (on loopback),
-# and headless Chromium, which renders the drift report's HTML page.
+# headless Chromium, which renders the drift report's HTML page, and a Java runtime for the
+# local Spark session of mlotel.drift.spark's tests.
 APT_PACKAGES=""
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
   || ! command -v prometheus-alertmanager >/dev/null || ! command -v amtool >/dev/null; then
@@ -13,6 +14,9 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
 fi
 if ! command -v chromium >/dev/null; then
   APT_PACKAGES="$APT_PACKAGES chromium"
+fi
+if ! command -v java >/dev/null; then
+  APT_PACKAGES="$APT_PACKAGES default-jre-headless"
 fi
 if [ -n "$APT_PACKAGES" ]; then
   if [ "$(id -u)" = "0" ]; then SUDO=""; else SUDO="sudo"; fi
@@ -29,7 +33,7 @@ fi
 # torch first, pinned: the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
 .venv/bin/python -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import mlotel, pytest, sklearn, torch, xgboost, lightgbm, onnxruntime, skl2onnx, opentelemetry.proto, scipy" >/dev/null
+.venv/bin/python -c "import mlotel, pytest, sklearn, torch, xgboost, lightgbm, onnxruntime, skl2onnx, opentelemetry.proto, scipy, pyspark" >/dev/null
 
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks examples

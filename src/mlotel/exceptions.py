@@ -13,7 +13,7 @@ payload_sample_rate=2 must be between 0.0 and 1.0
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ProfileError"]
+__all__ = ["ConfigError", "DatasetError", "ProfileError"]
 
 
 class ConfigError(ValueError):
@@ -36,4 +36,17 @@ class ProfileError(ValueError):
     ... except ProfileError as error:
     ...     print(error)
     ref.json: not an mlotel profile (no "format": "mlotel.profile")
+    """
+
+
+class DatasetError(ValueError):
+    """A data file or dataset that cannot be read; the message names the file and the
+    problem in one line.
+
+    >>> from mlotel.drift import Profile
+    >>> try:
+    ...     Profile.from_data("no/such/data.parquet")
+    ... except DatasetError as error:
+    ...     print(error)
+    no/such/data.parquet: no such file
     """

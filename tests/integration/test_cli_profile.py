@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlotel._tables import read_csv_plain
 from mlotel.cli import main
 from mlotel.drift import Profile
+from mlotel.drift._datasets import read_csv_plain
 
 
 @pytest.fixture

@@ -66,3 +66,17 @@ def test_sklearn_service(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_dask_drift_report(tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("dask.dataframe", reason="the test extra installs dask")
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "dask_drift_report.py"), "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "dask report: 1 of 3 columns drifted (same as mlotel report)" in proc.stdout

@@ -232,5 +232,6 @@ def test_cli_report_shows_progress_only_on_a_terminal(tmp_path: Path) -> None:
         os.close(leader)
     assert proc.returncode == 0
     text = shown.decode()
-    assert f"mlotel report: reading {ref}" in text
+    # CSV files have no row count before reading: rows and rows/s, no percentage.
+    assert "mlotel report: pass 1, reference: 2,000 rows, " in text and " rows/s" in text
     assert "column 5/5" in text  # a progress line per column (4 shared + 1 reference-only)

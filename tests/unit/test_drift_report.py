@@ -35,6 +35,7 @@ COLUMN_KEYS = {
     "stattest",
     "stattest_display_name",
     "score",
+    "score_error_bound",
     "threshold",
     "drift_detected",
     "reference_size",

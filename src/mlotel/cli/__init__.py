@@ -63,6 +63,7 @@ examples:
   mlotel profile train.csv -o reference.json --target churned --categorical plan,region
   mlotel report --reference train.csv --current week.csv --target churned --html drift.html
   mlotel report --reference train.csv --current week.csv --json - | jq .drift_share
+  mlotel report --reference 'lake/train/*.parquet' --current lake/events/week=48/
 
 {_EXIT_CODES}
 Run 'mlotel COMMAND --help' for the options of a command.
@@ -83,6 +84,7 @@ Column lists take one name per option or several separated by commas
 examples:
   mlotel profile train.csv -o reference.json --target churned
   mlotel profile train.parquet -o reference.json --categorical zip_code,plan --numerical age
+  mlotel profile lake/train/ -o reference.json      (a directory of Parquet files)
 
 {_EXIT_CODES}"""
 
@@ -99,6 +101,7 @@ examples:
   mlotel report --reference train.csv --current week.csv --stattest age=psi \\
       --threshold age=0.2 --drift-share 0.3 --json drift.json
   mlotel report --reference train.csv --current week.csv --json - | jq .drift_share
+  mlotel report --reference 'lake/train/*.parquet' --current lake/events/week=48/
 
 {_EXIT_CODES}"""
 
@@ -155,15 +158,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep = sub.add_parser(
         "report",
-        help="offline drift report of two data files (Evidently 0.7 DataDriftPreset's tests)",
+        help="offline drift report of two datasets (Evidently 0.7 DataDriftPreset's tests)",
         description="Compare a reference data set (e.g. the training data) with a current\n"
         "one column by column and print which columns drifted; optionally write the\n"
-        "report as one self-contained HTML page and/or JSON.",
+        "report as one self-contained HTML page and/or JSON. Each side is one or more\n"
+        "CSV or Parquet files, directories (hive partitions too) or globs, read in\n"
+        "record batches: memory is bounded by the batch, not the rows.",
         epilog=_REPORT_EPILOG,
         formatter_class=raw,
     )
-    rep.add_argument("--reference", required=True, help="reference data (CSV or Parquet)")
-    rep.add_argument("--current", required=True, help="current data (CSV or Parquet)")
+    rep.add_argument(
+        "--reference",
+        required=True,
+        nargs="+",
+        metavar="PATH",
+        help="reference data: CSV or Parquet files, directories (hive partitions too), globs",
+    )
+    rep.add_argument(
+        "--current", required=True, nargs="+", metavar="PATH", help="current data (same forms)"
+    )
     rep.add_argument("--html", metavar="PATH", help="write the HTML report here")
     rep.add_argument(
         "--json", metavar="PATH", help="write the JSON report here ('-': to stdout, nothing else)"
@@ -201,14 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     profile = sub.add_parser(
         "profile",
-        help="write a reference profile (JSON) of a CSV or Parquet file",
+        help="write a reference profile (JSON) of CSV or Parquet data",
         description="Profile training data (bins, categories, statistics per column) into\n"
         "the JSON reference that mlotel.instrument(..., reference=PATH) monitors\n"
-        "drift against.",
+        "drift against. DATA is one or more CSV or Parquet files, directories (hive\n"
+        "partitions too) or globs, read in record batches.",
         epilog=_PROFILE_EPILOG,
         formatter_class=raw,
     )
-    profile.add_argument("data", help="training data: CSV, or Parquet (.parquet, needs pyarrow)")
+    profile.add_argument(
+        "data",
+        nargs="+",
+        help="training data: CSV or Parquet files, directories (hive partitions too), globs",
+    )
     profile.add_argument("-o", "--output", required=True, help="profile JSON to write")
     profile.add_argument(
         "--target", metavar="COLUMN", help="the label column (profiled, not a feature)"

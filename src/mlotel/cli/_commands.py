@@ -7,9 +7,12 @@ import argparse
 import json
 import math
 import sys
+import time
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "RowProgress",
     "column_names",
     "drift_share_option",
     "profile_command",
@@ -24,28 +27,73 @@ __all__ = [
 _P_VALUE_RULES = {"ks": "<=", "chisquare": "<", "z": "<"}
 
 
-def profile_command(args: argparse.Namespace) -> int:
-    from .._tables import TableError, read_table
-    from ..drift import Profile
+class RowProgress:
+    """Rows read, rows per second and time left, on one rewritten stderr line.
 
+    Only on a terminal; elsewhere the commands stay quiet. Totals come from Parquet
+    footers (CSV files have none: no percentage, no ETA).
+    """
+
+    def __init__(self, command: str, totals: dict[str, int | None] | None = None) -> None:
+        self.command = command
+        self.enabled = sys.stderr.isatty()
+        self.totals = totals or {}
+        self.started = time.monotonic()
+        self.last_print = 0.0
+        self.previous: dict[tuple[int, str], int] = {}
+
+    def say(self, text: str, end: str = "\n") -> None:
+        if self.enabled:
+            print(text, end=end, file=sys.stderr, flush=True)
+
+    def __call__(self, step: int, side: str, rows: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        self.previous[(step, side)] = rows
+        now = time.monotonic()
+        if now - self.last_print < 0.2 and (total is None or rows < total):
+            return
+        self.last_print = now
+        done = sum(self.previous.values())
+        rate = done / max(now - self.started, 1e-9)
+        text = f"pass {step}, {side}: {rows:,}" + (f"/{total:,} rows" if total else " rows")
+        if total:
+            left = (total - rows) / rate if rate > 0 else 0.0
+            text += f" ({100 * rows / total:.0f}%), {rate:,.0f} rows/s, ETA {_clock(left)}"
+        else:
+            text += f", {rate:,.0f} rows/s"
+        self.say(f"\r{self.command}: {text}\x1b[K", end="")
+
+    def done(self) -> None:
+        self.say("")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def _source(paths: Sequence[str]) -> Any:
+    return paths[0] if len(paths) == 1 else list(paths)
+
+
+def profile_command(args: argparse.Namespace) -> int:
+    from ..drift import DatasetError
+
+    paths = list(args.data)
+    progress = RowProgress("mlotel profile")
     try:
-        table = read_table(args.data)
-        profile = Profile.from_data(
-            table,
-            categorical=args.categorical or None,
-            numeric=args.numerical or None,
-            target=args.target,
-            prediction=args.prediction,
-            score=args.score,
-            bins=args.bins,
-            top_categories=args.top_categories,
-        )
-    except TableError as exc:
+        profile = _profile_of(paths, args, progress)
+    except DatasetError as exc:
+        progress.done()
         print(f"mlotel profile: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:
-        print(f"mlotel profile: {args.data}: {exc}", file=sys.stderr)
+        progress.done()
+        print(f"mlotel profile: {' '.join(paths)}: {exc}", file=sys.stderr)
         return 2
+    progress.done()
     try:
         profile.save(args.output)
     except OSError as exc:
@@ -60,6 +108,37 @@ def profile_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile_of(paths: list[str], args: argparse.Namespace, progress: RowProgress) -> Any:
+    from ..drift import Profile, ProfileJob
+    from ..drift._datasets import open_dataset, read_table
+    from ..drift._partials import run_job
+
+    options = {
+        "categorical": args.categorical or None,
+        "numeric": args.numerical or None,
+        "target": args.target,
+        "prediction": args.prediction,
+        "score": args.score,
+        "bins": args.bins,
+        "top_categories": args.top_categories,
+    }
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:  # a CSV file still profiles with numpy alone
+        if len(paths) == 1 and paths[0].lower().endswith(".csv"):
+            return Profile.from_data(read_table(paths[0]), **options)
+    dataset = open_dataset(_source(paths))
+    job = ProfileJob(**options)
+    run_job(job, {"data": dataset}, workers=_workers(), progress=progress)
+    return job.result()
+
+
+def _workers() -> int:
+    import os
+
+    return max(1, min(8, os.cpu_count() or 1))
+
+
 def report_command(args: argparse.Namespace) -> int:
     """``mlotel report``: the offline drift report of two CSV (or Parquet) files."""
     try:
@@ -70,29 +149,23 @@ def report_command(args: argparse.Namespace) -> int:
             "mlotel report needs scipy and pandas: pip install 'mlotel[report]'", file=sys.stderr
         )
         return 2
-    from .._tables import TableError, read_table
-    from ..drift import report
+    from ..drift import DatasetError, report
 
-    interactive = sys.stderr.isatty()
+    progress = RowProgress("mlotel report")
 
-    def say(text: str, end: str = "\n") -> None:
-        if interactive:
-            print(text, end=end, file=sys.stderr, flush=True)
+    def columns_done(done: int, total: int, column: str) -> None:
+        progress.say(f"\rmlotel report: column {done}/{total} {column[:40]:40s}", end="")
 
-    frames = []
-    for flag, path in (("--reference", args.reference), ("--current", args.current)):
-        say(f"mlotel report: reading {path} ...")
-        try:
-            frames.append(read_table(path, dataframe=True))
-        except TableError as exc:
-            print(f"mlotel report: {flag} {exc}", file=sys.stderr)
-            return 2
+    from ..drift._datasets import open_dataset
 
-    def progress(done: int, total: int, column: str) -> None:
-        say(f"\rmlotel report: column {done}/{total} {column[:40]:40s}", end="")
-
-    names = [str(c) for c in frames[0].columns]
-    names += [str(c) for c in frames[1].columns if str(c) not in set(names)]
+    try:
+        sides = [open_dataset(_source(args.reference)), open_dataset(_source(args.current))]
+    except DatasetError as exc:
+        side = "--reference" if _names_file(args.reference, str(exc)) else "--current"
+        print(f"mlotel report: {side} {exc}", file=sys.stderr)
+        return 2
+    names = list(sides[0].column_names)
+    names += [c for c in sides[1].column_names if c not in set(names)]
     if args.target is not None and args.target not in names:
         print(f"mlotel report: --target: no column named {args.target!r}", file=sys.stderr)
         return 2
@@ -106,21 +179,27 @@ def report_command(args: argparse.Namespace) -> int:
             thresholds[column] = value
     try:
         result = report(
-            frames[0],
-            frames[1],
+            _source(args.reference),
+            _source(args.current),
             columns=columns,
             numerical=args.numerical,
             categorical=args.categorical,
             stattests=dict(args.stattest),
             thresholds=thresholds,
             drift_share=args.drift_share,
-            progress=progress,
+            progress=columns_done,
+            row_progress=progress,
         )
+    except DatasetError as exc:
+        progress.done()
+        side = "--reference" if _names_file(args.reference, str(exc)) else "--current"
+        print(f"mlotel report: {side} {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
-        say("")
+        progress.done()
         print(f"mlotel report: {exc}", file=sys.stderr)
         return 2
-    say("")
+    progress.done()
     try:
         if args.html:
             result.save_html(args.html)
@@ -214,6 +293,20 @@ def drift_share_option(text: str) -> float:
     if not 0.0 < share <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a share in (0, 1], got {text!r}")
     return share
+
+
+def _names_file(paths: Sequence[str], message: str) -> bool:
+    """Whether an error message is about one of ``paths`` (or a file under them)."""
+    import glob
+    import os
+
+    for path in paths:
+        if message.startswith(path):
+            return True
+        matches = glob.glob(path, recursive=True) or [path]
+        if any(message.startswith(os.path.join(m, "")) or message.startswith(m) for m in matches):
+            return True
+    return False
 
 
 def stattest_option(text: str) -> tuple[str, str]:

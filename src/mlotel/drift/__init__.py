@@ -23,15 +23,17 @@ True
 
 from __future__ import annotations
 
-from ..exceptions import ProfileError
+from ..exceptions import DatasetError, ProfileError
 from ._config import DEFAULT_THRESHOLDS, METHODS, DriftConfig
 from ._constraints import AllowedValues, Constraint, MaxMissingShare, NotNull, Range
-from ._profile import SCHEMA_VERSION, FeatureProfile, Profile
+from ._partials import Job, Partial, ScanPass, merge_partials
+from ._profile import SCHEMA_VERSION, FeatureProfile, Profile, ProfileJob
 from ._report import (
     ColumnDrift,
     ColumnQuality,
     Distribution,
     DriftReport,
+    ReportJob,
     SideQuality,
     report,
     write_report,
@@ -51,15 +53,22 @@ __all__ = [
     "Distribution",
     "DriftConfig",
     "DriftEvent",
+    "DatasetError",
     "DriftMonitor",
     "DriftReport",
     "FeatureProfile",
+    "Job",
     "MaxMissingShare",
     "NotNull",
+    "Partial",
     "Profile",
     "ProfileError",
+    "ProfileJob",
     "Range",
+    "ReportJob",
+    "ScanPass",
     "SideQuality",
+    "merge_partials",
     "report",
     "write_report",
 ]

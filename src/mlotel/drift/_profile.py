@@ -23,8 +23,22 @@ from ._binning import (
     numeric_column,
 )
 from ._constraints import Constraint, constraint_from_dict
+from ._datasets import is_dataset_source, open_dataset
+from ._partials import (
+    CATEGORY_CAP,
+    ColumnPlan,
+    ColumnSketch,
+    Job,
+    ScanPass,
+    bucket_index,
+    exact_quantiles,
+    grid_for,
+    order_statistics,
+    quantile_ranks,
+    run_job,
+)
 
-__all__ = ["FeatureProfile", "Profile", "SCHEMA_VERSION"]
+__all__ = ["FeatureProfile", "Profile", "ProfileJob", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 """Version of the profile JSON format this mlotel writes and reads."""
@@ -380,7 +394,9 @@ class Profile:
         top_categories: int = 20,
     ) -> Profile:
         """Profile a DataFrame, a 2-D array (with ``feature_names``), a dict of columns,
-        a list of row dicts, or a pyarrow Table.
+        a list of row dicts, a pyarrow Table, or a dataset: a Parquet or CSV file, a
+        directory of them (hive partitions included), a glob or a list of paths, read in
+        record batches (:class:`ProfileJob`; the same profile, memory bounded by the batch).
 
         Column types are inferred (text, bool and integers with at most 10 distinct
         values are categorical) and overridden by ``categorical=`` / ``numeric=``.
@@ -389,6 +405,13 @@ class Profile:
         """
         if bins < 1 or top_categories < 1:
             raise ValueError("bins and top_categories must be at least 1")
+        if is_dataset_source(data):
+            job = ProfileJob(
+                categorical=categorical, numeric=numeric, target=target,
+                prediction=prediction, score=score,  # type: ignore[arg-type]
+                bins=bins, top_categories=top_categories,
+            )
+            return _profile_dataset(data, job)
         names, columns = _columns_of(data, feature_names)
         rows = len(columns[0]) if columns else 0
         extra: list[tuple[str, str, np.ndarray]] = []
@@ -634,3 +657,193 @@ def _merge_feature(a: FeatureProfile, b: FeatureProfile) -> FeatureProfile:
         bin_counts=tuple(x + y for x, y in zip(a.bin_counts, b.bin_counts)),
         constraints=constraints,
     )
+
+
+# --- profiles of datasets: the same profile from mergeable summaries ---------------------
+
+
+class ProfileJob(Job):
+    """A profile computed in passes over chunks of data (see :class:`mlotel.drift.Job`).
+
+    The options are :meth:`Profile.from_data`'s (roles name columns). Three passes: counts,
+    moments and categories; fine histograms of the numeric columns with more than 10,000
+    values; the values of the few fine buckets holding the quantiles. The profile equals
+    the in-memory one (means and standard deviations to rounding).
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> chunks = [{"x": rng.exponential(size=30_000)} for _ in range(2)]
+    >>> job = ProfileJob(bins=5)
+    >>> while (step := job.next_pass()) is not None:
+    ...     job.add(*[step.summarize(chunk) for chunk in chunks])
+    >>> whole = Profile.from_data({"x": np.concatenate([c["x"] for c in chunks])}, bins=5)
+    >>> job.result()["x"].edges == whole["x"].edges
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        categorical: Sequence[str] | None = None,
+        numeric: Sequence[str] | None = None,
+        target: str | None = None,
+        prediction: str | None = None,
+        score: str | None = None,
+        bins: int = 10,
+        top_categories: int = 20,
+        columns: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if bins < 1 or top_categories < 1:
+            raise ValueError("bins and top_categories must be at least 1")
+        self.forced_cat = _names_set(categorical)
+        self.forced_num = _names_set(numeric)
+        for role, name in (("prediction", prediction), ("score", score)):
+            if name is not None and not isinstance(name, str):
+                raise ValueError(f"{role} must name a column when profiling a dataset")
+        self.roles = {
+            name: role
+            for role, name in (("target", target), ("prediction", prediction), ("score", score))
+            if name is not None
+        }
+        self.bins = bins
+        self.top_categories = top_categories
+        self.columns = None if columns is None else tuple(str(c) for c in columns)
+        self._plans: dict[str, ColumnPlan] = {}
+
+    def _probs(self) -> list[float]:
+        return [*QUANTILES, *(np.arange(1, self.bins) / self.bins).tolist()]
+
+    def _numeric(self, sketch: ColumnSketch) -> bool:
+        name = sketch.name
+        if name in self.forced_cat:
+            return False
+        if name in self.forced_num:
+            return True
+        if sketch.kind == "int":
+            return sketch.distinct is None or len(sketch.distinct) > MAX_INT_CATEGORIES
+        return sketch.kind == "float"
+
+    def _plan(self, step: int) -> ScanPass | None:
+        if step == 1:
+            # Text named numeric is not parsed: like the in-memory profile, it is refused.
+            return ScanPass(1, columns=self.columns, categorical=frozenset(self.forced_cat))
+        sketches = self.merged(1, "data").columns
+        if step == 2:
+            names = list(sketches)
+            missing = [n for n in (*self.roles, *self.forced_cat, *self.forced_num)
+                       if n not in names]
+            if missing:
+                raise ValueError(f"no column named {', '.join(map(repr, sorted(missing)))}")
+            for name, sketch in sketches.items():
+                if self._numeric(sketch) and sketch.numeric and sketch.raw is None:
+                    center, scale, grid = grid_for([sketch])
+                    self._plans[name] = ColumnPlan(name, center, scale, grid)
+        elif step == 3:
+            counted = self.merged(2, "data").columns
+            for name, plan in list(self._plans.items()):
+                cumulative = np.cumsum(counted[name].grid_counts)
+                ranks = quantile_ranks(self._probs(), sketches[name].count)
+                assert plan.grid is not None
+                buckets = np.searchsorted(cumulative, ranks, side="right") + plan.grid[0]
+                self._plans[name] = replace(plan, selected=tuple(sorted(set(buckets.tolist()))))
+        else:
+            return None
+        if not self._plans:
+            return None
+        return ScanPass(step, plans=tuple(self._plans.values()))
+
+    def result(self) -> Profile:
+        """The profile (call after :meth:`next_pass` returned None)."""
+        if not self.done:
+            raise ValueError("the job has passes left: run next_pass() until it returns None")
+        sketches = self.merged(1, "data")
+        features = []
+        for name, sketch in sketches.columns.items():
+            role = self.roles.get(name, "feature")
+            if sketch.kind in ("datetime", "other"):
+                raise ValueError(
+                    f"column {name!r} holds neither numbers nor categories; leave it out"
+                )
+            if not self._numeric(sketch):
+                features.append(self._categorical(sketch, role))
+            elif not sketch.numeric or sketch.not_numeric:
+                raise ValueError(f"column {name!r} is numeric but holds non-numeric values")
+            elif name not in self._plans:
+                values = np.concatenate((
+                    sketch.raw if sketch.raw is not None else np.empty(0),
+                    np.full(sketch.missing, np.nan),
+                    np.full(sketch.non_finite, np.inf),
+                ))
+                features.append(_numeric_profile(name, role, values, self.bins))
+            else:
+                features.append(self._numeric_from_counts(sketch, role))
+        created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        return Profile(tuple(features), sketches.rows, created)
+
+    def _categorical(self, sketch: ColumnSketch, role: str) -> FeatureProfile:
+        tally = sketch.category_tally()
+        if tally is None:
+            raise ValueError(
+                f"column {sketch.name!r} has more than {CATEGORY_CAP:,} distinct values: too "
+                "many to profile as categories; leave it out"
+            )
+        counts: dict[str, int] = {}
+        for value, n in tally.items():
+            key = category_key(value)
+            counts[key] = counts.get(key, 0) + n
+        missing = sketch.missing + counts.pop(MISSING, 0)
+        value_type = "text" if sketch.kind == "string" else "number"
+        return _categorical_from_counts(
+            sketch.name, role, counts, missing, self.top_categories, value_type, ()
+        )
+
+    def _numeric_from_counts(self, sketch: ColumnSketch, role: str) -> FeatureProfile:
+        plan = self._plans[sketch.name]
+        assert plan.grid is not None
+        first = plan.grid[0]
+        grid = self.merged(2, "data").columns[sketch.name].grid_counts
+        selected = self.merged(3, "data").columns[sketch.name].selected or {}
+        n = sketch.count
+        probs = self._probs()
+        stats = order_statistics(quantile_ranks(probs, n), grid, first, plan, selected)
+        values = exact_quantiles(probs, n, stats)
+        quantiles = values[: len(QUANTILES)]
+        edges = np.unique(np.asarray(values[len(QUANTILES):], dtype=np.float64))
+        edges = edges[edges > sketch.min]
+        # Values below each edge: whole buckets below its bucket, plus the collected values
+        # of its bucket that are smaller (buckets are monotone in the value).
+        cumulative = np.concatenate(([0], np.cumsum(grid)))
+        picked = np.array(sorted(selected), dtype=np.float64)
+        picked_counts = np.array([selected[v] for v in sorted(selected)], dtype=np.int64)
+        picked_bucket = bucket_index((picked - plan.center) / plan.scale) - first
+        edge_bucket = bucket_index((edges - plan.center) / plan.scale) - first
+        below = [
+            int(cumulative[b]) + int(picked_counts[(picked_bucket == b) & (picked < e)].sum())
+            for b, e in zip(edge_bucket.tolist(), edges.tolist())
+        ]
+        counts = np.diff(np.array([0, *below, n]))
+        return FeatureProfile(
+            name=sketch.name,
+            kind="numeric",
+            role=role,
+            count=n,
+            missing=sketch.missing,
+            non_finite=sketch.non_finite,
+            min=sketch.min,
+            max=sketch.max,
+            mean=sketch.mean,
+            std=sketch.std,
+            quantiles={str(q): float(v) for q, v in zip(QUANTILES, quantiles)},
+            edges=tuple(edges.tolist()),
+            bin_counts=tuple(int(c) for c in counts.tolist()),
+        )
+
+
+def _profile_dataset(
+    source: Any, job: ProfileJob, workers: int | None = None, progress: Any = None
+) -> Profile:
+    dataset = open_dataset(source) if is_dataset_source(source) else source
+    count = max(1, min(8, os.cpu_count() or 1)) if workers is None else max(1, workers)
+    run_job(job, {"data": dataset}, workers=count, progress=progress)
+    return job.result()

@@ -35,6 +35,21 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ._datasets import Dataset, is_dataset_source, open_dataset
+from ._partials import (
+    CATEGORY_CAP,
+    ColumnPlan,
+    ColumnSketch,
+    Job,
+    ScanPass,
+    SummarySample,
+    grid_for,
+    run_job,
+    sturges_edges,
+    to_arrow,
+)
+from ._partials import canonical_order as _canonical
+
 if TYPE_CHECKING:
     from . import _stats
 
@@ -45,6 +60,7 @@ __all__ = [
     "ColumnStatus",
     "Distribution",
     "DriftReport",
+    "ReportJob",
     "SideQuality",
     "infer_column_type",
     "report",
@@ -229,6 +245,9 @@ class ColumnDrift:
     current_size: int = 0
     quality: ColumnQuality | None = None
     distribution: Distribution | None = None
+    score_error_bound: float | None = None
+    """Largest possible |score - exact score| when the score came from summaries of data
+    read in passes (normalised Wasserstein); None when the score is exact."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data of the column (its name is the key in the report's ``columns``)."""
@@ -239,6 +258,7 @@ class ColumnDrift:
             "stattest": self.stattest,
             "stattest_display_name": self.stattest_display_name,
             "score": _finite(self.score),
+            "score_error_bound": _finite(self.score_error_bound),
             "threshold": self.threshold,
             "drift_detected": self.drift_detected,
             "reference_size": self.reference_size,
@@ -306,16 +326,23 @@ class DriftReport:
         return render_html(self)
 
     def save_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_json` to ``path``; returns the path."""
-        target = Path(path)
-        target.write_text(self.to_json() + "\n", encoding="utf-8")
-        return target
+        """Write :meth:`to_json` to ``path`` (atomically); returns the path."""
+        return _write_atomically(Path(path), self.to_json() + "\n")
 
     def save_html(self, path: str | Path) -> Path:
-        """Write :meth:`to_html` to ``path``; returns the path."""
-        target = Path(path)
-        target.write_text(self.to_html(), encoding="utf-8")
-        return target
+        """Write :meth:`to_html` to ``path`` (atomically); returns the path."""
+        return _write_atomically(Path(path), self.to_html())
+
+
+def _write_atomically(target: Path, text: str) -> Path:
+    # A temp file renamed into place: an interrupted write leaves no half-written report.
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 def _finite(value: float | None) -> float | None:
@@ -444,12 +471,14 @@ def _histogram(sample: _stats.ColumnSample) -> Distribution:
     return Distribution("histogram", labels, shares(ref), shares(cur), tuple(edges.tolist()))
 
 
-def _categories(sample: _stats.ColumnSample) -> Distribution:
+def _categories(sample: _stats.ColumnSample | SummarySample) -> Distribution:
     values, ref_counts, cur_counts = sample.category_counts
-    n_ref, n_cur = sample.reference.size, sample.current.size
-    order = np.argsort(-(ref_counts / n_ref + cur_counts / n_cur), kind="stable")
+    n_ref, n_cur = sample.n_reference, sample.n_current
+    # Most frequent first, ties by label: the order never depends on the rows' order.
+    names = np.array([str(v) for v in values.tolist()], dtype=object)
+    order = np.lexsort((names, -(ref_counts / n_ref + cur_counts / n_cur)))
     top, rest = order[:TOP_CATEGORIES], order[TOP_CATEGORIES:]
-    labels = [str(v) for v in values[top].tolist()]
+    labels = names[top].tolist()
     ref_shares = (ref_counts[top] / n_ref).tolist()
     cur_shares = (cur_counts[top] / n_cur).tolist()
     if rest.size:
@@ -517,14 +546,14 @@ def _kind(name: str, series: Any, options: _Options) -> ColumnKind:
 def _run_test(
     name: str,
     kind: ColumnKind,
-    sample: _stats.ColumnSample,
+    sample: _stats.ColumnSample | SummarySample,
     options: _Options,
     stats: Any,
     quality: ColumnQuality,
     distribution: Distribution,
 ) -> ColumnDrift:
     requested = options.stattests.get(name)
-    n_ref, n_cur = sample.reference.size, sample.current.size
+    n_ref, n_cur = sample.n_reference, sample.n_current
     if requested is None:
         test = stats.default_stattest(n_ref, sample.n_unique_over(stats.FEW_VALUES), kind)
     else:
@@ -572,6 +601,7 @@ def _run_test(
         current_size=n_cur,
         quality=quality,
         distribution=distribution,
+        score_error_bound=getattr(sample, "score_error_bound", None),
     )
 
 
@@ -675,7 +705,8 @@ def _categorical_column(
         )
     new_mask = (ref_counts == 0) & (cur_counts > 0)
     new_values = values[new_mask]
-    new_order = np.argsort(-cur_counts[new_mask], kind="stable")[:TOP_CATEGORIES]
+    new_names = np.array([str(v) for v in new_values.tolist()], dtype=object)
+    new_order = np.lexsort((new_names, -cur_counts[new_mask]))[:TOP_CATEGORIES]
     quality = ColumnQuality(
         ref_side,
         cur_side,
@@ -684,6 +715,448 @@ def _categorical_column(
         new_category_share=float(cur_counts[new_mask].sum()) / cur_values.size,
     )
     return _run_test(name, "categorical", sample, options, stats, quality, _categories(sample))
+
+
+# --- reports of datasets: the same columns from mergeable summaries -----------------------
+
+
+def _sketch_kind(name: str, sketch: ColumnSketch, options: _Options) -> ColumnKind:
+    """The column type Evidently 0.7 would infer for the column pandas would read."""
+    if name in options.numerical:
+        return "numerical"
+    if name in options.categorical:
+        return "categorical"
+    if sketch.kind == "float":
+        return "numerical"
+    if sketch.kind == "int":
+        distinct = sketch.distinct
+        small = distinct is not None and len(distinct) <= INTEGER_CATEGORY_LIMIT
+        return "categorical" if small else "numerical"
+    if sketch.kind == "bool":  # with missing values pandas reads objects: "unknown"
+        return "categorical" if sketch.missing == 0 else "unknown"
+    if sketch.kind == "string":
+        present = sketch.rows - sketch.missing
+        if present == 0:
+            return "unknown"
+        tally = sketch.categories
+        uniques = CATEGORY_CAP + 1 if tally is None else len(tally)
+        return "text" if uniques > present * 0.5 else "categorical"
+    if sketch.kind == "datetime":
+        return "datetime"
+    return "unknown"
+
+
+def _summary_side(sketch: ColumnSketch, kind: str) -> SideQuality:
+    share = _share(sketch.missing, sketch.rows)
+    if kind == "numerical":
+        if not sketch.count:
+            return SideQuality(sketch.rows, sketch.missing, share, sketch.non_finite)
+        return SideQuality(
+            rows=sketch.rows,
+            missing=sketch.missing,
+            missing_share=share,
+            non_finite=sketch.non_finite,
+            min=sketch.min,
+            max=sketch.max,
+            mean=sketch.mean if sketch.raw is None else float(np.mean(sketch.raw)),
+            constant=sketch.min == sketch.max,
+        )
+    tally = sketch.category_tally()
+    counts = None if tally is None else np.array(list(tally.values()), dtype=np.int64)
+    return _categorical_side(counts, sketch.rows, sketch.missing)
+
+
+def _summary_column(
+    name: str,
+    ref: ColumnSketch | None,
+    cur: ColumnSketch | None,
+    options: _Options,
+    stats: Any,
+    plans: Mapping[str, ColumnPlan],
+    histograms: tuple[Mapping[str, Any], Mapping[str, Any]],
+) -> ColumnDrift:
+    if ref is None or cur is None:
+        present = ref if ref is not None else cur
+        assert present is not None
+        kind = _sketch_kind(name, present, options)
+        where, other = ("reference", "current") if ref is not None else ("current", "reference")
+        return ColumnDrift(
+            name,
+            kind,
+            "missing_in_current" if ref is not None else "missing_in_reference",
+            f"column '{name}' is in the {where} data but not in the {other} data",
+        )
+    kind = _sketch_kind(name, ref, options)
+    if kind not in ("numerical", "categorical"):
+        if ref.missing == ref.rows:
+            return ColumnDrift(
+                name,
+                kind,
+                "empty_reference",
+                f"column '{name}' has no values in the reference data (all missing or 0 rows)",
+                quality=ColumnQuality(
+                    SideQuality(ref.rows, ref.missing, _share(ref.missing, ref.rows)), None
+                ),
+            )
+        return ColumnDrift(
+            name,
+            kind,
+            "unsupported_type",
+            f"column '{name}' is a {kind} column; the report tests numerical and categorical "
+            "columns (name it in categorical=[...] or numerical=[...] to test it as one)",
+        )
+    if kind == "categorical":
+        return _summary_categorical(name, ref, cur, options, stats)
+    if not ref.numeric or ref.not_numeric:
+        return ColumnDrift(
+            name,
+            "numerical",
+            "type_mismatch",
+            f"column '{name}' was named numerical but its reference values are not numbers",
+        )
+    ref_side = _summary_side(ref, "numerical")
+    if not ref.count:
+        return ColumnDrift(
+            name,
+            "numerical",
+            "empty_reference",
+            f"column '{name}' has no finite values in the reference data "
+            "(all missing, infinite, or 0 rows)",
+            quality=ColumnQuality(ref_side, None),
+        )
+    if (not cur.numeric or cur.not_numeric) and cur.missing < cur.rows:
+        example = cur.example
+        if example is None:
+            keys = _canonical(cur.category_tally() or {})
+            example = keys[0] if keys else None
+        return ColumnDrift(
+            name,
+            "numerical",
+            "type_mismatch",
+            f"column '{name}' is numerical in the reference data but holds "
+            f"non-numeric values in the current data (e.g. {example!r})",
+            quality=ColumnQuality(
+                ref_side, SideQuality(cur.rows, cur.missing, _share(cur.missing, cur.rows))
+            ),
+        )
+    cur_side = _summary_side(cur, "numerical")
+    if not cur.count:
+        return ColumnDrift(
+            name,
+            "numerical",
+            "empty_current",
+            f"column '{name}' has no finite values in the current data "
+            "(all missing, infinite, or 0 rows)",
+            reference_size=ref.count,
+            quality=ColumnQuality(ref_side, cur_side),
+        )
+    if ref.raw is not None and cur.raw is not None:
+        # Small data: the values themselves, and the in-memory report's exact numbers.
+        sample = stats.ColumnSample(ref.raw, cur.raw, "numerical")
+        sample.__dict__["reference_sorted"] = ref.raw
+        sample.__dict__["current_sorted"] = cur.raw
+        inside = np.searchsorted(cur.raw, ref.max, side="right") - np.searchsorted(
+            cur.raw, ref.min, side="left"
+        )
+        distribution = _histogram(sample)
+    else:
+        plan = plans[name]
+        ref_hist, cur_hist = histograms[0][name], histograms[1][name]
+        sample = SummarySample("numerical", ref, cur, plan, ref_hist, cur_hist)
+        inside = cur.count - cur_hist.below - cur_hist.above
+        assert plan.plot_edges is not None
+        edges = plan.plot_edges
+        labels = tuple(f"{a:.4g} to {b:.4g}" for a, b in itertools.pairwise(edges))
+        distribution = Distribution(
+            "histogram",
+            labels,
+            tuple((ref_hist.plot_counts / ref.count).tolist()),
+            tuple((cur_hist.plot_counts / cur.count).tolist()),
+            edges,
+        )
+    quality = ColumnQuality(
+        ref_side, cur_side, out_of_range_share=1.0 - float(inside) / cur.count
+    )
+    return _run_test(name, "numerical", sample, options, stats, quality, distribution)
+
+
+def _summary_categorical(
+    name: str, ref: ColumnSketch, cur: ColumnSketch, options: _Options, stats: Any
+) -> ColumnDrift:
+    ref_tally, cur_tally = ref.category_tally(), cur.category_tally()
+    present_ref = ref.rows - ref.missing - ref.non_finite
+    if (ref_tally is not None and not ref_tally) or present_ref == 0:
+        return ColumnDrift(
+            name,
+            "categorical",
+            "empty_reference",
+            f"column '{name}' has no values in the reference data (all missing or 0 rows)",
+            quality=ColumnQuality(
+                _categorical_side(None, ref.rows, ref.missing),
+                _categorical_side(None, cur.rows, cur.missing),
+            ),
+        )
+    if ref_tally is None or cur_tally is None:
+        return ColumnDrift(
+            name,
+            "categorical",
+            "test_failed",
+            f"column '{name}' has more than {CATEGORY_CAP:,} distinct values: too many to "
+            "count them all in a dataset report",
+        )
+    sample = SummarySample("categorical", ref, cur)
+    values, ref_counts, cur_counts = sample.category_counts
+    ref_side = _categorical_side(ref_counts, ref.rows, ref.missing)
+    cur_side = _categorical_side(cur_counts, cur.rows, cur.missing)
+    if sample.n_current == 0:
+        return ColumnDrift(
+            name,
+            "categorical",
+            "empty_current",
+            f"column '{name}' has no values in the current data (all missing or 0 rows)",
+            reference_size=sample.n_reference,
+            quality=ColumnQuality(ref_side, cur_side),
+        )
+    new_mask = (ref_counts == 0) & (cur_counts > 0)
+    new_values = values[new_mask]
+    new_names = np.array([str(v) for v in new_values.tolist()], dtype=object)
+    new_order = np.lexsort((new_names, -cur_counts[new_mask]))[:TOP_CATEGORIES]
+    quality = ColumnQuality(
+        ref_side,
+        cur_side,
+        new_categories=tuple(str(v) for v in new_values[new_order].tolist()),
+        new_category_count=int(new_values.size),
+        new_category_share=float(cur_counts[new_mask].sum()) / sample.n_current,
+    )
+    return _run_test(name, "categorical", sample, options, stats, quality, _categories(sample))
+
+
+def _histogram_plan(
+    name: str, ref: ColumnSketch, cur: ColumnSketch, options: _Options, stats: Any
+) -> ColumnPlan | None:
+    """What pass 2 must count for a numeric column too big to keep its values."""
+    if (ref.raw is not None and cur.raw is not None) or not ref.count or not cur.count:
+        return None
+    sample = SummarySample("numerical", ref, cur)
+    requested = options.stattests.get(name)
+    test = (
+        stats.STAT_TESTS[requested]
+        if requested is not None
+        else stats.default_stattest(ref.count, sample.n_unique_over(stats.FEW_VALUES),
+                                    "numerical")
+    )
+    center, scale, grid = grid_for([ref, cur])
+    low, high = min(ref.min, cur.min), max(ref.max, cur.max)
+    n_bins = int(min(30, max(5, math.ceil(math.log2(ref.count + cur.count)) + 1)))
+    if low == high:
+        plot = (low - 0.5, high + 0.5)
+    else:
+        plot = tuple(np.linspace(low, high, n_bins + 1).tolist())
+    binned = test.name in ("jensenshannon", "psi", "kl_div")
+    sturges = (
+        tuple(sturges_edges(low, high, ref.count + cur.count).tolist())
+        if binned and sample.reference_unique_over(stats.STURGES_MIN_VALUES)
+        > stats.STURGES_MIN_VALUES
+        else None
+    )
+    return ColumnPlan(
+        name,
+        center=center,
+        scale=scale,
+        grid=grid if test.name == "wasserstein" else None,
+        sums=test.name == "wasserstein",
+        plot_edges=plot,
+        sturges_edges=sturges,
+        ks_points=tuple(np.unique(ref.raw).tolist())
+        if test.name == "ks" and ref.raw is not None
+        else None,
+        reference_range=(ref.min, ref.max),
+        parse=ref.kind == "string" or cur.kind == "string",
+    )
+
+
+class ReportJob(Job):
+    """A drift report computed in passes over chunks of both datasets (see :class:`Job`).
+
+    The options are :func:`report`'s. Engines call :meth:`next_pass`, summarize every
+    chunk of both sides with it (``step.summarize(chunk, "reference")``, ``"current"``),
+    :meth:`add` the partials, and finally take :meth:`result`.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> ref = [{"x": rng.normal(0, 1, 20_000)} for _ in range(2)]
+    >>> cur = [{"x": rng.normal(0.5, 1, 20_000)} for _ in range(3)]
+    >>> job = ReportJob()
+    >>> while (step := job.next_pass()) is not None:
+    ...     job.add(*[step.summarize(c, "reference") for c in ref])
+    ...     job.add(*[step.summarize(c, "current") for c in cur])
+    >>> column = job.result().column("x")
+    >>> column.stattest, column.drift_detected, column.score_error_bound < 1e-3
+    ('wasserstein', True, True)
+    """
+
+    sides = ("reference", "current")
+
+    def __init__(
+        self,
+        *,
+        columns: Sequence[str] | None = None,
+        numerical: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        stattests: Mapping[str, str] | None = None,
+        thresholds: Mapping[str, float] | None = None,
+        drift_share: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self._stats = _load_stats()
+        _check_options(self._stats, drift_share, stattests)
+        self.columns = None if columns is None else [str(c) for c in columns]
+        self.drift_share = drift_share
+        self.options = _Options(
+            stattests=dict(stattests or {}),
+            thresholds=dict(thresholds or {}),
+            numerical=frozenset(numerical),
+            categorical=frozenset(categorical),
+        )
+        self._plans: dict[str, ColumnPlan] = {}
+
+    def _names(self) -> list[str]:
+        ref, cur = self.merged(1, "reference"), self.merged(1, "current")
+        if self.columns is None:
+            names = list(ref.columns)
+            names += [n for n in cur.columns if n not in ref.columns]
+        else:
+            names = list(self.columns)
+            absent = [c for c in names if c not in ref.columns and c not in cur.columns]
+            if absent:
+                raise ValueError(f"columns {absent} are in neither the reference nor current data")
+        _check_stray(names, self.options)
+        return names
+
+    def _plan(self, step: int) -> ScanPass | None:
+        o = self.options
+        if step == 1:
+            return ScanPass(
+                1,
+                columns=None if self.columns is None else tuple(self.columns),
+                numerical=o.numerical,
+                categorical=o.categorical,
+                sides=self.sides,
+            )
+        if step != 2:
+            return None
+        ref, cur = self.merged(1, "reference").columns, self.merged(1, "current").columns
+        for name in self._names():
+            if name in ref and name in cur and _sketch_kind(name, ref[name], o) == "numerical":
+                plan = _histogram_plan(name, ref[name], cur[name], o, self._stats)
+                if plan is not None and ref[name].numeric and cur[name].numeric:
+                    self._plans[name] = plan
+        if not self._plans:
+            return None
+        return ScanPass(2, plans=tuple(self._plans.values()), sides=self.sides)
+
+    def result(self, progress: Callable[[int, int, str], None] | None = None) -> DriftReport:
+        """The report (call after :meth:`next_pass` returned None)."""
+        if not self.done:
+            raise ValueError("the job has passes left: run next_pass() until it returns None")
+        ref, cur = self.merged(1, "reference"), self.merged(1, "current")
+        histograms = (self.merged(2, "reference").columns, self.merged(2, "current").columns)
+        names = self._names()
+        results = []
+        for done, name in enumerate(names, start=1):
+            results.append(
+                _summary_column(
+                    name,
+                    ref.columns.get(name),
+                    cur.columns.get(name),
+                    self.options,
+                    self._stats,
+                    self._plans,
+                    histograms,
+                )
+            )
+            if progress is not None:
+                progress(done, len(names), name)
+        return _assemble(results, ref.rows, cur.rows, self.drift_share)
+
+
+def _check_options(stats: Any, drift_share: float, stattests: Mapping[str, str] | None) -> None:
+    if not 0.0 < drift_share <= 1.0:
+        raise ValueError(f"drift_share must be in (0, 1], got {drift_share!r}")
+    unknown = sorted({t for t in (stattests or {}).values() if t not in stats.STAT_TESTS})
+    if unknown:
+        raise ValueError(
+            f"unknown drift test(s) {unknown}; available: {sorted(stats.STAT_TESTS)}"
+        )
+
+
+def _check_stray(names: Sequence[str], options: _Options) -> None:
+    # A per-column option naming no column is a typo: say so rather than ignore it.
+    for option, given in (
+        ("stattests", options.stattests),
+        ("thresholds", options.thresholds),
+        ("numerical", options.numerical),
+        ("categorical", options.categorical),
+    ):
+        stray = sorted(str(c) for c in (given or ()) if str(c) not in names)
+        if stray:
+            raise ValueError(f"{option} names column(s) {stray} that are not in the data")
+
+
+def _assemble(
+    results: Sequence[ColumnDrift], reference_rows: int, current_rows: int, drift_share: float
+) -> DriftReport:
+    tested = [c for c in results if c.status == "tested"]
+    drifted = sum(c.drift_detected for c in tested)
+    share = drifted / len(tested) if tested else None
+    from .._version import VERSION
+
+    return DriftReport(
+        columns=tuple(results),
+        reference_rows=reference_rows,
+        current_rows=current_rows,
+        drift_share_threshold=drift_share,
+        number_of_tested_columns=len(tested),
+        number_of_drifted_columns=drifted,
+        drift_share=share,
+        dataset_drift=share is not None and share >= drift_share,
+        mlotel_version=VERSION,
+    )
+
+
+def _report_datasets(
+    reference: Any,
+    current: Any,
+    job: ReportJob,
+    progress: Callable[[int, int, str], None] | None,
+    workers: int | None,
+    row_progress: Callable[[int, str, int, int | None], None] | None,
+) -> DriftReport:
+    sources = {}
+    for side, source in (("reference", reference), ("current", current)):
+        sources[side] = open_dataset(source) if is_dataset_source(source) else source
+    names = {side: _source_columns(s) for side, s in sources.items()}
+    listed = job.columns
+    if listed is not None:
+        absent = [c for c in listed if c not in names["reference"] and c not in names["current"]]
+        if absent:
+            raise ValueError(f"columns {absent} are in neither the reference nor current data")
+    else:
+        listed = names["reference"] + [n for n in names["current"] if n not in names["reference"]]
+    _check_stray(listed, job.options)
+    run_job(
+        job,
+        sources,
+        workers=_default_workers() if workers is None else max(1, workers),
+        progress=row_progress,
+    )
+    return job.result(progress)
+
+
+def _source_columns(source: Any) -> list[str]:
+    if isinstance(source, Dataset):
+        return source.column_names
+    return [str(n) for n in to_arrow(source).schema.names]
 
 
 def report(
@@ -698,15 +1171,24 @@ def report(
     drift_share: float = 0.5,
     progress: Callable[[int, int, str], None] | None = None,
     workers: int | None = None,
+    row_progress: Callable[[int, str, int, int | None], None] | None = None,
 ) -> DriftReport:
-    """Compare ``current`` with ``reference`` (pandas DataFrames) column by column.
+    """Compare ``current`` with ``reference`` column by column.
+
+    Each side is a pandas DataFrame (held in memory), or a dataset: a Parquet or CSV file,
+    a directory of them (hive partitions included), a glob, or a list of these, read in
+    record batches in two passes with memory bounded by the batch, not the rows
+    (docs/drift-report.md, "Datasets"). Small columns (at most 10,000 values a side) get
+    exactly the in-memory numbers; bigger ones get the normalised Wasserstein distance
+    from fine histograms, within ``score_error_bound`` of the exact value.
 
     Each column gets Evidently 0.7's default test for its type and size unless
     ``stattests`` names one (``{"age": "psi"}``; names in ``STAT_TESTS``); ``thresholds``
     overrides a test's default threshold per column. ``numerical`` / ``categorical``
     override the inferred column types; ``columns`` limits the report to some columns.
     The dataset drifts when the share of drifted columns among the tested ones is at
-    least ``drift_share``. ``progress(done, total, column)`` is called after each column.
+    least ``drift_share``. ``progress(done, total, column)`` is called after each column;
+    ``row_progress(pass, side, rows_done, rows_total_or_None)`` after each batch read.
     Columns are computed in ``workers`` threads (default: the CPU count, at most 8).
 
     Columns that cannot be tested (missing on one side, empty, of another type) get a
@@ -721,16 +1203,23 @@ def report(
     stats = _load_stats()
     import pandas as pd
 
+    if is_dataset_source(reference) or is_dataset_source(current):
+        job = ReportJob(
+            columns=columns,
+            numerical=numerical,
+            categorical=categorical,
+            stattests=stattests,
+            thresholds=thresholds,
+            drift_share=drift_share,
+        )
+        return _report_datasets(reference, current, job, progress, workers, row_progress)
     for label, frame in (("reference", reference), ("current", current)):
         if not isinstance(frame, pd.DataFrame):
-            raise TypeError(f"{label} must be a pandas DataFrame, got {type(frame).__name__}")
-    if not 0.0 < drift_share <= 1.0:
-        raise ValueError(f"drift_share must be in (0, 1], got {drift_share!r}")
-    unknown = sorted({t for t in (stattests or {}).values() if t not in stats.STAT_TESTS})
-    if unknown:
-        raise ValueError(
-            f"unknown drift test(s) {unknown}; available: {sorted(stats.STAT_TESTS)}"
-        )
+            raise TypeError(
+                f"{label} must be a pandas DataFrame or a dataset (path, glob or list of "
+                f"paths), got {type(frame).__name__}"
+            )
+    _check_options(stats, drift_share, stattests)
     options = _Options(
         stattests=dict(stattests or {}),
         thresholds=dict(thresholds or {}),
@@ -745,16 +1234,7 @@ def report(
         absent = [c for c in names if c not in reference.columns and c not in current.columns]
         if absent:
             raise ValueError(f"columns {absent} are in neither the reference nor current data")
-    # A per-column option naming no column is a typo: say so rather than ignore it.
-    for option, given in (
-        ("stattests", stattests),
-        ("thresholds", thresholds),
-        ("numerical", numerical),
-        ("categorical", categorical),
-    ):
-        stray = sorted(str(c) for c in (given or ()) if str(c) not in names)
-        if stray:
-            raise ValueError(f"{option} names column(s) {stray} that are not in the data")
+    _check_stray(names, options)
     reference = reference.rename(columns=str)
     current = current.rename(columns=str)
 
@@ -779,22 +1259,7 @@ def report(
             results.append(result)
             if progress is not None:
                 progress(done, len(pairs), result.name)
-    tested = [c for c in results if c.status == "tested"]
-    drifted = sum(c.drift_detected for c in tested)
-    share = drifted / len(tested) if tested else None
-    from .._version import VERSION
-
-    return DriftReport(
-        columns=tuple(results),
-        reference_rows=len(reference),
-        current_rows=len(current),
-        drift_share_threshold=drift_share,
-        number_of_tested_columns=len(tested),
-        number_of_drifted_columns=drifted,
-        drift_share=share,
-        dataset_drift=share is not None and share >= drift_share,
-        mlotel_version=VERSION,
-    )
+    return _assemble(results, len(reference), len(current), drift_share)
 
 
 def write_report(

@@ -81,6 +81,14 @@ class ColumnSample:
         self.current = current
         self.column_type = column_type
 
+    @property
+    def n_reference(self) -> int:
+        return int(self.reference.size)
+
+    @property
+    def n_current(self) -> int:
+        return int(self.current.size)
+
     @cached_property
     def reference_sorted(self) -> FloatArray:
         return np.sort(self.reference)
@@ -126,6 +134,8 @@ class ColumnSample:
 
 def ks_pvalue(sample: ColumnSample) -> float:
     """Two-sample Kolmogorov-Smirnov p-value (two-sided, scipy's default method)."""
+    if not isinstance(sample, ColumnSample):  # a summary of data too big to hold
+        return float(sample.ks_pvalue())
     return float(stats.ks_2samp(sample.reference, sample.current).pvalue)
 
 
@@ -138,6 +148,8 @@ def wasserstein_normed(sample: ColumnSample) -> float:
     1/n_cur. The sorted samples are shared with the rest of the report, so the distance
     itself costs a merge of two integer grids and a few vector operations.
     """
+    if not isinstance(sample, ColumnSample):  # a summary of data too big to hold
+        return float(sample.wasserstein_normed())
     ref, cur = sample.reference_sorted, sample.current_sorted
     n_ref, n_cur = ref.size, cur.size
     if n_ref == n_cur:
@@ -163,7 +175,7 @@ def chisquare_pvalue(sample: ColumnSample) -> float:
     in the current sample has an expected count of 0, which makes the p-value 0.
     """
     _, ref_counts, cur_counts = sample.category_counts
-    f_exp = ref_counts * (sample.current.size / sample.reference.size)
+    f_exp = ref_counts * (sample.n_current / sample.n_reference)
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(stats.chisquare(cur_counts, f_exp).pvalue)
@@ -183,7 +195,7 @@ def z_pvalue(sample: ColumnSample) -> float:
     samples hold the same single value.
     """
     values, ref_counts, cur_counts = sample.category_counts
-    n_ref, n_cur = sample.reference.size, sample.current.size
+    n_ref, n_cur = sample.n_reference, sample.n_current
     if len(values) == 1:
         return 1.0
     first = _first_key(values)
@@ -204,11 +216,15 @@ def binned_shares(sample: ColumnSample, fill_zeroes: bool) -> tuple[FloatArray, 
     ``fill_zeroes`` an empty bin gets min(non-zero share) / 1e6 when that minimum is at most
     1e-4, else 1e-4 (so logarithms stay finite).
     """
-    n_ref, n_cur = sample.reference.size, sample.current.size
+    n_ref, n_cur = sample.n_reference, sample.n_current
     if (
         sample.column_type == NUMERICAL
         and sample.reference_unique_over(STURGES_MIN_VALUES) > STURGES_MIN_VALUES
     ):
+        if not isinstance(sample, ColumnSample):  # a summary: counts on the same edges
+            ref_counts, cur_counts = sample.sturges_counts()
+            ref_shares, cur_shares = ref_counts / n_ref, cur_counts / n_cur
+            return _filled(ref_shares, fill_zeroes), _filled(cur_shares, fill_zeroes)
         edges = np.histogram_bin_edges(
             np.concatenate((sample.reference, sample.current)), bins="sturges"
         )
@@ -218,11 +234,15 @@ def binned_shares(sample: ColumnSample, fill_zeroes: bool) -> tuple[FloatArray, 
         _, ref_counts, cur_counts = sample.category_counts
         ref_shares = ref_counts / n_ref
         cur_shares = cur_counts / n_cur
+    return _filled(ref_shares, fill_zeroes), _filled(cur_shares, fill_zeroes)
+
+
+def _filled(shares: FloatArray, fill_zeroes: bool) -> FloatArray:
+    shares = shares.astype(np.float64)
     if fill_zeroes:
-        for shares in (ref_shares, cur_shares):
-            smallest = float(shares[shares != 0].min())
-            shares[shares == 0] = smallest / 10**6 if smallest <= 0.0001 else 0.0001
-    return ref_shares.astype(np.float64), cur_shares.astype(np.float64)
+        smallest = float(shares[shares != 0].min())
+        shares[shares == 0] = smallest / 10**6 if smallest <= 0.0001 else 0.0001
+    return shares
 
 
 def jensenshannon_distance(sample: ColumnSample) -> float:
