@@ -48,5 +48,5 @@ class DatasetError(ValueError):
     ...     Profile.from_data("no/such/data.parquet")
     ... except DatasetError as error:
     ...     print(error)
-    no/such/data.parquet: no such file
+    no/such/data.parquet: no such file or directory
     """

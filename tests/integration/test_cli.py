@@ -107,7 +107,7 @@ def test_options_never_swallow_positionals(tmp_path: Path, frames: tuple[Path, P
     args = build_parser().parse_args(
         ["profile", "--categorical", "sex", "--categorical", "label", "x.csv", "-o", "o.json"]
     )
-    assert args.categorical == ["sex", "label"] and args.data == "x.csv"
+    assert args.categorical == ["sex", "label"] and args.data == ["x.csv"]
 
 
 def test_same_column_option_names_in_every_command(

@@ -35,7 +35,14 @@ and, only when a block names them (they serve predictions first):
     ``{row id: actual}`` of 40 predictions that another process (every call logged)
     wrote to ``mlotel-telemetry/logs.jsonl`` before the blocks run;
 ``churn-ref.json`` (a file)
-    the reference profile of ``train_df`` (``target="churned"``).
+    the reference profile of ``train_df`` (``target="churned"``);
+``reference_chunks``, ``current_chunks``
+    ``reference_df`` and ``current_df`` cut into three pandas chunks each, as an engine's
+    partitions would hand them over;
+``spark``
+    a local Spark session (``local[2]``, UI off, loopback only) with the Parquet
+    directory ``lake/train`` (``reference_df``) and the tables ``train``
+    (``reference_df``) and ``scoring`` (``current_df``).
 
 Usage: ``python doc_examples.py BLOCKS.json`` where the JSON holds ``{"blocks":
 [[name, code], ...], "checks": [expression, ...]}``. Prints one JSON line: the blocks
@@ -93,6 +100,11 @@ def fixtures(code: str) -> dict[str, Any]:
         "trigger_retraining": events.append,
         "retraining_events": events,
     }
+    if re.search(r"\breference_chunks\b|\bcurrent_chunks\b", code):
+        names["reference_chunks"] = _chunks(names["reference_df"])
+        names["current_chunks"] = _chunks(names["current_df"])
+    if re.search(r"\bspark\.", code):
+        names["spark"] = _spark(names["reference_df"], names["current_df"])
     if "churn-ref.json" in code:
         mlotel.Profile.from_data(train_df, target="churned").save("churn-ref.json")
     if re.search(r"\boutcomes\b", code):
@@ -112,6 +124,35 @@ def fixtures(code: str) -> dict[str, Any]:
         names["ids_of_the_day"] = mlotel.last_prediction_ids()
         names["labels_of_the_day"] = y_test.iloc[40:80].tolist()
     return names
+
+
+def _chunks(frame: Any, parts: int = 3) -> list[Any]:
+    size = -(-len(frame) // parts)
+    return [frame.iloc[i : i + size] for i in range(0, len(frame), size)]
+
+
+def _spark(reference: Any, current: Any) -> Any:
+    import os
+
+    from pyspark.sql import SparkSession
+
+    os.environ["PYSPARK_PYTHON"] = os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("mlotel-doc-examples")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    reference.to_parquet("lake-train.parquet")
+    os.makedirs("lake/train", exist_ok=True)
+    os.replace("lake-train.parquet", "lake/train/part-0.parquet")
+    session.createDataFrame(reference).createOrReplaceTempView("train")
+    session.createDataFrame(current).createOrReplaceTempView("scoring")
+    return session
 
 
 _SERVE = """
