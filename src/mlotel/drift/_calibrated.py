@@ -64,7 +64,7 @@ __all__ = [
     "normal_sf",
 ]
 
-DEFAULT_TEST_SHARES: Mapping[str, float] = {"location": 0.7, "scale": 0.15, "chisquare": 0.15}
+DEFAULT_TEST_SHARES: Mapping[str, float] = {"location": 0.8, "scale": 0.1, "chisquare": 0.1}
 """Share of a numeric column's false-alarm budget per test (categorical columns give the
 whole budget to ``chisquare``)."""
 LIMIT_METHODS = ("location", "chisquare", "effect")
@@ -304,14 +304,14 @@ class DecisionPlan:
 
     >>> plan = DecisionPlan(false_alarm_rate=0.01, columns=9, lags=(1, 2, 3, 4, 8, 16))
     >>> round(plan.column_rate, 6), f"{plan.alpha('location', ordered=True):.2e}"
-    (0.001, '1.17e-04')
+    (0.001056, '1.41e-04')
     """
 
     false_alarm_rate: float
     columns: int
     lags: tuple[int, ...] = (1,)
     multivariate: bool = True
-    multivariate_share: float = 0.1
+    multivariate_share: float = 0.05
     test_shares: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TEST_SHARES))
 
     @property
@@ -581,7 +581,7 @@ def fleet_limits(
     >>> column = ReferenceColumn("x", np.full(50, 200.0), ordered=True)
     >>> limits = fleet_limits(column, DecisionPlan(0.01, columns=10), 0.03)
     >>> round(limits["location"], 2), round(limits["chisquare"], 1), limits["effect"]
-    (3.37, 93.4, 0.03)
+    (3.33, 94.8, 0.03)
     """
     rate = plan.column_rate
     total = sum(plan.test_shares.values())

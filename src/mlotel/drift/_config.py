@@ -88,11 +88,11 @@ class DriftConfig:
     evidence for small persistent shifts. ``(1,)`` decides on each window alone."""
     multivariate: bool = True
     """Run the multivariate (PCA reconstruction) test when the profile has its model."""
-    multivariate_share: float = 0.1
+    multivariate_share: float = 0.05
     """Share of ``false_alarm_rate`` spent on the multivariate test."""
     test_shares: Mapping[str, float] | None = None
     """Share of a numeric column's budget per test: ``location``, ``scale``,
-    ``chisquare`` (default 0.7, 0.15, 0.15)."""
+    ``chisquare`` (default 0.8, 0.1, 0.1)."""
     constraints: Mapping[str, Iterable[Constraint]] | None = None
     """``{feature: [Range(...), NotNull(), ...]}``, counted as data-quality issues."""
     on_drift: Callable[[Any], Any] | None = None

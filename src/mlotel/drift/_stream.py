@@ -490,6 +490,11 @@ class DriftMonitor:
         self._out_block = _Block(self._outputs.total_bins, now)
         self._in_evidence = Evidence(self._inputs.total_bins, self.plan.lags)
         self._out_evidence = Evidence(self._outputs.total_bins, self.plan.lags)
+        self.detected: dict[str, bool] = {}
+        """The latest decision per column (input features and prediction columns), as the
+        ``*.drift.detected`` gauges show it; a column without a decision yet is absent."""
+        self.multivariate_detected: bool | None = None
+        """The latest multivariate decision (None before the first one, or without a model)."""
         # Array columns map to these names by position.
         names = list(feature_names) if feature_names is not None else self._inputs.names
         self._positional = [index.get(str(n), -1) for n in names]
@@ -839,6 +844,7 @@ class DriftMonitor:
                     store.clear_gauge(instrument, gauge_attrs[method])
                 if not self.calibrated:
                     store.clear_gauge(detected_instrument, detected_attrs)
+                    self.detected.pop(feature.name, None)
                 continue
             values = self._drift_values(features, j, counts)
             for method, value in values.items():
@@ -848,6 +854,7 @@ class DriftMonitor:
             method = self.drift_method if self.drift_method in values else "jensenshannon"
             is_drifted = values[method] >= self.thresholds[method]
             store.set_gauge(detected_instrument, detected_attrs, float(is_drifted))
+            self.detected[feature.name] = is_drifted
             if not prediction:
                 monitored += 1
                 drifted += is_drifted
@@ -981,18 +988,21 @@ class DriftMonitor:
                     store.clear_gauge(instrument, gauge_attrs[method])
                 if self.calibrated:
                     store.clear_gauge(detected_instrument, detected_attrs)
+                    self.detected.pop(features.names[j], None)
                 continue
             store.set_gauge(instrument, gauge_attrs["p_value"], decision.p_value)
             if decision.shift is not None:
                 store.set_gauge(instrument, gauge_attrs["shift"], decision.shift)
             if self.calibrated:
                 store.set_gauge(detected_instrument, detected_attrs, float(decision.detected))
+                self.detected[decision.name] = decision.detected
                 monitored += 1
                 drifted += decision.detected
         if not prediction:
             if self.calibrated:
                 self._publish_dataset(store, attrs, monitored, drifted)
             if multivariate is not None:
+                self.multivariate_detected = multivariate[0]
                 store.set_gauge(
                     semconv.DATASET_DRIFT_DETECTED,
                     attrs.dataset_multivariate,
