@@ -171,7 +171,8 @@ def test_fleet_psi_equals_psi_of_the_pooled_data(tmp_path: Path) -> None:
                 assert abs(z[name]) == pytest.approx(decisions[name]["location"], rel=1e-6)
                 assert chi[name] == pytest.approx(decisions[name]["chisquare"], rel=1e-6)
             assert z["amount"] > 10 and chi["channel"] > 100
-            detected = _by_feature(prom, 'ml:feature_drift_detected:fleet{ml_model_name="fraud"}', 3)
+            query = 'ml:feature_drift_detected:fleet{ml_model_name="fraud"}'
+            detected = _by_feature(prom, query, 3)
             assert detected == {"amount": 1.0, "age_days": 1.0, "channel": 1.0}
             # The rule file loaded and evaluated without errors.
             groups = {g["name"]: g for g in prom.rules()}
