@@ -167,7 +167,7 @@ def test_decisions_are_exported_and_reach_on_drift(captured: Any) -> None:
         reference=reference,
         drift=DriftConfig(window_rows=1000, on_drift=events.put),
     )
-    shifted = [*rng.normal(size=(1000, 3)), 0.6, 0.0, 0.0]
+    shifted = rng.normal(size=(1000, 3)) + np.array([0.6, 0.0, 0.0])
     predict(shifted)
     captured.flush()
     detected = {
@@ -216,10 +216,10 @@ def test_threshold_decision_keeps_the_old_rule(captured: Any) -> None:
         reference=reference,
         drift=DriftConfig(decision="threshold", multivariate=False, window_rows=1000),
     )
-    predict([*rng.normal(size=(1000, 2)), 0.15, 0.0])  # PSI about 0.03: under 0.1
+    predict(rng.normal(size=(1000, 2)) + np.array([0.15, 0.0]))  # PSI about 0.03: under 0.1
     captured.flush()
     assert {p.value for p in captured.points("ml.feature.drift.detected")} == {0.0}
-    predict([*rng.normal(size=(1000, 2)), 1.0, 0.0])
+    predict(rng.normal(size=(1000, 2)) + np.array([1.0, 0.0]))
     captured.flush()
     detected = {
         p.attributes["ml.feature.name"]: p.value

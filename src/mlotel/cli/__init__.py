@@ -61,6 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="use this test for a column (ks, wasserstein, chisquare, z, jensenshannon, psi, "
         "kl_div)",
     )
+    rep.add_argument(
+        "--method",
+        choices=("evidently", "calibrated"),
+        default="evidently",
+        help="the decision: Evidently 0.7's tests (default) or mlotel's calibrated tests "
+        "(false-alarm rate 1%% over all columns)",
+    )
     profile = sub.add_parser(
         "profile", help="write a reference profile (JSON) of a CSV or Parquet file"
     )
@@ -71,7 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile.add_argument("--target", help="the label column")
     profile.add_argument("--prediction", help="the model's prediction column")
     profile.add_argument("--score", help="the model's score column")
-    profile.add_argument("--bins", type=int, default=10, help="bins per numeric column (10)")
+    profile.add_argument(
+        "--bins",
+        type=int,
+        default=None,
+        help="bins per numeric column (default: one per 200 values, 10 to 50)",
+    )
     profile.add_argument(
         "--top-categories", type=int, default=20, help="categories kept per column (20)"
     )

@@ -360,9 +360,13 @@ class DriftTestResult:
     """Window values the test used (pooled over ``lag`` windows)."""
 
     @property
-    def adjusted_p_value(self) -> float:
-        """``p_value`` scaled to the model-wide rate (flags iff <= false_alarm_rate)."""
-        return min(1.0, self.p_value / self.alpha) if self.alpha > 0 else 1.0
+    def level_ratio(self) -> float:
+        """``p_value / alpha``: the test rejects iff this is at most 1."""
+        return self.p_value / self.alpha if self.alpha > 0 else math.inf
+
+    def adjusted_p_value(self, false_alarm_rate: float) -> float:
+        """The p-value on the model-wide scale: flags iff <= ``false_alarm_rate``."""
+        return min(1.0, self.level_ratio * false_alarm_rate)
 
 
 @dataclass(frozen=True)
@@ -466,8 +470,9 @@ def column_decision(
             if found is not None:
                 results.append(found)
     eligible = [r for r in results if r.effect >= effect_floor]
-    deciding = min(eligible, key=lambda r: r.adjusted_p_value, default=None)
-    p_value = 1.0 if deciding is None else deciding.adjusted_p_value * plan.false_alarm_rate
+    deciding = min(eligible, key=lambda r: r.level_ratio, default=None)
+    rate = plan.false_alarm_rate
+    p_value = 1.0 if deciding is None else deciding.adjusted_p_value(rate)
     detected = deciding is not None and deciding.p_value <= deciding.alpha
     return ColumnDecision(column.name, detected, p_value, shift, deciding, tuple(results))
 
@@ -505,13 +510,12 @@ def multivariate_decision(
         result = DriftTestResult(
             "multivariate", lag, abs(z), 2.0 * normal_sf(abs(z)), alpha, effect, int(rows)
         )
-        if result.effect >= effect_floor and (
-            best is None or result.adjusted_p_value < best.adjusted_p_value
-        ):
+        better = best is None or result.level_ratio < best.level_ratio
+        if result.effect >= effect_floor and better:
             best = result
     if best is None:
         return False, 1.0, None
-    return best.p_value <= best.alpha, best.adjusted_p_value * plan.false_alarm_rate, best
+    return best.p_value <= best.alpha, best.adjusted_p_value(plan.false_alarm_rate), best
 
 
 # --- sequential evidence: the last windows' counts ------------------------------------

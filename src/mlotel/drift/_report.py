@@ -35,10 +35,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ._binning import equal_frequency_edges
+from ._calibrated import DecisionPlan, ReferenceColumn, column_decision
+from ._profile import auto_bins
+
 if TYPE_CHECKING:
     from . import _stats
 
 __all__ = [
+    "REPORT_METHODS",
     "REPORT_SCHEMA",
     "ColumnDrift",
     "ColumnQuality",
@@ -53,6 +58,8 @@ __all__ = [
 
 REPORT_SCHEMA = "mlotel.drift.report/1"
 """Value of the JSON ``schema`` key; the number changes only when a key changes meaning."""
+REPORT_METHODS = ("evidently", "calibrated")
+"""Decisions :func:`report` can make (``method=``)."""
 
 ColumnKind = Literal["numerical", "categorical", "text", "datetime", "unknown"]
 ColumnStatus = Literal[
@@ -264,12 +271,19 @@ class DriftReport:
     reference_rows: int
     current_rows: int
     drift_share_threshold: float = 0.5
+    method: str = "evidently"
+    """The decision used: ``evidently`` (Evidently 0.7's per-column tests, dataset drift
+    at ``drift_share``) or ``calibrated`` (mlotel's tests with a stated false-alarm rate
+    over all columns; the dataset drifts when any column does)."""
+    false_alarm_rate: float | None = None
+    """The calibrated decision's false-alarm rate (``None`` for ``evidently``)."""
     number_of_tested_columns: int = 0
     number_of_drifted_columns: int = 0
     drift_share: float | None = None
     """Drifted / tested columns; ``None`` when no column could be tested."""
     dataset_drift: bool = False
-    """True when ``drift_share >= drift_share_threshold``."""
+    """``evidently``: True when ``drift_share >= drift_share_threshold``; ``calibrated``:
+    True when any column drifted."""
     mlotel_version: str = field(default="")
 
     def column(self, name: str) -> ColumnDrift:
@@ -284,6 +298,8 @@ class DriftReport:
         return {
             "schema": REPORT_SCHEMA,
             "mlotel_version": self.mlotel_version,
+            "method": self.method,
+            "false_alarm_rate": self.false_alarm_rate,
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,
             "dataset_drift": self.dataset_drift,
@@ -465,6 +481,47 @@ class _Options:
     thresholds: Mapping[str, float]
     numerical: frozenset[str]
     categorical: frozenset[str]
+    plan: DecisionPlan | None = None  # the calibrated decision, when method="calibrated"
+    effect_floor: float = 0.03
+
+
+def _calibrated_test(
+    name: str,
+    kind: ColumnKind,
+    sample: _stats.ColumnSample,
+    options: _Options,
+    quality: ColumnQuality,
+    distribution: Distribution,
+) -> ColumnDrift:
+    """mlotel's calibrated decision on the whole samples (one window, no lags)."""
+    assert options.plan is not None
+    n_ref, n_cur = sample.reference.size, sample.current.size
+    if kind == "numerical":
+        edges = equal_frequency_edges(sample.reference_sorted, auto_bins(n_ref))
+        k = len(edges) + 1
+        ref_counts = np.bincount(np.searchsorted(edges, sample.reference_sorted, "right"), None, k)
+        cur_counts = np.bincount(np.searchsorted(edges, sample.current_sorted, "right"), None, k)
+    else:
+        _, ref_counts, cur_counts = sample.category_counts
+    column = ReferenceColumn(name, ref_counts.astype(np.float64), kind == "numerical")
+    decision = column_decision(
+        column, [(1, cur_counts.astype(np.float64))], options.plan, options.effect_floor, 1
+    )
+    return ColumnDrift(
+        name,
+        kind,
+        "tested",
+        None,
+        stattest="calibrated",
+        stattest_display_name="mlotel calibrated tests (adjusted p_value)",
+        score=decision.p_value,
+        threshold=options.plan.false_alarm_rate,
+        drift_detected=decision.detected,
+        reference_size=n_ref,
+        current_size=n_cur,
+        quality=quality,
+        distribution=distribution,
+    )
 
 
 def _column(
@@ -525,6 +582,8 @@ def _run_test(
 ) -> ColumnDrift:
     requested = options.stattests.get(name)
     n_ref, n_cur = sample.reference.size, sample.current.size
+    if requested is None and options.plan is not None:
+        return _calibrated_test(name, kind, sample, options, quality, distribution)
     if requested is None:
         test = stats.default_stattest(n_ref, sample.n_unique_over(stats.FEW_VALUES), kind)
     else:
@@ -698,8 +757,17 @@ def report(
     drift_share: float = 0.5,
     progress: Callable[[int, int, str], None] | None = None,
     workers: int | None = None,
+    method: str = "evidently",
+    false_alarm_rate: float = 0.01,
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` (pandas DataFrames) column by column.
+
+    ``method="evidently"`` (the default) decides as Evidently 0.7's ``DataDriftPreset``;
+    ``method="calibrated"`` uses mlotel's calibrated decision instead (``docs/drift.md``):
+    per column, two-sample tests on equal-frequency bins of the reference (location,
+    scale and chi-square; chi-square on categories) whose levels add up to
+    ``false_alarm_rate`` over all columns, and an effect floor of 0.03 sigma; the dataset
+    drifts when any column does. Columns named in ``stattests`` keep their test.
 
     Each column gets Evidently 0.7's default test for its type and size unless
     ``stattests`` names one (``{"age": "psi"}``; names in ``STAT_TESTS``); ``thresholds``
@@ -726,6 +794,10 @@ def report(
             raise TypeError(f"{label} must be a pandas DataFrame, got {type(frame).__name__}")
     if not 0.0 < drift_share <= 1.0:
         raise ValueError(f"drift_share must be in (0, 1], got {drift_share!r}")
+    if method not in REPORT_METHODS:
+        raise ValueError(f"method must be one of {', '.join(REPORT_METHODS)}, got {method!r}")
+    if not 0.0 < false_alarm_rate < 1.0:
+        raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate!r}")
     unknown = sorted({t for t in (stattests or {}).values() if t not in stats.STAT_TESTS})
     if unknown:
         raise ValueError(
@@ -745,6 +817,8 @@ def report(
         absent = [c for c in names if c not in reference.columns and c not in current.columns]
         if absent:
             raise ValueError(f"columns {absent} are in neither the reference nor current data")
+    if method == "calibrated":  # Bonferroni over every column of the report
+        options.plan = DecisionPlan(false_alarm_rate, len(names), (1,), multivariate=False)
     # A per-column option naming no column is a typo: say so rather than ignore it.
     for option, given in (
         ("stattests", stattests),
@@ -784,15 +858,18 @@ def report(
     share = drifted / len(tested) if tested else None
     from .. import __version__
 
+    calibrated = method == "calibrated"
     return DriftReport(
         columns=tuple(results),
         reference_rows=len(reference),
         current_rows=len(current),
         drift_share_threshold=drift_share,
+        method=method,
+        false_alarm_rate=false_alarm_rate if calibrated else None,
         number_of_tested_columns=len(tested),
         number_of_drifted_columns=drifted,
         drift_share=share,
-        dataset_drift=share is not None and share >= drift_share,
+        dataset_drift=share is not None and (drifted > 0 if calibrated else share >= drift_share),
         mlotel_version=__version__,
     )
 
