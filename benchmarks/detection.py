@@ -36,6 +36,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -494,10 +495,17 @@ def main() -> None:
     def trivial(x: np.ndarray, f: int, _rng: Any) -> np.ndarray:
         return data.shifted(x, f, 0.02)
 
-    triv = run_shift(data, "mlotel", trivial, 6 if q else 16, 3, 15, 700, window=20_000)
+    triv = run_shift(data, "mlotel", trivial, 10 if q else 48, 3, 8, 700, window=20_000)
     t_windows = len(triv["any"]) * triv["after"]
     t_flagged = round(sum(a * triv["after"] for a in triv["any"]))
-    print(f"  mlotel any decision      {fmt(t_flagged, t_windows)}")
+    rates = np.array(triv["any"])
+    half = 1.96 * rates.std(ddof=1) / math.sqrt(len(rates))
+    print(f"  mlotel any decision      {fmt(t_flagged, t_windows)}  cluster CI over "
+          f"{len(rates)} references [{100 * max(0, rates.mean() - half):.1f}, "
+          f"{100 * (rates.mean() + half):.1f}] %; references with any flag: "
+          f"{int((rates > 0).sum())}")  # fmt: skip
+    print("  (a reference whose own sampling error adds to the shift can push it over the "
+          "floor: flags cluster in such streams)")
     t_share = t_flagged / t_windows
     checks.append(("0.02 sigma at 20k-row windows: <= 10 % of windows flagged",
                    t_share <= 0.10, f"{100 * t_share:.1f} %"))  # fmt: skip
@@ -551,6 +559,7 @@ def main() -> None:
     print("\ntargets (defaults, 1,000-row windows):")
     for name, ok, value in checks:
         print(f"  {'PASS' if ok else 'MISS'}  {name}: {value}")
+    shutil.rmtree(tmp, ignore_errors=True)
     print(f"\ntook {time.perf_counter() - started:.0f} s")
     if args.plot is not None:
         plot(curves, args.plot)
