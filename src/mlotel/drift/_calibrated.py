@@ -25,7 +25,10 @@ lags). Every test's level is its share of the model-wide false-alarm rate (Bonfe
 across columns, tests and lags: family-wise, because a page must mean "something changed",
 and a family-wise bound holds whatever the dependence between features). A test only
 flags when its effect, in "sigma-equivalents" (the normal location shift that moves the
-distribution as far in chi-square distance), reaches the effect floor.
+distribution as far in chi-square distance), exceeds the effect floor with 95 %
+confidence: ``effect - 1.645 * sqrt(1/n + 1/N) >= floor`` (the standard error of every
+effect here is ``sqrt(1/n + 1/N)`` in these units), so a change smaller than the floor
+flags a given test at most 5 % of the time however large the windows.
 
 >>> import numpy as np
 >>> column = ReferenceColumn("x", np.full(50, 200.0), ordered=True)
@@ -48,6 +51,7 @@ import numpy as np
 __all__ = [
     "DEFAULT_TEST_SHARES",
     "LIMIT_METHODS",
+    "FLOOR_CONFIDENCE_Z",
     "MIN_EXPECTED",
     "ColumnDecision",
     "DecisionPlan",
@@ -71,6 +75,9 @@ LIMIT_METHODS = ("location", "chisquare", "effect")
 """``ml.drift.method`` values of the fleet limits (``ml.feature.drift.limit``)."""
 MIN_EXPECTED = 5.0
 """Bins whose expected window count is under this are pooled before the chi-square test."""
+FLOOR_CONFIDENCE_Z = 1.6448536269514722
+"""One-sided 95 % normal quantile: an effect must exceed the floor by this many standard
+errors."""
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -358,6 +365,12 @@ class DriftTestResult:
     """Size of the change in sigma-equivalents (compared with the effect floor)."""
     values: int
     """Window values the test used (pooled over ``lag`` windows)."""
+    effect_se: float = 0.0
+    """Standard error of ``effect``: ``sqrt(1/n + 1/N)``."""
+
+    def reaches(self, floor: float) -> bool:
+        """Whether the effect exceeds ``floor`` with 95 % confidence."""
+        return self.effect - FLOOR_CONFIDENCE_Z * self.effect_se >= floor
 
     @property
     def level_ratio(self) -> float:
@@ -395,10 +408,10 @@ def _linear_test(
     alpha: float,
 ) -> DriftTestResult:
     statistic = float(np.dot(scores, counts)) / n
-    z = statistic / math.sqrt(info * (1.0 / n + 1.0 / size))
-    return DriftTestResult(
-        test, lag, abs(z), 2.0 * normal_sf(abs(z)), alpha, abs(statistic) / math.sqrt(info), int(n)
-    )
+    se = math.sqrt(1.0 / n + 1.0 / size)
+    z = statistic / (math.sqrt(info) * se)
+    effect = abs(statistic) / math.sqrt(info)
+    return DriftTestResult(test, lag, abs(z), 2.0 * normal_sf(abs(z)), alpha, effect, int(n), se)
 
 
 def _chisquare_test(
@@ -421,7 +434,8 @@ def _chisquare_test(
     statistic = distance / scale
     effect = math.sqrt(max(distance - df * scale, 0.0))
     p_value = chi2_sf(statistic, df)
-    return DriftTestResult("chisquare", lag, statistic, p_value, alpha, effect, int(n))
+    se = math.sqrt(scale)
+    return DriftTestResult("chisquare", lag, statistic, p_value, alpha, effect, int(n), se)
 
 
 def column_decision(
@@ -469,7 +483,7 @@ def column_decision(
             )
             if found is not None:
                 results.append(found)
-    eligible = [r for r in results if r.effect >= effect_floor]
+    eligible = [r for r in results if r.reaches(effect_floor)]
     deciding = min(eligible, key=lambda r: r.level_ratio, default=None)
     rate = plan.false_alarm_rate
     p_value = 1.0 if deciding is None else deciding.adjusted_p_value(rate)
@@ -503,15 +517,14 @@ def multivariate_decision(
         if rows < min_values or rows <= 0:
             continue
         mean = total / rows
-        z = (mean - reference.error_mean) / (
-            std * math.sqrt(1.0 / rows + 1.0 / max(reference.calibration_rows, 1))
-        )
+        se = math.sqrt(1.0 / rows + 1.0 / max(reference.calibration_rows, 1))
+        z = (mean - reference.error_mean) / (std * se)
         effect = abs(mean - reference.error_mean) / std
         result = DriftTestResult(
-            "multivariate", lag, abs(z), 2.0 * normal_sf(abs(z)), alpha, effect, int(rows)
+            "multivariate", lag, abs(z), 2.0 * normal_sf(abs(z)), alpha, effect, int(rows), se
         )
         better = best is None or result.level_ratio < best.level_ratio
-        if result.effect >= effect_floor and better:
+        if result.reaches(effect_floor) and better:
             best = result
     if best is None:
         return False, 1.0, None
