@@ -460,6 +460,7 @@ def column_decision(
     """
     results: list[DriftTestResult] = []
     shift: float | None = None
+    alphas = {test: plan.alpha(test, column.ordered) for test in column.tests}
     for lag, counts in pooled:
         counts = np.asarray(counts, dtype=np.float64)
         n = float(counts.sum())
@@ -473,14 +474,11 @@ def column_decision(
                 ("scale", column.scale_scores, column.scale_info),
             ):
                 if lag in plan.test_lags(test, True) and info > 1e-12:
-                    alpha = plan.alpha(test, True)
                     results.append(
-                        _linear_test(test, scores, info, counts, n, column.size, lag, alpha)
+                        _linear_test(test, scores, info, counts, n, column.size, lag, alphas[test])
                     )
         if lag in plan.test_lags("chisquare", column.ordered):
-            found = _chisquare_test(
-                column, counts, n, lag, plan.alpha("chisquare", column.ordered)
-            )
+            found = _chisquare_test(column, counts, n, lag, alphas["chisquare"])
             if found is not None:
                 results.append(found)
     eligible = [r for r in results if r.reaches(effect_floor)]

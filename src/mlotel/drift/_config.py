@@ -80,7 +80,8 @@ class DriftConfig:
     (Bonferroni: family-wise)."""
     effect_floor: float = 0.03
     """Smallest change that may flag, in sigma-equivalents (a normal location shift of
-    this many standard deviations); keeps big windows from paging on trivia."""
+    this many standard deviations), with 95 % confidence; keeps big windows from paging
+    on trivia."""
     effect_floors: Mapping[str, float] | None = None
     """Per-feature ``effect_floor`` overrides, ``{"income": 0.1}``."""
     sequential_lags: tuple[int, ...] = DEFAULT_LAGS

@@ -30,7 +30,7 @@ features, at most ``MAX_FEATURES``; ``q < d`` components).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,16 @@ class MultivariateProfile:
     error_std: float
     fit_rows: int
     calibration_rows: int
+    _mean: np.ndarray = field(init=False, repr=False, compare=False)
+    _scale: np.ndarray = field(init=False, repr=False, compare=False)
+    _basis_t: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Arrays for errors(), built once (the dataclass fields stay JSON-ready tuples).
+        object.__setattr__(self, "_mean", np.asarray(self.mean, dtype=np.float64))
+        object.__setattr__(self, "_scale", np.asarray(self.scale, dtype=np.float64))
+        basis = np.asarray(self.components, dtype=np.float64).reshape(-1, len(self.features))
+        object.__setattr__(self, "_basis_t", np.ascontiguousarray(basis.T))
 
     @property
     def components_count(self) -> int:
@@ -70,13 +80,13 @@ class MultivariateProfile:
     def errors(self, matrix: np.ndarray) -> np.ndarray:
         """Per-row reconstruction error of ``matrix`` (rows x ``features``); a missing or
         non-finite value counts as the reference mean (NannyML imputes the same way)."""
-        z = (np.asarray(matrix, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(
-            self.scale
-        )
-        z = np.where(np.isfinite(z), z, 0.0)  # NaN and +-inf: imputed
+        z = np.asarray(matrix, dtype=np.float64) - self._mean
+        z /= self._scale
+        finite = np.isfinite(z)
+        if not finite.all():
+            z[~finite] = 0.0  # NaN and +-inf: imputed
         np.clip(z, -CLIP, CLIP, out=z)
-        basis = np.asarray(self.components, dtype=np.float64)
-        projected = z @ basis.T
+        projected = z @ self._basis_t
         residual = np.einsum("ij,ij->i", z, z) - np.einsum("ij,ij->i", projected, projected)
         result: np.ndarray = np.sqrt(np.maximum(residual, 0.0))
         return result

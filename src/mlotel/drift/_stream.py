@@ -666,9 +666,9 @@ class DriftMonitor:
                     matrix[:, i] = np.nan
                     continue
                 matrix[:, i] = detail[0]
-                # Missing, non-finite and wrong-type values are imputed too.
-                bad = slots[j] >= len(self._inputs.features[j].bin_counts) + 2
-                if bad.any():
+                if detail[1] is not None:  # not all finite numbers: impute missing,
+                    # non-finite and wrong-type values too (their slots follow the bins)
+                    bad = slots[j] >= len(self._inputs.features[j].bin_counts) + 2
                     matrix[bad, i] = np.nan
             return model.errors(matrix)
         except Exception as exc:
@@ -893,7 +893,11 @@ class DriftMonitor:
         flagged: dict[str, DriftEvent] = {}
         decisions: list[ColumnDecision | None] = []
         multivariate: tuple[bool, float, DriftTestResult | None] | None = None
-        for counts, _rows, mv_rows, mv_total in closed:
+        # Every completed window joins the evidence; when one flush completes several,
+        # the last is decided (the gauges show the latest decision).
+        for counts, _rows, mv_rows, mv_total in closed[:-1]:
+            evidence.push(counts, mv_rows, mv_total)
+        for counts, _rows, mv_rows, mv_total in closed[-1:]:
             evidence.push(counts, mv_rows, mv_total)
             pooled = evidence.pooled()
             decisions = []
