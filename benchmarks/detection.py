@@ -1,6 +1,7 @@
 """Drift detection quality: false alarms, power, delay — mlotel vs Evidently vs the old rule.
 
-Run ``python benchmarks/detection.py`` (about 6 minutes on 2 cores; ``--quick`` about 2)
+Run ``python benchmarks/detection.py`` (about 10 minutes on 2 cores, most of it Evidently;
+``--quick`` about 2)
 and read the table it prints; ``--plot docs/drift-power.png`` also draws the power curves
 (needs matplotlib: ``pip install 'mlotel[bench]'``).
 
