@@ -18,7 +18,7 @@ import mlotel.testing
 from mlotel import semconv
 from mlotel._aggregation import MetricStore
 from mlotel._monitor import CallRecord
-from mlotel.drift import DriftConfig, DriftMonitor, Profile
+from mlotel.drift import DriftConfig, DriftMonitor, Profile, ProfileError
 from mlotel.drift._calibrated import (
     DecisionPlan,
     Evidence,
@@ -353,3 +353,23 @@ def test_evidence_ring_pools_the_last_windows() -> None:
         (2, [11.0]),
         (4, [18.0]),
     ]
+
+
+def test_multivariate_model_round_trips_and_bad_entries_are_clear_errors() -> None:
+    rng = np.random.default_rng(10)
+    a = rng.normal(size=1000)
+    profile = Profile.from_data({"a": a, "b": a + rng.normal(scale=0.5, size=1000)})
+    model = profile.multivariate
+    assert model is not None and model.features == ("a", "b")
+    assert model.fit_rows == model.calibration_rows == 500  # held-out half calibrates
+    assert Profile.from_json(profile.to_json()) == profile
+    data = json.loads(profile.to_json())
+    good = list(data["multivariate"]["components"])
+    data["multivariate"]["components"] = [[1.0, 0.0], [0.0, 1.0]]  # no residual space left
+    with pytest.raises(ProfileError, match=r"ref\.json: multivariate: needs 1 to"):
+        Profile.from_dict(data, source="ref.json")
+    data["multivariate"]["components"] = good
+    del data["multivariate"]["error_mean"]
+    with pytest.raises(ProfileError, match="multivariate lacks field 'error_mean'"):
+        Profile.from_dict(data, source="ref.json")
+    assert Profile.from_data({"a": a}, multivariate=True).multivariate is None  # one feature
