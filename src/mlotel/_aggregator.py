@@ -81,7 +81,7 @@ class OutputGroup(NamedTuple):
 
     Analyzers reuse the reading instead of stacking and interpreting the outputs
     again. ``block`` is None when the monitor could not read the group (its error
-    is counted); the other arrays are :func:`~mlotel._data.interpret_output`'s
+    is counted); the other arrays are :func:`~mlotel._model_io.interpret_output`'s
     (``top``: the highest probability of each row, before explicit scores), row
     for row with ``block``.
     """

@@ -42,14 +42,21 @@ __all__ = [
     "ATTR_PREDICTION_IDS",
     "ATTR_PREDICTION_SCORE",
     "BATCH_SIZE_BUCKETS",
+    "DATASET_DRIFT_DETECTED",
     "DATASET_DRIFT_SHARE",
+    "DRIFT_METHOD_FEATURES",
+    "DRIFT_METHOD_MULTIVARIATE",
     "DATA_QUALITY_ISSUES",
     "DURATION_BUCKETS",
     "EVENT_OUTCOME",
     "EVENT_PREDICTION",
     "FEATURE_BIN_COUNT",
+    "FEATURE_BIN_SCORE",
     "FEATURE_DRIFT",
+    "FEATURE_DRIFT_DETECTED",
+    "FEATURE_DRIFT_LIMIT",
     "FEATURE_REFERENCE_SHARE",
+    "FEATURE_REFERENCE_SIZE",
     "FRAMEWORKS",
     "INFERENCE_BATCH_SIZE",
     "INFERENCE_DURATION",
@@ -63,6 +70,7 @@ __all__ = [
     "OUTCOME_STATUSES",
     "PREDICTIONS",
     "PREDICTION_DRIFT",
+    "PREDICTION_DRIFT_DETECTED",
     "PREDICTION_SCORE",
     "REDACTED",
     "SCORE_BUCKETS",
@@ -112,6 +120,11 @@ OUTCOME_STATUSES: tuple[str, str, str, str, str] = (
 """Values of ``ml.outcome.status``, in this order: joined; id never seen or evicted from
 the store; prediction older than ``outcome_ttl``; row already matched; actual unusable
 (None, NaN, another type than the predictions)."""
+
+DRIFT_METHOD_FEATURES = "features"
+"""``ml.drift.method`` of ``ml.dataset.drift.detected``: any input feature flagged."""
+DRIFT_METHOD_MULTIVARIATE = "multivariate"
+"""``ml.drift.method`` of ``ml.dataset.drift.detected``: the joint-distribution test."""
 
 OTHER_CLASS = "__other__"
 """Class label that replaces labels beyond the ``max_classes`` cap."""
@@ -221,6 +234,18 @@ PREDICTION_DRIFT = Instrument(
     "ml.prediction.drift", "gauge", "",
     "Drift of the predictions' current window from the reference, by method.",
 )  # fmt: skip
+FEATURE_DRIFT_DETECTED = Instrument(
+    "ml.feature.drift.detected", "gauge", "",
+    "1 when the drift decision flags the feature at its last decision window, else 0.",
+)  # fmt: skip
+PREDICTION_DRIFT_DETECTED = Instrument(
+    "ml.prediction.drift.detected", "gauge", "",
+    "1 when the drift decision flags the prediction (or score) column, else 0.",
+)  # fmt: skip
+DATASET_DRIFT_DETECTED = Instrument(
+    "ml.dataset.drift.detected", "gauge", "",
+    "1 when the model's inputs drifted, by method: any feature flagged, or multivariate.",
+)  # fmt: skip
 FEATURE_BIN_COUNT = Instrument(
     "ml.feature.bin.count", "counter", "{value}",
     "Values observed per reference bin of a feature (summable across replicas).",
@@ -228,6 +253,19 @@ FEATURE_BIN_COUNT = Instrument(
 FEATURE_REFERENCE_SHARE = Instrument(
     "ml.feature.reference.share", "gauge", "",
     "Share of the reference data in one bin of a feature.",
+)  # fmt: skip
+FEATURE_BIN_SCORE = Instrument(
+    "ml.feature.bin.score", "gauge", "",
+    "Location score of one reference bin of a numeric feature (for the fleet decision).",
+)  # fmt: skip
+FEATURE_REFERENCE_SIZE = Instrument(
+    "ml.feature.reference.size", "gauge", "",
+    "Values of a feature in the reference profile (for the fleet decision).",
+)  # fmt: skip
+FEATURE_DRIFT_LIMIT = Instrument(
+    "ml.feature.drift.limit", "gauge", "",
+    "What the fleet decision compares with, by method: critical location |z|, critical "
+    "chi-square, effect floor.",
 )  # fmt: skip
 DATA_QUALITY_ISSUES = Instrument(
     "ml.data_quality.issues", "counter", "{value}",
@@ -248,10 +286,16 @@ INSTRUMENTS: tuple[Instrument, ...] = (
     PREDICTIONS,
     PREDICTION_SCORE,
     FEATURE_DRIFT,
+    FEATURE_DRIFT_DETECTED,
     DATASET_DRIFT_SHARE,
+    DATASET_DRIFT_DETECTED,
     PREDICTION_DRIFT,
+    PREDICTION_DRIFT_DETECTED,
     FEATURE_BIN_COUNT,
     FEATURE_REFERENCE_SHARE,
+    FEATURE_BIN_SCORE,
+    FEATURE_REFERENCE_SIZE,
+    FEATURE_DRIFT_LIMIT,
     DATA_QUALITY_ISSUES,
     MODEL_PERFORMANCE,
     OUTCOMES,

@@ -158,6 +158,10 @@ def test_errors_drift_and_wrong_predictions_alert_and_silence_reaches_chat(
     )
     prom.wait_for_query(f"ml_dataset_drift_share{selector} < 0.5", timeout=30)
     prom.wait_for_query(
+        f'ml_dataset_drift_detected{{ml_drift_method="features", {selector[1:-1]}}} == 0',
+        timeout=30,
+    )
+    prom.wait_for_query(
         f'ml_model_performance{{ml_metric_name="accuracy", {selector[1:-1]}}} > 0.8', timeout=30
     )
     assert not [a for a in prom.alerts() if a["labels"]["alertname"] != "NoPredictions"]
@@ -176,8 +180,23 @@ def test_errors_drift_and_wrong_predictions_alert_and_silence_reaches_chat(
     assert wrong["annotations"]["summary"].startswith("Model iris 1: accuracy ")
     drift = sink.wait_for("retraining", lambda a: _is("DataDriftDetected", a), timeout=90)
     assert drift["labels"]["severity"] == "warning"
-    assert drift["annotations"]["summary"] == "Model iris 1: 100% of features drifted"
+    assert drift["labels"]["ml_drift_method"] == "features"
+    assert drift["annotations"]["summary"] == "Model iris 1: input drift detected (features)"
     sink.wait_for("chat", lambda a: _is("DataDriftDetected", a), timeout=30)
+    # The SDK's decisions behind it: every shifted feature flagged, and the predictions
+    # (their class mix changed) flagged too, which PredictionDrift turns into an alert
+    # (held back from chat while the model pages: inhibited like every other warning).
+    assert prom.query(f"ml_feature_drift_detected{selector} == 1")
+    deadline = time.monotonic() + 90
+    while not [
+        a
+        for a in prom.alerts()
+        if a["labels"]["alertname"] == "PredictionDrift"
+        and a["labels"].get("ml_feature_name") == "prediction"
+        and a["state"] == "firing"
+    ]:
+        assert time.monotonic() < deadline, prom.alerts()
+        time.sleep(0.5)
 
     # Healthy again: the critical alerts resolve (else they would inhibit the next warning).
     traffic.failing = traffic.drifted = traffic.wrong_labels = False

@@ -184,6 +184,10 @@ def test_every_dashboard_query_returns_data_or_needs_a_named_signal(
         "Feature drift",
         "Dataset drift share",
         "Prediction drift",
+        "Drift decisions (features)",
+        "Dataset drift decision",
+        "Prediction drift decision",
+        "Fleet drift decision",
         "Fleet feature drift (PSI, all replicas)",
         "Data-quality issues",
         "Model performance",
@@ -207,6 +211,14 @@ def test_every_dashboard_query_returns_data_or_needs_a_named_signal(
     assert psi["sepal_width", "psi"] < 0.1, psi
     fleet = values("Fleet feature drift (PSI, all replicas)", "ml_feature_name")
     assert fleet["petal_width"] > 0.1 and fleet["sepal_width"] < 0.1, fleet
+    # The decisions flag the shifted petal features (a quarter of the calls shifted by
+    # several training standard deviations), on one replica and across the fleet.
+    decided = values("Drift decisions (features)", "ml_feature_name")
+    assert decided["petal_length"] == 1 and decided["petal_width"] == 1, decided
+    assert values("Dataset drift decision", "ml_drift_method")["features"] == 1
+    fleet_decided = values("Fleet drift decision", "ml_feature_name")
+    assert fleet_decided["petal_width"] == 1, fleet_decided
+    assert set(values("Prediction drift decision", "ml_feature_name")) == {"prediction"}
     assert set(values("Dataset drift share", "ml_model_name")) == {"iris"}
     # Prediction drift is labelled with the profile's prediction column.
     assert ("prediction", "psi") in values("Prediction drift", "ml_feature_name", "ml_drift_method")

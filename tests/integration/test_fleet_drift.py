@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from mlotel.drift import PSI_EPSILON, Profile
+from mlotel.drift._calibrated import DecisionPlan, ReferenceColumn, column_decision
 from support.prometheus_server import PrometheusServer, free_port
 
 RULES = Path(__file__).resolve().parents[2] / "collector" / "prometheus" / "fleet-drift.rules.yml"
@@ -41,6 +42,19 @@ REPLICA = textwrap.dedent(
     mlotel.shutdown()
     """
 )
+
+
+def _pooled_counts(profile: Profile, feature: str, values: np.ndarray) -> np.ndarray:
+    ref = profile[feature]
+    if ref.kind == "numeric":
+        return np.bincount(
+            np.searchsorted(ref.edges, values, side="right"), minlength=len(ref.bin_counts)
+        )
+    index = {c: i for i, c in enumerate(ref.categories)}
+    keys = [str(int(v)) for v in values]
+    return np.bincount(
+        [index.get(k, len(ref.categories)) for k in keys], minlength=len(ref.bin_counts)
+    )
 
 
 def _pooled_psi(profile: Profile, feature: str, values: np.ndarray) -> float:
@@ -139,12 +153,38 @@ def test_fleet_psi_equals_psi_of_the_pooled_data(tmp_path: Path) -> None:
             }
             assert fleet == pytest.approx(expected, abs=1e-6)
             assert expected["amount"] > 0.05 and expected["channel"] > 0.05
+            # The calibrated decision: the SDK's tests on the pooled data give the same
+            # statistics, and the fleet flags what they flag.
+            plan = DecisionPlan(0.01, columns=3, lags=(1,), multivariate=False)
+            decisions = {}
+            for j, name in enumerate(("amount", "age_days", "channel")):
+                feature = profile[name]
+                column = ReferenceColumn(
+                    name, np.asarray(feature.bin_counts, float), feature.kind == "numeric"
+                )
+                counts = _pooled_counts(profile, name, pooled[:, j]).astype(float)
+                decision = column_decision(column, [(1, counts)], plan, 0.03, 500)
+                decisions[name] = {r.test: r.statistic for r in decision.results}
+            z = _by_feature(prom, 'ml:feature_location_z:fleet{ml_model_name="fraud"}', 2)
+            chi = _by_feature(prom, 'ml:feature_chisquare:fleet{ml_model_name="fraud"}', 3)
+            for name in ("amount", "age_days"):  # numeric: location and chisquare
+                assert abs(z[name]) == pytest.approx(decisions[name]["location"], rel=1e-6)
+                assert chi[name] == pytest.approx(decisions[name]["chisquare"], rel=1e-6)
+            assert z["amount"] > 10 and chi["channel"] > 100
+            query = 'ml:feature_drift_detected:fleet{ml_model_name="fraud"}'
+            detected = _by_feature(prom, query, 3)
+            assert detected == {"amount": 1.0, "age_days": 1.0, "channel": 1.0}
             # The rule file loaded and evaluated without errors.
             groups = {g["name"]: g for g in prom.rules()}
             assert all(r["health"] == "ok" for r in groups["mlotel-fleet-drift"]["rules"]), groups
     finally:
         for proc in replicas:
             _stop(proc)
+
+
+def _by_feature(prom: PrometheusServer, query: str, count: int) -> dict[str, float]:
+    result = prom.wait_for_query(query, lambda r: len(r) == count)
+    return {s["metric"]["ml_feature_name"]: _value(s) for s in result}
 
 
 def _value(sample: dict[str, Any]) -> float:

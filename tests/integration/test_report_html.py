@@ -158,6 +158,17 @@ def test_cli_report_json_to_stdout(tmp_path: Path) -> None:
                           cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["number_of_tested_columns"] == 4
+    assert json.loads(proc.stdout)["method"] == "evidently"
+
+
+def test_cli_report_calibrated_method(tmp_path: Path) -> None:
+    ref, cur = _write_csvs(tmp_path)
+    proc = _mlotel_report("--reference", str(ref), "--current", str(cur), "--method",
+                          "calibrated", "--html", "r.html", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "calibrated decision, false-alarm rate 0.01: any column" in proc.stdout
+    assert "drift: age (calibrated " in proc.stdout and "drift: balance" not in proc.stdout
+    assert "decision: mlotel calibrated tests" in (tmp_path / "r.html").read_text()
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,8 @@ RNG = np.random.default_rng(7)
 TOP_KEYS = {
     "schema",
     "mlotel_version",
+    "method",
+    "false_alarm_rate",
     "reference_rows",
     "current_rows",
     "dataset_drift",
@@ -284,3 +286,29 @@ def test_options_naming_an_absent_column_are_an_error() -> None:
         report(frame, frame, stattests={"nosuch": "psi"})
     with pytest.raises(ValueError, match=r"categorical names column\(s\) \['y'\]"):
         report(frame, frame, categorical=["y"])
+
+
+def test_calibrated_method_is_an_option_and_says_so() -> None:
+    rng = np.random.default_rng(21)
+    letters = ["a", "b"]
+    reference = pd.DataFrame(
+        {"x": rng.normal(size=5000), "y": rng.normal(size=5000), "c": rng.choice(letters, 5000)}
+    )
+    current = pd.DataFrame(
+        {"x": rng.normal(0.3, 1, 2000), "y": rng.normal(size=2000), "c": rng.choice(letters, 2000)}
+    )
+    default = report(reference, current)
+    assert default.method == "evidently" and default.false_alarm_rate is None
+    assert default.column("x").stattest == "wasserstein"  # Evidently's default is kept
+    result = report(reference, current, method="calibrated")
+    data = json.loads(result.to_json())
+    assert data["method"] == "calibrated" and data["false_alarm_rate"] == 0.01
+    x, y = result.column("x"), result.column("y")
+    assert x.stattest == "calibrated" and x.drift_detected and x.score <= 0.01
+    assert not y.drift_detected and y.score > 0.01 and y.threshold == 0.01
+    assert result.dataset_drift  # any column
+    html = result.to_html()
+    assert "decision: mlotel calibrated tests, false-alarm rate 0.01" in html
+    assert "Evidently 0.7 DataDriftPreset tests" in default.to_html()
+    with pytest.raises(ValueError, match="method must be one of evidently, calibrated"):
+        report(reference, current, method="fancy")

@@ -98,17 +98,24 @@ def test_js_and_wasserstein_match_scipy_on_the_same_bins(profile: Profile, captu
 
 
 def test_identical_data_does_not_drift(profile: Profile, captured: Any) -> None:
-    predict = mlotel.instrument(_passthrough, model_name="m", reference=profile)
+    predict = mlotel.instrument(
+        _passthrough, model_name="m", reference=profile, drift=DriftConfig(window_rows=5000)
+    )
     predict(np.random.default_rng(11).normal(0.0, 1.0, (5000, 3)))
     captured.flush()
     for feature in "abc":
         for method in ("psi", "jensenshannon", "wasserstein"):
             assert _drift(captured, feature, method) < 0.1
+        assert _drift(captured, feature, "p_value") > 0.01
     assert captured.points("ml.dataset.drift.share")[0].value == 0.0
+    assert {p.value for p in captured.points("ml.feature.drift.detected")} == {0.0}
+    assert [p.value for p in captured.points("ml.dataset.drift.detected")] == [0.0, 0.0]
 
 
 def test_min_sample_guard(profile: Profile, captured: Any) -> None:
-    predict = mlotel.instrument(_passthrough, model_name="m", reference=profile)
+    predict = mlotel.instrument(
+        _passthrough, model_name="m", reference=profile, drift=DriftConfig(decision="threshold")
+    )
     predict(np.full((499, 3), 5.0))  # wildly drifted, but too few rows
     captured.flush()
     assert _drift(captured, "a") is None
@@ -130,7 +137,9 @@ def test_thresholds_and_deciding_method(profile: Profile, captured: Any) -> None
         _passthrough,
         model_name="m",
         reference=profile,
-        drift=DriftConfig(thresholds={"wasserstein": 5.0}, method="wasserstein"),
+        drift=DriftConfig(
+            thresholds={"wasserstein": 5.0}, method="wasserstein", decision="threshold"
+        ),
     )
     shifted = np.random.default_rng(5).normal(0.0, 1.0, (2000, 3)) + np.array([1.0, 0.0, 0.0])
     predict(shifted)
@@ -149,11 +158,14 @@ def test_former_drift_keywords_still_work_and_warn(profile: Profile, captured: A
             reference=profile,
             drift_thresholds={"wasserstein": 5.0},
             drift_method="wasserstein",
+            drift_window_rows=2000,
         )
     shifted = np.random.default_rng(5).normal(0.0, 1.0, (2000, 3)) + np.array([1.0, 0.0, 0.0])
     predict(shifted)
     captured.flush()
-    assert captured.points("ml.dataset.drift.share", {"ml.model.name": "old"})[0].value == 0.0
+    # window_rows took effect: one decision window of 2,000 rows flags feature a.
+    share = captured.points("ml.dataset.drift.share", {"ml.model.name": "old"})[0].value
+    assert share == pytest.approx(1 / 3)
     with pytest.raises(TypeError, match="drift_windw_rows"):
         mlotel.instrument(_passthrough, reference=profile, drift_windw_rows=10)
 
@@ -255,7 +267,9 @@ def test_on_drift_fires_once_per_window_and_errors_are_contained(
         model_name="m",
         model_version="3",
         reference=profile,
-        drift=DriftConfig(window_rows=2000, on_drift=callback),
+        drift=DriftConfig(
+            window_rows=2000, on_drift=callback, decision="threshold", multivariate=False
+        ),
     )
     shifted = np.random.default_rng(9).normal(0.0, 1.0, (1000, 3)) + np.array([2.0, 0.0, 0.0])
     for _ in range(3):  # 3,000 rows: one window of 2,000 plus half of the next

@@ -212,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="dataset drift when at least this share of the tested columns drifted (0.5)",
     )
+    rep.add_argument(
+        "--method",
+        choices=("evidently", "calibrated"),
+        default="evidently",
+        help="the decision: Evidently 0.7's tests (default) or mlotel's calibrated tests "
+        "(false-alarm rate 1%% over all columns)",
+    )
     profile = sub.add_parser(
         "profile",
         help="write a reference profile (JSON) of CSV or Parquet data",
@@ -242,7 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=column_names,
         help=argparse.SUPPRESS,
     )
-    profile.add_argument("--bins", type=int, default=10, help="bins per numeric column (10)")
+    profile.add_argument(
+        "--bins",
+        type=int,
+        default=None,
+        help="bins per numeric column (default: one per 200 values, 10 to 50)",
+    )
     profile.add_argument(
         "--top-categories", type=int, default=20, help="categories kept per column (20)"
     )

@@ -189,6 +189,7 @@ def report_command(args: argparse.Namespace) -> int:
             drift_share=args.drift_share,
             progress=columns_done,
             row_progress=progress,
+            method=args.method,
         )
     except DatasetError as exc:
         progress.done()
@@ -219,10 +220,15 @@ def report_command(args: argparse.Namespace) -> int:
         print(f"no column could be tested ({untested} columns; see the statuses in the report)")
     else:
         verdict = "DETECTED" if result.dataset_drift else "not detected"
+        rule = (
+            f"calibrated decision, false-alarm rate {result.false_alarm_rate:g}: any column"
+            if result.method == "calibrated"
+            else f"threshold {result.drift_share_threshold:.2f}"
+        )
         print(
             f"dataset drift {verdict}: {result.number_of_drifted_columns} of "
             f"{result.number_of_tested_columns} tested columns drifted "
-            f"(share {result.drift_share:.2f}, threshold {result.drift_share_threshold:.2f})"
+            f"(share {result.drift_share:.2f}, {rule})"
             + (f"; {untested} columns not tested" if untested else "")
         )
     if args.target is not None:

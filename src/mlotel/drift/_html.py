@@ -266,12 +266,22 @@ def render_html(report: DriftReport) -> str:
         verdict_class, verdict = "none", "No column could be tested: see the statuses below."
     else:
         verdict_class = "drift" if report.dataset_drift else "ok"
+        rule = (
+            "dataset drift when any column drifts"
+            if report.method == "calibrated"
+            else f"dataset drift at ≥ {report.drift_share_threshold:.2f}"
+        )
         verdict = (
             f"Dataset drift {'DETECTED' if report.dataset_drift else 'not detected'}: "
             f"{report.number_of_drifted_columns} of {report.number_of_tested_columns} tested "
-            f"columns drifted (share {report.drift_share:.2f}; dataset drift at "
-            f"≥ {report.drift_share_threshold:.2f})."
+            f"columns drifted (share {report.drift_share:.2f}; {rule})."
         )
+    decision = (
+        f"decision: mlotel calibrated tests, false-alarm rate {report.false_alarm_rate:g} "
+        "over all columns"
+        if report.method == "calibrated"
+        else "decision: Evidently 0.7 DataDriftPreset tests and thresholds"
+    )
     untested = len(report.columns) - report.number_of_tested_columns
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -281,7 +291,7 @@ def render_html(report: DriftReport) -> str:
         f'<p class="muted">Reference: {report.reference_rows} rows · Current: '
         f"{report.current_rows} rows · {len(report.columns)} columns"
         f"{f' ({untested} not tested)' if untested else ''} · mlotel "
-        f"{escape(report.mlotel_version)}</p>"
+        f'{escape(report.mlotel_version)} · <span id="decision">{escape(decision)}</span></p>'
         f'<p id="tests" class="muted">{escape(_tests_used(report))}</p>'
         f'<p id="verdict" class="verdict {verdict_class}">{escape(verdict)}</p>'
         f'<h2 id="summary">Drift by column</h2>{_summary(report)}'

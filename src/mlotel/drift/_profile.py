@@ -24,6 +24,7 @@ from ._binning import (
 )
 from ._constraints import Constraint, constraint_from_dict
 from ._datasets import is_dataset_source, open_dataset
+from ._multivariate import MultivariateProfile, fit_multivariate
 from ._partials import (
     CATEGORY_CAP,
     ColumnPlan,
@@ -38,14 +39,30 @@ from ._partials import (
     run_job,
 )
 
-__all__ = ["FeatureProfile", "Profile", "ProfileJob", "SCHEMA_VERSION"]
+__all__ = ["FeatureProfile", "Profile", "ProfileJob", "SCHEMA_VERSION", "auto_bins"]
 
-SCHEMA_VERSION = 1
-"""Version of the profile JSON format this mlotel writes and reads."""
+SCHEMA_VERSION = 2
+"""Version of the profile JSON format this mlotel writes; it reads this and older ones.
+Version 2 added the ``multivariate`` entry and bin counts chosen from the reference size
+(version 1 files load as they are: their bins, no multivariate model)."""
 FORMAT = "mlotel.profile"
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 MAX_INT_CATEGORIES = 10  # integer columns with at most this many distinct values are categorical
 MAX_KNOWN_CATEGORIES = 1000  # distinct reference values kept to recognise new categories
+MIN_BINS, MAX_BINS, VALUES_PER_BIN = 10, 50, 200
+
+
+def auto_bins(values: int) -> int:
+    """Equal-frequency bins for a numeric column with ``values`` finite reference values.
+
+    One bin per 200 values, between 10 and 50: 50 bins keep 99.5 % of the information a
+    normal location shift has (10 keep 93 %), and 200 reference values per bin keep each
+    bin's reference share within about 7 % of its true value.
+
+    >>> auto_bins(500), auto_bins(5_000), auto_bins(10_000), auto_bins(1_000_000)
+    (10, 25, 50, 50)
+    """
+    return max(MIN_BINS, min(MAX_BINS, values // VALUES_PER_BIN))
 ROLES = ("feature", "target", "prediction", "score")
 
 
@@ -244,7 +261,9 @@ def _is_categorical(column: np.ndarray) -> bool:
     return False
 
 
-def _numeric_profile(name: str, role: str, column: np.ndarray, bins: int) -> FeatureProfile:
+def _numeric_profile(
+    name: str, role: str, column: np.ndarray, bins: int | None
+) -> FeatureProfile:
     values, missing_mask, wrong = numeric_column(column)
     nan = np.isnan(values)
     missing = int(np.count_nonzero(nan))
@@ -260,7 +279,7 @@ def _numeric_profile(name: str, role: str, column: np.ndarray, bins: int) -> Fea
         return FeatureProfile(
             name, "numeric", role, 0, missing, non_finite, bin_counts=(0,), edges=()
         )
-    edges = equal_frequency_edges(finite, bins)
+    edges = equal_frequency_edges(finite, auto_bins(finite.size) if bins is None else bins)
     counts = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=len(edges) + 1)
     quantiles = np.quantile(finite, QUANTILES)
     return FeatureProfile(
@@ -350,6 +369,8 @@ class Profile:
     ... )
     >>> profile["age"].kind, len(profile["age"].bin_counts), profile["plan"].categories
     ('numeric', 10, ('b', 'a'))
+    >>> profile.multivariate is None  # needs two numeric features
+    True
     >>> Profile.from_json(profile.to_json()) == profile
     True
     """
@@ -358,6 +379,8 @@ class Profile:
     rows: int = 0
     created: str = ""
     schema_version: int = SCHEMA_VERSION
+    multivariate: MultivariateProfile | None = None
+    """PCA reconstruction model of the numeric input features (``docs/drift.md``)."""
 
     # --- access -----------------------------------------------------------------
     def __getitem__(self, name: str) -> FeatureProfile:
@@ -390,8 +413,9 @@ class Profile:
         *,
         numeric: Sequence[str] | None = None,
         score: str | Sequence[Any] | np.ndarray | None = None,
-        bins: int = 10,
+        bins: int | None = None,
         top_categories: int = 20,
+        multivariate: bool = True,
     ) -> Profile:
         """Profile a DataFrame, a 2-D array (with ``feature_names``), a dict of columns,
         a list of row dicts, a pyarrow Table, or a dataset: a Parquet or CSV file, a
@@ -402,8 +426,12 @@ class Profile:
         values are categorical) and overridden by ``categorical=`` / ``numeric=``.
         ``target``, ``prediction`` and ``score`` name columns with those roles; the
         last two may also be arrays of values (e.g. ``model.predict(X_train)``).
+        ``bins``: equal-frequency bins per numeric column; by default chosen from the
+        column's size (:func:`auto_bins`: 10 to 50). ``multivariate``: also fit the
+        multivariate drift model (PCA on the numeric features, calibrated on held-out
+        rows) when there are at least 2 numeric features and 200 rows.
         """
-        if bins < 1 or top_categories < 1:
+        if (bins is not None and bins < 1) or top_categories < 1:
             raise ValueError("bins and top_categories must be at least 1")
         if is_dataset_source(data):
             job = ProfileJob(
@@ -435,16 +463,27 @@ class Profile:
         if unknown:
             raise ValueError(f"no column named {', '.join(map(repr, sorted(unknown)))}")
         features = []
-        for name, role, column in [
+        columns_with_roles = [
             *((n, roles.get(n, "feature"), c) for n, c in zip(names, columns)),
             *extra,
-        ]:
+        ]
+        for name, role, column in columns_with_roles:
             if name in forced_cat or (name not in forced_num and _is_categorical(column)):
                 features.append(_categorical_profile(name, role, column, top_categories))
             else:
                 features.append(_numeric_profile(name, role, column, bins))
+        model = None
+        if multivariate:
+            numeric_inputs = [
+                (f.name, numeric_column(c)[0])
+                for f, (_, _, c) in zip(features, columns_with_roles)
+                if f.kind == "numeric" and f.role == "feature" and f.count
+            ]
+            model = fit_multivariate(
+                [n for n, _ in numeric_inputs], [c for _, c in numeric_inputs]
+            )
         created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        return cls(tuple(features), rows, created)
+        return cls(tuple(features), rows, created, multivariate=model)
 
     def with_constraints(self, constraints: Mapping[str, Iterable[Constraint]]) -> Profile:
         """A copy with constraints attached to features (saved in the JSON).
@@ -477,7 +516,10 @@ class Profile:
         if [f.name for f in self.features] != [f.name for f in other.features]:
             raise ValueError("profiles to merge must have the same columns in the same order")
         merged = [_merge_feature(a, b) for a, b in zip(self.features, other.features)]
-        return replace(self, features=tuple(merged), rows=self.rows + other.rows)
+        # The multivariate model is fitted on one dataset's rows; it does not merge.
+        return replace(
+            self, features=tuple(merged), rows=self.rows + other.rows, multivariate=None
+        )
 
     @classmethod
     def binned_like(
@@ -515,13 +557,16 @@ class Profile:
     # --- JSON -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The profile as JSON-ready data (the file format :meth:`save` writes)."""
-        return {
+        data: dict[str, Any] = {
             "format": FORMAT,
             "schema_version": SCHEMA_VERSION,
             "created": self.created,
             "rows": self.rows,
             "features": [f.to_dict() for f in self.features],
         }
+        if self.multivariate is not None:
+            data["multivariate"] = self.multivariate.to_dict()
+        return data
 
     def to_json(self) -> str:
         """The profile as strict JSON text, as :meth:`save` writes it."""
@@ -557,7 +602,24 @@ class Profile:
                 raise ProfileError(f"{source}: features[{i}]: {exc}") from None
         if not features:
             raise ProfileError(f"{source}: the profile has no features")
-        return cls(tuple(features), int(data.get("rows", 0)), str(data.get("created", "")))
+        model = None
+        if version >= 2 and data.get("multivariate") is not None:
+            try:
+                model = MultivariateProfile.from_dict(data["multivariate"])
+            except KeyError as exc:
+                raise ProfileError(f"{source}: multivariate lacks field {exc}") from None
+            except (TypeError, ValueError) as exc:
+                raise ProfileError(f"{source}: {exc}") from None
+            numeric = {f.name for f in features if f.kind == "numeric"}
+            if not set(model.features) <= numeric:
+                raise ProfileError(f"{source}: multivariate names features that are not numeric")
+        return cls(
+            tuple(features),
+            int(data.get("rows", 0)),
+            str(data.get("created", "")),
+            schema_version=version,
+            multivariate=model,
+        )
 
     @classmethod
     def from_json(cls, text: str, source: str = "profile") -> Profile:
@@ -689,12 +751,12 @@ class ProfileJob(Job):
         target: str | None = None,
         prediction: str | None = None,
         score: str | None = None,
-        bins: int = 10,
+        bins: int | None = None,
         top_categories: int = 20,
         columns: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        if bins < 1 or top_categories < 1:
+        if (bins is not None and bins < 1) or top_categories < 1:
             raise ValueError("bins and top_categories must be at least 1")
         self.forced_cat = _names_set(categorical)
         self.forced_num = _names_set(numeric)
@@ -711,8 +773,11 @@ class ProfileJob(Job):
         self.columns = None if columns is None else tuple(str(c) for c in columns)
         self._plans: dict[str, ColumnPlan] = {}
 
-    def _probs(self) -> list[float]:
-        return [*QUANTILES, *(np.arange(1, self.bins) / self.bins).tolist()]
+    def _probs(self, values: int) -> list[float]:
+        """The quantiles a numeric column of ``values`` finite values needs: the profile's
+        and its bin edges (``bins``, or :func:`auto_bins` of its size)."""
+        bins = self.bins if self.bins is not None else auto_bins(values)
+        return [*QUANTILES, *(np.arange(1, bins) / bins).tolist()]
 
     def _numeric(self, sketch: ColumnSketch) -> bool:
         name = sketch.name
@@ -743,7 +808,8 @@ class ProfileJob(Job):
             counted = self.merged(2, "data").columns
             for name, plan in list(self._plans.items()):
                 cumulative = np.cumsum(counted[name].grid_counts)
-                ranks = quantile_ranks(self._probs(), sketches[name].count)
+                count = sketches[name].count
+                ranks = quantile_ranks(self._probs(count), count)
                 assert plan.grid is not None
                 buckets = np.searchsorted(cumulative, ranks, side="right") + plan.grid[0]
                 self._plans[name] = replace(plan, selected=tuple(sorted(set(buckets.tolist()))))
@@ -805,7 +871,7 @@ class ProfileJob(Job):
         grid = self.merged(2, "data").columns[sketch.name].grid_counts
         selected = self.merged(3, "data").columns[sketch.name].selected or {}
         n = sketch.count
-        probs = self._probs()
+        probs = self._probs(n)
         stats = order_statistics(quantile_ranks(probs, n), grid, first, plan, selected)
         values = exact_quantiles(probs, n, stats)
         quantiles = values[: len(QUANTILES)]

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ._binning import equal_frequency_edges
+from ._calibrated import DecisionPlan, ReferenceColumn, column_decision
 from ._datasets import Dataset, is_dataset_source, open_dataset
 from ._partials import (
     CATEGORY_CAP,
@@ -49,11 +51,13 @@ from ._partials import (
     to_arrow,
 )
 from ._partials import canonical_order as _canonical
+from ._profile import auto_bins
 
 if TYPE_CHECKING:
     from . import _stats
 
 __all__ = [
+    "REPORT_METHODS",
     "REPORT_SCHEMA",
     "ColumnDrift",
     "ColumnQuality",
@@ -69,6 +73,8 @@ __all__ = [
 
 REPORT_SCHEMA = "mlotel.drift.report/1"
 """Value of the JSON ``schema`` key; the number changes only when a key changes meaning."""
+REPORT_METHODS = ("evidently", "calibrated")
+"""Decisions :func:`report` can make (``method=``)."""
 
 ColumnKind = Literal["numerical", "categorical", "text", "datetime", "unknown"]
 ColumnStatus = Literal[
@@ -284,12 +290,19 @@ class DriftReport:
     reference_rows: int
     current_rows: int
     drift_share_threshold: float = 0.5
+    method: str = "evidently"
+    """The decision used: ``evidently`` (Evidently 0.7's per-column tests, dataset drift
+    at ``drift_share``) or ``calibrated`` (mlotel's tests with a stated false-alarm rate
+    over all columns; the dataset drifts when any column does)."""
+    false_alarm_rate: float | None = None
+    """The calibrated decision's false-alarm rate (``None`` for ``evidently``)."""
     number_of_tested_columns: int = 0
     number_of_drifted_columns: int = 0
     drift_share: float | None = None
     """Drifted / tested columns; ``None`` when no column could be tested."""
     dataset_drift: bool = False
-    """True when ``drift_share >= drift_share_threshold``."""
+    """``evidently``: True when ``drift_share >= drift_share_threshold``; ``calibrated``:
+    True when any column drifted."""
     mlotel_version: str = field(default="")
 
     def column(self, name: str) -> ColumnDrift:
@@ -304,6 +317,8 @@ class DriftReport:
         return {
             "schema": REPORT_SCHEMA,
             "mlotel_version": self.mlotel_version,
+            "method": self.method,
+            "false_alarm_rate": self.false_alarm_rate,
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,
             "dataset_drift": self.dataset_drift,
@@ -494,6 +509,81 @@ class _Options:
     thresholds: Mapping[str, float]
     numerical: frozenset[str]
     categorical: frozenset[str]
+    plan: DecisionPlan | None = None  # the calibrated decision, when method="calibrated"
+    effect_floor: float = 0.03
+
+
+def _calibrated_test(
+    name: str,
+    kind: ColumnKind,
+    sample: _stats.ColumnSample | SummarySample,
+    options: _Options,
+    quality: ColumnQuality,
+    distribution: Distribution,
+) -> ColumnDrift:
+    """mlotel's calibrated decision on the whole samples (one window, no lags)."""
+    assert options.plan is not None
+    n_ref, n_cur = sample.n_reference, sample.n_current
+    if kind != "numerical":
+        _, ref_counts, cur_counts = sample.category_counts
+    elif isinstance(sample, SummarySample):
+        found = _grid_bins(sample, auto_bins(n_ref))
+        if found is None:
+            return ColumnDrift(
+                name,
+                kind,
+                "test_failed",
+                f"the calibrated decision needs the fine histogram of column '{name}', which "
+                "this dataset pass did not build",
+                stattest="calibrated",
+                reference_size=n_ref,
+                current_size=n_cur,
+                quality=quality,
+                distribution=distribution,
+            )
+        ref_counts, cur_counts = found
+    else:
+        edges = equal_frequency_edges(sample.reference_sorted, auto_bins(n_ref))
+        k = len(edges) + 1
+        ref_counts = np.bincount(np.searchsorted(edges, sample.reference_sorted, "right"), None, k)
+        cur_counts = np.bincount(np.searchsorted(edges, sample.current_sorted, "right"), None, k)
+    column = ReferenceColumn(name, ref_counts.astype(np.float64), kind == "numerical")
+    decision = column_decision(
+        column, [(1, cur_counts.astype(np.float64))], options.plan, options.effect_floor, 1
+    )
+    return ColumnDrift(
+        name,
+        kind,
+        "tested",
+        None,
+        stattest="calibrated",
+        stattest_display_name="mlotel calibrated tests (adjusted p_value)",
+        score=decision.p_value,
+        threshold=options.plan.false_alarm_rate,
+        drift_detected=decision.detected,
+        reference_size=n_ref,
+        current_size=n_cur,
+        quality=quality,
+        distribution=distribution,
+    )
+
+
+def _grid_bins(sample: SummarySample, bins: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Bin counts of both sides on bins of about equal reference frequency, cut from the
+    fine histogram's buckets (a dataset has no sorted values to cut exactly)."""
+    ref_hist, cur_hist = sample.ref_hist, sample.cur_hist
+    if ref_hist is None or cur_hist is None:
+        return None
+    if ref_hist.grid_counts is None or cur_hist.grid_counts is None:
+        return None
+    if len(ref_hist.grid_counts) != len(cur_hist.grid_counts):
+        return None
+    ref = np.concatenate([[ref_hist.below], ref_hist.grid_counts, [ref_hist.above]])
+    cur = np.concatenate([[cur_hist.below], cur_hist.grid_counts, [cur_hist.above]])
+    cumulative = np.cumsum(ref)
+    cuts = np.searchsorted(cumulative, cumulative[-1] * np.arange(1, bins) / bins, "left") + 1
+    starts = np.unique(np.concatenate([[0], cuts[(cuts > 0) & (cuts < len(ref))]]))
+    return np.add.reduceat(ref, starts), np.add.reduceat(cur, starts)
 
 
 def _column(
@@ -554,6 +644,8 @@ def _run_test(
 ) -> ColumnDrift:
     requested = options.stattests.get(name)
     n_ref, n_cur = sample.n_reference, sample.n_current
+    if requested is None and options.plan is not None:
+        return _calibrated_test(name, kind, sample, options, quality, distribution)
     if requested is None:
         test = stats.default_stattest(n_ref, sample.n_unique_over(stats.FEW_VALUES), kind)
     else:
@@ -1006,12 +1098,16 @@ class ReportJob(Job):
         stattests: Mapping[str, str] | None = None,
         thresholds: Mapping[str, float] | None = None,
         drift_share: float = 0.5,
+        method: str = "evidently",
+        false_alarm_rate: float = 0.01,
     ) -> None:
         super().__init__()
         self._stats = _load_stats()
-        _check_options(self._stats, drift_share, stattests)
+        _check_options(self._stats, drift_share, stattests, method, false_alarm_rate)
         self.columns = None if columns is None else [str(c) for c in columns]
         self.drift_share = drift_share
+        self.method = method
+        self.false_alarm_rate = false_alarm_rate
         self.options = _Options(
             stattests=dict(stattests or {}),
             thresholds=dict(thresholds or {}),
@@ -1031,6 +1127,7 @@ class ReportJob(Job):
             if absent:
                 raise ValueError(f"columns {absent} are in neither the reference nor current data")
         _check_stray(names, self.options)
+        self.options.plan = _decision_plan(self.method, self.false_alarm_rate, len(names))
         return names
 
     def _plan(self, step: int) -> ScanPass | None:
@@ -1077,12 +1174,24 @@ class ReportJob(Job):
             )
             if progress is not None:
                 progress(done, len(names), name)
-        return _assemble(results, ref.rows, cur.rows, self.drift_share)
+        return _assemble(
+            results, ref.rows, cur.rows, self.drift_share, self.method, self.false_alarm_rate
+        )
 
 
-def _check_options(stats: Any, drift_share: float, stattests: Mapping[str, str] | None) -> None:
+def _check_options(
+    stats: Any,
+    drift_share: float,
+    stattests: Mapping[str, str] | None,
+    method: str = "evidently",
+    false_alarm_rate: float = 0.01,
+) -> None:
     if not 0.0 < drift_share <= 1.0:
         raise ValueError(f"drift_share must be in (0, 1], got {drift_share!r}")
+    if method not in REPORT_METHODS:
+        raise ValueError(f"method must be one of {', '.join(REPORT_METHODS)}, got {method!r}")
+    if not 0.0 < false_alarm_rate < 1.0:
+        raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate!r}")
     unknown = sorted({t for t in (stattests or {}).values() if t not in stats.STAT_TESTS})
     if unknown:
         raise ValueError(
@@ -1103,23 +1212,38 @@ def _check_stray(names: Sequence[str], options: _Options) -> None:
             raise ValueError(f"{option} names column(s) {stray} that are not in the data")
 
 
+def _decision_plan(method: str, false_alarm_rate: float, columns: int) -> DecisionPlan | None:
+    """The calibrated decision's plan (Bonferroni over every column of the report)."""
+    if method != "calibrated":
+        return None
+    return DecisionPlan(false_alarm_rate, columns, (1,), multivariate=False)
+
+
 def _assemble(
-    results: Sequence[ColumnDrift], reference_rows: int, current_rows: int, drift_share: float
+    results: Sequence[ColumnDrift],
+    reference_rows: int,
+    current_rows: int,
+    drift_share: float,
+    method: str = "evidently",
+    false_alarm_rate: float = 0.01,
 ) -> DriftReport:
     tested = [c for c in results if c.status == "tested"]
     drifted = sum(c.drift_detected for c in tested)
     share = drifted / len(tested) if tested else None
     from .._version import VERSION
 
+    calibrated = method == "calibrated"
     return DriftReport(
         columns=tuple(results),
         reference_rows=reference_rows,
         current_rows=current_rows,
         drift_share_threshold=drift_share,
+        method=method,
+        false_alarm_rate=false_alarm_rate if calibrated else None,
         number_of_tested_columns=len(tested),
         number_of_drifted_columns=drifted,
         drift_share=share,
-        dataset_drift=share is not None and share >= drift_share,
+        dataset_drift=share is not None and (drifted > 0 if calibrated else share >= drift_share),
         mlotel_version=VERSION,
     )
 
@@ -1172,6 +1296,8 @@ def report(
     progress: Callable[[int, int, str], None] | None = None,
     workers: int | None = None,
     row_progress: Callable[[int, str, int, int | None], None] | None = None,
+    method: str = "evidently",
+    false_alarm_rate: float = 0.01,
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` column by column.
 
@@ -1181,6 +1307,13 @@ def report(
     (docs/drift-report.md, "Datasets"). Small columns (at most 10,000 values a side) get
     exactly the in-memory numbers; bigger ones get the normalised Wasserstein distance
     from fine histograms, within ``score_error_bound`` of the exact value.
+
+    ``method="evidently"`` (the default) decides as Evidently 0.7's ``DataDriftPreset``;
+    ``method="calibrated"`` uses mlotel's calibrated decision instead (``docs/drift.md``):
+    per column, two-sample tests on equal-frequency bins of the reference (location,
+    scale and chi-square; chi-square on categories) whose levels add up to
+    ``false_alarm_rate`` over all columns, and an effect floor of 0.03 sigma; the dataset
+    drifts when any column does. Columns named in ``stattests`` keep their test.
 
     Each column gets Evidently 0.7's default test for its type and size unless
     ``stattests`` names one (``{"age": "psi"}``; names in ``STAT_TESTS``); ``thresholds``
@@ -1211,6 +1344,8 @@ def report(
             stattests=stattests,
             thresholds=thresholds,
             drift_share=drift_share,
+            method=method,
+            false_alarm_rate=false_alarm_rate,
         )
         return _report_datasets(reference, current, job, progress, workers, row_progress)
     for label, frame in (("reference", reference), ("current", current)):
@@ -1219,7 +1354,7 @@ def report(
                 f"{label} must be a pandas DataFrame or a dataset (path, glob or list of "
                 f"paths), got {type(frame).__name__}"
             )
-    _check_options(stats, drift_share, stattests)
+    _check_options(stats, drift_share, stattests, method, false_alarm_rate)
     options = _Options(
         stattests=dict(stattests or {}),
         thresholds=dict(thresholds or {}),
@@ -1235,6 +1370,7 @@ def report(
         if absent:
             raise ValueError(f"columns {absent} are in neither the reference nor current data")
     _check_stray(names, options)
+    options.plan = _decision_plan(method, false_alarm_rate, len(names))
     reference = reference.rename(columns=str)
     current = current.rename(columns=str)
 
@@ -1259,7 +1395,9 @@ def report(
             results.append(result)
             if progress is not None:
                 progress(done, len(pairs), result.name)
-    return _assemble(results, len(reference), len(current), drift_share)
+    return _assemble(
+        results, len(reference), len(current), drift_share, method, false_alarm_rate
+    )
 
 
 def write_report(

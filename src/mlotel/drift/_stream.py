@@ -7,7 +7,13 @@ ones) into *extended slots* (bins plus data-quality slots, see ``_binning``), an
 adds the per-slot counts to a rolling window: a ring of ``buckets`` count
 vectors, each covering ``window_rows / buckets`` rows and at most
 ``window_seconds / buckets`` seconds. Memory is ``buckets x slots`` integers,
-independent of traffic. Drift is computed from the window's counts.
+independent of traffic. Drift distances are computed from the window's counts.
+
+Decisions are made per *decision window*: consecutive, non-overlapping blocks of
+``window_rows`` rows (or ``window_seconds`` with at least ``min_samples`` rows). When a
+block completes, its bin counts join the last ``max(sequential_lags)`` blocks' (the
+sequential evidence) and every column is tested (``_calibrated``); the multivariate test
+reads the block's mean PCA reconstruction error (``_multivariate``).
 """
 
 from __future__ import annotations
@@ -30,7 +36,20 @@ from .._metric_store import AttrKey, MetricStore
 from .._model_io import columnar_rows, is_dataframe, is_torch, torch_to_numpy
 from .._self_telemetry import logger, tally
 from ._binning import MISSING, WRONG_TYPE, category_keys, labels_text, numeric_column
-from ._config import METHODS, DriftConfig, with_deprecated_keywords
+from ._calibrated import (
+    DEFAULT_TEST_SHARES,
+    LIMIT_METHODS,
+    ColumnDecision,
+    DecisionPlan,
+    DriftTestResult,
+    Evidence,
+    MultivariateReference,
+    ReferenceColumn,
+    column_decision,
+    fleet_limits,
+    multivariate_decision,
+)
+from ._config import DECISION_METHODS, METHODS, DriftConfig, with_deprecated_keywords
 from ._constraints import Constraint, MaxMissingShare
 from ._profile import FeatureProfile, Profile
 from ._streaming_stats import bin_centers, jensenshannon, psi, wasserstein_binned
@@ -43,10 +62,15 @@ _EVENT_QUEUE = 256
 
 @dataclass(frozen=True)
 class DriftEvent:
-    """Handed to ``on_drift`` when a feature (or the prediction) crosses its threshold.
+    """Handed to ``on_drift`` when the decision flags a feature (or the prediction).
 
-    ``values`` holds every method's drift for the window; ``method``/``value``/
-    ``threshold`` are those of the deciding method.
+    With the calibrated decision (the default), ``method`` is the deciding test
+    (``location``, ``scale``, ``chisquare``, or ``multivariate`` with ``feature`` ""),
+    ``value`` its adjusted p-value and ``threshold`` the false-alarm rate (flagged when
+    ``value <= threshold``), ``lag`` the windows of evidence and ``effect`` the change in
+    sigma-equivalents. With ``decision="threshold"``, ``method``/``value``/``threshold``
+    are the deciding distance's (flagged when ``value >= threshold``) and ``values`` holds
+    every distance.
 
     >>> import queue, numpy as np, mlotel, mlotel.testing
     >>> from mlotel.drift import Profile
@@ -54,13 +78,16 @@ class DriftEvent:
     >>> ref = Profile.from_data(rng.normal(0, 1, (2000, 2)), feature_names=["a", "b"])
     >>> events = queue.Queue()
     >>> with mlotel.testing.capture_telemetry() as captured:
-    ...     predict = mlotel.instrument(lambda x: x[:, 0] > 0, model_name="m", reference=ref,
-    ...                                 drift=mlotel.DriftConfig(on_drift=events.put))
-    ...     _ = predict(rng.normal(0, 1, (1000, 2)) + [3.0, 0.0])  # shift feature a only
+    ...     predict = mlotel.instrument(
+    ...         lambda x: x[:, 0] > 0, model_name="m", reference=ref,
+    ...         drift=mlotel.DriftConfig(window_rows=1000, on_drift=events.put))
+    ...     _ = predict(rng.normal(0, 1, (1000, 2)) + [0.5, 0.0])  # shift feature a only
     ...     captured.flush()
     ...     event = events.get(timeout=5)
-    >>> event.model_name, event.feature, event.method, event.value > event.threshold
-    ('m', 'a', 'psi', True)
+    >>> event.model_name, event.feature, event.method, event.value <= event.threshold
+    ('m', 'a', 'location', True)
+    >>> event.decision, event.lag, 0.4 < event.values["shift"] < 0.7  # in reference stds
+    ('calibrated', 1, True)
     """
 
     model_name: str
@@ -72,6 +99,12 @@ class DriftEvent:
     window_values: int
     values: Mapping[str, float] = field(default_factory=dict)
     prediction: bool = False
+    decision: str = "threshold"
+    """``calibrated`` or ``threshold``: the rule that flagged."""
+    lag: int = 1
+    """Decision windows pooled by the deciding test (1: the last window alone)."""
+    effect: float | None = None
+    """Size of the change in sigma-equivalents (calibrated decisions)."""
 
 
 # --- layout: one flat vector of slots for all features ------------------------------
@@ -282,6 +315,26 @@ class _Window:
         return total
 
 
+class _Block:
+    """The current decision window: reference-bin counts and the multivariate sums."""
+
+    def __init__(self, bins: int, now: float) -> None:
+        self.counts = np.zeros(bins)
+        self.rows = 0
+        self.mv_rows = 0.0
+        self.mv_total = 0.0
+        self.started = now
+
+    def close(self, now: float) -> tuple[np.ndarray, int, float, float]:
+        """The completed window's ``(counts, rows, mv rows, mv error sum)``; starts anew."""
+        done = (self.counts, self.rows, self.mv_rows, self.mv_total)
+        self.counts = np.zeros_like(self.counts)
+        self.rows = 0
+        self.mv_rows = self.mv_total = 0.0
+        self.started = now
+        return done
+
+
 # --- input assembly -----------------------------------------------------------------
 
 
@@ -353,14 +406,17 @@ class DriftMonitor:
     >>> rng = np.random.default_rng(1)
     >>> ref = Profile.from_data(rng.normal(0, 1, (5000, 2)), feature_names=["a", "b"])
     >>> with mlotel.testing.capture_telemetry() as captured:
-    ...     predict = mlotel.instrument(lambda x: x[:, 0] > 0, model_name="m", reference=ref)
+    ...     predict = mlotel.instrument(lambda x: x[:, 0] > 0, model_name="m", reference=ref,
+    ...                                 drift=mlotel.DriftConfig(window_rows=1000))
     ...     _ = predict(rng.normal(0, 1, (1000, 2)) + [3.0, 0.0])  # shift feature a only
     ...     captured.flush()
     ...     psi_a = captured.points("ml.feature.drift", {"ml.feature.name": "a",
     ...                                                  "ml.drift.method": "psi"})[0].value
     ...     share = captured.points("ml.dataset.drift.share")[0].value
-    >>> psi_a > 1.0, share
-    (True, 0.5)
+    ...     detected = {p.attributes["ml.feature.name"]: p.value
+    ...                 for p in captured.points("ml.feature.drift.detected")}
+    >>> psi_a > 1.0, share, detected
+    (True, 0.5, {'a': 1.0, 'b': 0.0})
     """
 
     name = "drift"
@@ -394,15 +450,53 @@ class DriftMonitor:
         self.window_seconds = window_seconds = config.window_seconds
         self.on_drift = config.on_drift
         self.export_bins = export_bins
+        self.calibrated = config.decision == "calibrated"
         inputs = [f for f in profile.features if f.role == "feature"]
         self._inputs = _FeatureSet(inputs, extra)
         outputs = [f for f in profile.features if f.role in ("prediction", "score")]
         self._outputs = _FeatureSet(outputs, {})
         self._input_window = _Window(self._inputs.total_slots, window_rows, window_seconds)
         self._output_window = _Window(self._outputs.total_slots, window_rows, window_seconds)
+        # Calibrated decisions: the reference columns, the multivariate model, the plan.
+        self._in_columns = _reference_columns(self._inputs)
+        self._out_columns = _reference_columns(self._outputs)
+        index = {n: j for j, n in enumerate(self._inputs.names)}
+        model = profile.multivariate if config.multivariate else None
+        if model is not None and not all(
+            index.get(n) is not None and self._inputs.features[index[n]].kind == "numeric"
+            for n in model.features
+        ):
+            model = None  # a model over other columns than the profile's numeric inputs
+        self._mv_model = model
+        self._mv_index = [index[n] for n in model.features] if model is not None else []
+        self._mv_reference = (
+            MultivariateReference(model.error_mean, model.error_std, model.calibration_rows)
+            if model is not None
+            else None
+        )
+        monitored = sum(c is not None for c in (*self._in_columns, *self._out_columns))
+        self.plan = DecisionPlan(
+            false_alarm_rate=config.false_alarm_rate,
+            columns=monitored,
+            lags=tuple(sorted(set(config.sequential_lags))),
+            multivariate=model is not None,
+            multivariate_share=config.multivariate_share,
+            test_shares=dict(config.test_shares or DEFAULT_TEST_SHARES),
+        )
+        self._floors = [config.floor(n) for n in self._inputs.names]
+        self._out_floors = [config.floor(n) for n in self._outputs.names]
+        now = time.monotonic()
+        self._in_block = _Block(self._inputs.total_bins, now)
+        self._out_block = _Block(self._outputs.total_bins, now)
+        self._in_evidence = Evidence(self._inputs.total_bins, self.plan.lags)
+        self._out_evidence = Evidence(self._outputs.total_bins, self.plan.lags)
+        self.detected: dict[str, bool] = {}
+        """The latest decision per column (input features and prediction columns), as the
+        ``*.drift.detected`` gauges show it; a column without a decision yet is absent."""
+        self.multivariate_detected: bool | None = None
+        """The latest multivariate decision (None before the first one, or without a model)."""
         # Array columns map to these names by position.
         names = list(feature_names) if feature_names is not None else self._inputs.names
-        index = {n: j for j, n in enumerate(self._inputs.names)}
         self._positional = [index.get(str(n), -1) for n in names]
         self._index = index
         self._absent = _AbsentColumns(self._inputs.names)
@@ -432,6 +526,10 @@ class DriftMonitor:
                 self._process_inputs(inputs, store, attrs, monitor, now)
             if self._outputs.features:
                 self._process_outputs(store, attrs, monitor, now)
+            # A decision window also closes by age (with enough rows), traffic or not.
+            for block, prediction in ((self._in_block, False), (self._out_block, True)):
+                if block.rows >= self.min_samples and now - block.started >= self.window_seconds:
+                    self._decide([block.close(now)], store, attrs, monitor, prediction)
 
     def _attrs(self, base: AttrKey) -> _Attrs:
         cached = self._attrs_cache.get(base)
@@ -450,6 +548,16 @@ class DriftMonitor:
             for b, share in enumerate(self._inputs.ref_shares[j].tolist()):
                 store.set_gauge(semconv.FEATURE_REFERENCE_SHARE, attrs.bins[j][b], share)
                 store.add(semconv.FEATURE_BIN_COUNT, attrs.bins[j][b], 0)
+        # What the fleet rules need to reach the calibrated decision from summed counters.
+        for j, column in enumerate(self._in_columns):
+            if column is None:
+                continue
+            store.set_gauge(semconv.FEATURE_REFERENCE_SIZE, attrs.feature[j], column.size)
+            for method, limit in fleet_limits(column, self.plan, self._floors[j]).items():
+                store.set_gauge(semconv.FEATURE_DRIFT_LIMIT, attrs.limits[j][method], limit)
+            if column.ordered:
+                for b, score in enumerate(column.location_scores.tolist()):
+                    store.set_gauge(semconv.FEATURE_BIN_SCORE, attrs.bins[j][b], score)
 
     # --- inputs ---------------------------------------------------------------------
     def _columns(self, inputs: list[Any]) -> tuple[int, list[np.ndarray | None]]:
@@ -518,12 +626,17 @@ class DriftMonitor:
         if n == 0:
             return
         slots: list[np.ndarray] = []
+        details: list[Any] = []
         for j, column in enumerate(columns):
             local, detail = features.bin_column(j, column, n)
             slots.append(local)
+            details.append(detail)
             if features.constraints[j]:
                 self._check_constraints(j, column, local, detail, store, attrs)
-        batch = self._window_add(self._input_window, features, slots, n, now)
+        errors = self._row_errors(slots, details, n)
+        batch, closed = self._window_add(
+            self._input_window, features, slots, n, now, self._in_block, errors
+        )
         self._rows_seen += n
         # Data quality and fleet counters from this batch.
         ref = features.ref_counts(batch)
@@ -540,20 +653,76 @@ class DriftMonitor:
         window = self._input_window.totals(now)
         self._window_constraints(window, batch, store, attrs)
         self._publish(features, window, store, attrs, monitor, now, prediction=False)
+        if closed:
+            self._decide(closed, store, attrs, monitor, prediction=False)
+
+    def _row_errors(
+        self, slots: list[np.ndarray], details: list[Any], n: int
+    ) -> np.ndarray | None:
+        """Each row's multivariate reconstruction error (None without a model)."""
+        model = self._mv_model
+        if model is None:
+            return None
+        try:
+            matrix = np.empty((n, len(self._mv_index)))
+            for i, j in enumerate(self._mv_index):
+                detail = details[j]
+                if detail is None:  # the feature is absent: imputed
+                    matrix[:, i] = np.nan
+                    continue
+                matrix[:, i] = detail[0]
+                if detail[1] is not None:  # not all finite numbers: impute missing,
+                    # non-finite and wrong-type values too (their slots follow the bins)
+                    bad = slots[j] >= len(self._inputs.features[j].bin_counts) + 2
+                    matrix[bad, i] = np.nan
+            return model.errors(matrix)
+        except Exception as exc:
+            tally.error("drift.multivariate", exc)
+            return None
 
     def _window_add(
-        self, window: _Window, features: _FeatureSet, slots: list[np.ndarray], n: int, now: float
-    ) -> np.ndarray:
-        """Add one batch's slots to the window; returns the batch's total slot counts."""
+        self,
+        window: _Window,
+        features: _FeatureSet,
+        slots: list[np.ndarray],
+        n: int,
+        now: float,
+        block: _Block,
+        errors: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, int, float, float]]]:
+        """Add one batch's slots to the rolling window and to the decision window.
+
+        Returns the batch's total slot counts and the decision windows it completed.
+        """
         total = np.zeros(features.total_slots, dtype=np.int64)
         skipped, ranges = window.plan(n, now)
-        if skipped:
-            total += self._count(features, slots, 0, skipped)
-        for a, b, new_bucket in ranges:
+        pieces = [(0, skipped, False, False)] if skipped else []
+        pieces += [(a, b, new_bucket, True) for a, b, new_bucket in ranges]
+        # Cut the pieces where the decision window fills up.
+        cuts = list(range(self.window_rows - block.rows, n, self.window_rows))
+        if cuts:
+            split = []
+            for a, b, new_bucket, in_ring in pieces:
+                for cut in (c for c in cuts if a < c < b):
+                    split.append((a, cut, new_bucket, in_ring))
+                    a, new_bucket = cut, False
+                split.append((a, b, new_bucket, in_ring))
+            pieces = split
+        cumulative = None if errors is None else np.concatenate(([0.0], np.cumsum(errors)))
+        closed = []
+        for a, b, new_bucket, in_ring in pieces:
             counts = self._count(features, slots, a, b)
             total += counts
-            window.add(new_bucket, counts, b - a, now)
-        return total
+            if in_ring:
+                window.add(new_bucket, counts, b - a, now)
+            block.counts += features.ref_counts(counts)
+            block.rows += b - a
+            if cumulative is not None:
+                block.mv_rows += b - a
+                block.mv_total += float(cumulative[b] - cumulative[a])
+            if block.rows >= self.window_rows:
+                closed.append(block.close(now))
+        return total, closed
 
     @staticmethod
     def _count(features: _FeatureSet, slots: list[np.ndarray], a: int, b: int) -> np.ndarray:
@@ -642,10 +811,14 @@ class DriftMonitor:
             if column is not None and len(column) != n:
                 column = None  # predictions and scores from different calls: skip the short one
             slots.append(self._outputs.bin_column(j, column, n)[0])
-        self._window_add(self._output_window, self._outputs, slots, n, now)
+        _, closed = self._window_add(
+            self._output_window, self._outputs, slots, n, now, self._out_block
+        )
         self._prediction_rows_seen += n
         window = self._output_window.totals(now)
         self._publish(self._outputs, window, store, attrs, monitor, now, prediction=True)
+        if closed:
+            self._decide(closed, store, attrs, monitor, prediction=True)
 
     # --- drift ----------------------------------------------------------------------
     def _publish(
@@ -666,25 +839,184 @@ class DriftMonitor:
             total = round(float(counts.sum()))
             gauge_attrs = attrs.out_drift[j] if prediction else attrs.drift[j]
             instrument = semconv.PREDICTION_DRIFT if prediction else semconv.FEATURE_DRIFT
+            detected_instrument, detected_attrs = (
+                (semconv.PREDICTION_DRIFT_DETECTED, attrs.out_feature[j])
+                if prediction
+                else (semconv.FEATURE_DRIFT_DETECTED, attrs.feature[j])
+            )
             if total < self.min_samples or not feature.count:
-                for method_attrs in gauge_attrs.values():
-                    store.clear_gauge(instrument, method_attrs)
+                for method in METHODS:
+                    store.clear_gauge(instrument, gauge_attrs[method])
+                if not self.calibrated:
+                    store.clear_gauge(detected_instrument, detected_attrs)
+                    self.detected.pop(feature.name, None)
                 continue
             values = self._drift_values(features, j, counts)
             for method, value in values.items():
                 store.set_gauge(instrument, gauge_attrs[method], value)
+            if self.calibrated:
+                continue  # decisions are made per completed decision window (_decide)
             method = self.drift_method if self.drift_method in values else "jensenshannon"
             is_drifted = values[method] >= self.thresholds[method]
+            store.set_gauge(detected_instrument, detected_attrs, float(is_drifted))
+            self.detected[feature.name] = is_drifted
             if not prediction:
                 monitored += 1
                 drifted += is_drifted
             if is_drifted and self.on_drift is not None:
                 self._maybe_fire(monitor, feature.name, method, values, total, now, prediction)
+        if not prediction and not self.calibrated:
+            self._publish_dataset(store, attrs, monitored, drifted)
+
+    def _publish_dataset(
+        self, store: MetricStore, attrs: _Attrs, monitored: int, drifted: int
+    ) -> None:
+        """The share of flagged features and the any-feature decision."""
+        if monitored:
+            store.set_gauge(semconv.DATASET_DRIFT_SHARE, attrs.base, drifted / monitored)
+            store.set_gauge(
+                semconv.DATASET_DRIFT_DETECTED, attrs.dataset_features, float(drifted > 0)
+            )
+        else:
+            store.clear_gauge(semconv.DATASET_DRIFT_SHARE, attrs.base)
+            store.clear_gauge(semconv.DATASET_DRIFT_DETECTED, attrs.dataset_features)
+
+    # --- calibrated decisions ---------------------------------------------------------
+    def _decide(
+        self,
+        closed: list[tuple[np.ndarray, int, float, float]],
+        store: MetricStore,
+        attrs: _Attrs,
+        monitor: Any,
+        prediction: bool,
+    ) -> None:
+        """Test each completed decision window; publish the last one's decisions."""
+        features = self._outputs if prediction else self._inputs
+        columns = self._out_columns if prediction else self._in_columns
+        floors = self._out_floors if prediction else self._floors
+        evidence = self._out_evidence if prediction else self._in_evidence
+        flagged: dict[str, DriftEvent] = {}
+        decisions: list[ColumnDecision | None] = []
+        multivariate: tuple[bool, float, DriftTestResult | None] | None = None
+        # Every completed window joins the evidence; when one flush completes several,
+        # the last is decided (the gauges show the latest decision).
+        for counts, _rows, mv_rows, mv_total in closed[:-1]:
+            evidence.push(counts, mv_rows, mv_total)
+        for counts, _rows, mv_rows, mv_total in closed[-1:]:
+            evidence.push(counts, mv_rows, mv_total)
+            pooled = evidence.pooled()
+            decisions = []
+            for j, column in enumerate(columns):
+                if column is None:
+                    decisions.append(None)
+                    continue
+                o = features.ref_offsets[j]
+                k = len(column.counts)
+                decisions.append(
+                    column_decision(
+                        column,
+                        [(lag, c[o : o + k]) for lag, c in pooled],
+                        self.plan,
+                        floors[j],
+                        self.min_samples,
+                    )
+                )
+            pooled_mv = evidence.pooled_multivariate()
+            if (
+                not prediction
+                and self._mv_reference is not None
+                and any(rows >= self.min_samples for _, rows, _ in pooled_mv)
+            ):
+                multivariate = multivariate_decision(
+                    self._mv_reference,
+                    pooled_mv,
+                    self.plan,
+                    self.config.effect_floor,
+                    self.min_samples,
+                )
+                detected, p_value, deciding = multivariate
+                if detected and deciding is not None:
+                    flagged[""] = self._decision_event(monitor, "", p_value, deciding, None, False)
+            if self.calibrated:
+                for d in decisions:
+                    if d is not None and d.detected and d.deciding is not None:
+                        flagged[d.name] = self._decision_event(
+                            monitor, d.name, d.p_value, d.deciding, d.shift, prediction
+                        )
+        self._publish_decisions(features, decisions, multivariate, store, attrs, prediction)
+        if self.on_drift is not None:
+            for event in flagged.values():
+                self._dispatch(event)
+
+    def _decision_event(
+        self,
+        monitor: Any,
+        feature: str,
+        p_value: float,
+        deciding: DriftTestResult,
+        shift: float | None,
+        prediction: bool,
+    ) -> DriftEvent:
+        values = {"p_value": p_value, "effect": deciding.effect, "statistic": deciding.statistic}
+        if shift is not None:
+            values["shift"] = shift
+        return DriftEvent(
+            monitor.model_name,
+            monitor.model_version,
+            feature,
+            deciding.test,
+            p_value,
+            self.plan.false_alarm_rate,
+            deciding.values,
+            values,
+            prediction,
+            decision="calibrated",
+            lag=deciding.lag,
+            effect=deciding.effect,
+        )
+
+    def _publish_decisions(
+        self,
+        features: _FeatureSet,
+        decisions: list[ColumnDecision | None],
+        multivariate: tuple[bool, float, DriftTestResult | None] | None,
+        store: MetricStore,
+        attrs: _Attrs,
+        prediction: bool,
+    ) -> None:
+        instrument = semconv.PREDICTION_DRIFT if prediction else semconv.FEATURE_DRIFT
+        detected_instrument = (
+            semconv.PREDICTION_DRIFT_DETECTED if prediction else semconv.FEATURE_DRIFT_DETECTED
+        )
+        monitored = drifted = 0
+        for j, decision in enumerate(decisions):
+            gauge_attrs = attrs.out_drift[j] if prediction else attrs.drift[j]
+            detected_attrs = attrs.out_feature[j] if prediction else attrs.feature[j]
+            if decision is None or not decision.results:  # too few values: no decision
+                for method in DECISION_METHODS:
+                    store.clear_gauge(instrument, gauge_attrs[method])
+                if self.calibrated:
+                    store.clear_gauge(detected_instrument, detected_attrs)
+                    self.detected.pop(features.names[j], None)
+                continue
+            store.set_gauge(instrument, gauge_attrs["p_value"], decision.p_value)
+            if decision.shift is not None:
+                store.set_gauge(instrument, gauge_attrs["shift"], decision.shift)
+            if self.calibrated:
+                store.set_gauge(detected_instrument, detected_attrs, float(decision.detected))
+                self.detected[decision.name] = decision.detected
+                monitored += 1
+                drifted += decision.detected
         if not prediction:
-            if monitored:
-                store.set_gauge(semconv.DATASET_DRIFT_SHARE, attrs.base, drifted / monitored)
-            else:
-                store.clear_gauge(semconv.DATASET_DRIFT_SHARE, attrs.base)
+            if self.calibrated:
+                self._publish_dataset(store, attrs, monitored, drifted)
+            if multivariate is not None:
+                self.multivariate_detected = multivariate[0]
+                store.set_gauge(
+                    semconv.DATASET_DRIFT_DETECTED,
+                    attrs.dataset_multivariate,
+                    float(multivariate[0]),
+                )
 
     def _drift_values(self, features: _FeatureSet, j: int, counts: np.ndarray) -> dict[str, float]:
         shares = features.ref_shares[j]
@@ -828,6 +1160,16 @@ class _AbsentColumns:
         )
 
 
+def _reference_columns(features: _FeatureSet) -> list[ReferenceColumn | None]:
+    """What the calibrated tests need of each column (None for a column without values)."""
+    return [
+        ReferenceColumn(f.name, np.asarray(f.bin_counts, dtype=np.float64), f.kind == "numeric")
+        if f.count and sum(f.bin_counts) > 0
+        else None
+        for f in features.features
+    ]
+
+
 def _after_fork(ref: weakref.ReferenceType[DriftMonitor]) -> None:
     monitor = ref()
     if monitor is not None:
@@ -842,14 +1184,23 @@ class _Attrs:
         self.base = base
         feature_key = semconv.ATTR_FEATURE_NAME
         method_key = semconv.ATTR_DRIFT_METHOD
+        methods = (*METHODS, *DECISION_METHODS)
         self.drift = [
-            {m: (*base, (feature_key, name), (method_key, m)) for m in METHODS}
+            {m: (*base, (feature_key, name), (method_key, m)) for m in methods}
             for name in inputs.names
         ]
         self.out_drift = [
-            {m: (*base, (feature_key, name), (method_key, m)) for m in METHODS}
+            {m: (*base, (feature_key, name), (method_key, m)) for m in methods}
             for name in outputs.names
         ]
+        self.feature = [(*base, (feature_key, name)) for name in inputs.names]
+        self.out_feature = [(*base, (feature_key, name)) for name in outputs.names]
+        self.limits = [
+            {m: (*base, (feature_key, name), (method_key, m)) for m in LIMIT_METHODS}
+            for name in inputs.names
+        ]
+        self.dataset_features = (*base, (method_key, semconv.DRIFT_METHOD_FEATURES))
+        self.dataset_multivariate = (*base, (method_key, semconv.DRIFT_METHOD_MULTIVARIATE))
         self.bins = [
             [(*base, (feature_key, name), (semconv.ATTR_FEATURE_BIN, b)) for b in labels]
             for name, labels in zip(inputs.names, inputs.bin_labels)
