@@ -309,6 +309,8 @@ def test_calibrated_method_is_an_option_and_says_so() -> None:
     assert result.dataset_drift  # any column
     html = result.to_html()
     assert "decision: mlotel calibrated tests, false-alarm rate 0.01" in html
-    assert "Evidently 0.7 DataDriftPreset tests" in default.to_html()
+    default_html = default.to_html()
+    assert "decision: one test per column (listed below)" in default_html
+    assert "Evidently 0.7 DataDriftPreset&#x27;s tests at their default thresholds" in default_html
     with pytest.raises(ValueError, match="method must be one of evidently, calibrated"):
         report(reference, current, method="fancy")

@@ -280,7 +280,8 @@ def render_html(report: DriftReport) -> str:
         f"decision: mlotel calibrated tests, false-alarm rate {report.false_alarm_rate:g} "
         "over all columns"
         if report.method == "calibrated"
-        else "decision: Evidently 0.7 DataDriftPreset tests and thresholds"
+        else "decision: one test per column (listed below), dataset drift when the share of "
+        f"drifted columns is at least {report.drift_share_threshold:g}"
     )
     untested = len(report.columns) - report.number_of_tested_columns
     return (

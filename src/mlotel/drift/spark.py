@@ -54,7 +54,7 @@ def profile(
     target: str | None = None,
     prediction: str | None = None,
     score: str | None = None,
-    bins: int = 10,
+    bins: int | None = None,
     top_categories: int = 20,
     columns: Sequence[str] | None = None,
 ) -> Profile:
