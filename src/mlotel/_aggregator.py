@@ -24,6 +24,7 @@ from . import semconv
 from ._config import Settings
 from ._metric_store import AttrKey, MetricStore
 from ._model_io import (
+    classes_and_scores,
     clean_value,
     default_names,
     features_payload,
@@ -552,7 +553,13 @@ def _read_outputs(records: list[CallRecord]) -> None:
         if output is not None and type(output) is not np.ndarray:
             keep = rec.keep_rows if rec.scores is None else None
             try:
-                rec.output = output_array(output, keep)
+                read = classes_and_scores(output)
+                if read is not None:  # classes with their scores (pipelines, pairs)
+                    rec.output = read[0]
+                    if rec.scores is None:
+                        rec.scores = read[1]
+                else:
+                    rec.output = output_array(output, keep)
             except Exception as exc:
                 tally.error("data.output", exc)
                 rec.output = None

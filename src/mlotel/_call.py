@@ -37,7 +37,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from . import _lifecycle, semconv
-from ._model_io import batch_size, input_snapshot
+from ._model_io import batch_size, input_snapshot, output_rows
 from ._self_telemetry import tally
 from .outcomes._ids import get_supplied, set_last_ids, span_ids, supplied_ids
 
@@ -365,7 +365,7 @@ class ObservedCall:
                     self.output = output = result[:keep].copy()
                 large = output.nbytes > 4096
             else:  # converted at flush time
-                self.output_rows = _output_rows(result)
+                self.output_rows = output_rows(result)
                 self.output = result
             self.scores = scores
             self.class_labels = spec.class_labels if class_labels is None else class_labels
@@ -569,16 +569,6 @@ def _guard(component: str, fn: Callable[..., Any], *args: Any, default: Any) -> 
     except Exception as exc:
         tally.error(component, exc)
         return default
-
-
-def _output_rows(result: Any) -> int:
-    """Rows of a model output (0 when it has no length mlotel can read)."""
-    shape = getattr(result, "shape", None)
-    if isinstance(shape, tuple) and shape and isinstance(shape[0], int):
-        return shape[0]
-    if isinstance(result, (list, tuple)):
-        return len(result)
-    return 0
 
 
 def _safe_text(error: BaseException) -> str:

@@ -328,7 +328,12 @@ def instrument(target: Any = None, **options: Unpack[InstrumentOptions]) -> Any:
         feature_names: names for columns of array inputs (default: DataFrame columns,
             the model's ``feature_names_in_``, dict keys, or ``f0..fN``).
         output: how to read the return value: ``auto``, ``labels``,
-            ``probabilities``, ``regression`` or ``none``.
+            ``probabilities``, ``regression`` or ``none``. Outputs that carry classes
+            with their scores are read as one class and one score per row (with
+            ``auto`` or ``labels``): ``[{"label": ..., "score": ...}, ...]``
+            (Hugging Face pipelines; lists of every class per row take the best
+            one), ``{"labels": [...], "scores": [...]}`` (zero-shot) and a
+            ``(labels, scores)`` tuple (scores one per row, or probability rows).
         class_labels: labels of the columns of a probability output.
         prediction_ids: where the rows' ids come from, for joining outcomes later
             (``mlotel.record_outcome``): a callable of the input returning one id per

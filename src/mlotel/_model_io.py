@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "MAX_STRING",
     "batch_size",
+    "classes_and_scores",
     "clean_value",
     "columnar_rows",
     "default_names",
@@ -26,6 +27,7 @@ __all__ = [
     "is_dataframe",
     "is_torch",
     "output_array",
+    "output_rows",
     "reduce_rows",
     "row_fits",
     "torch_to_numpy",
@@ -400,6 +402,149 @@ def features_payload(
     if single:
         return {n: col[0] if col else None for n, col in zip(names, columns)}, truncated, dropped
     return dict(zip(names, columns)), truncated, dropped
+
+
+# --- outputs that carry classes and their scores ----------------------------------------
+
+_SCALARS = (str, bytes, bool, int, float, np.generic)
+
+
+def _is_label_score(item: Any) -> bool:
+    """``{"label": ..., "score": ...}`` (a Hugging Face classification result)."""
+    return isinstance(item, Mapping) and "label" in item and "score" in item
+
+
+def _is_ranked_labels(item: Any) -> bool:
+    """``{"labels": [...], "scores": [...]}`` (a zero-shot classification result)."""
+    return isinstance(item, Mapping) and "labels" in item and "scores" in item
+
+
+def _row_label_score(row: Any) -> tuple[Any, float]:
+    """The winning (label, score) of one row of a classes-and-scores output."""
+    if _is_label_score(row):
+        return row["label"], float(row["score"])
+    candidates: list[tuple[Any, Any]] = []
+    if _is_ranked_labels(row):
+        candidates = list(zip(row["labels"], row["scores"]))
+    elif isinstance(row, (list, tuple)):  # every class of the row (top_k=None)
+        candidates = [(c["label"], c["score"]) for c in row if _is_label_score(c)]
+    if not candidates:
+        return None, float("nan")
+    label, score = max(candidates, key=lambda pair: float(pair[1]))
+    return label, float(score)
+
+
+def _first_dim(x: Any) -> int | None:
+    shape = getattr(x, "shape", None)
+    if isinstance(shape, tuple):
+        return int(shape[0]) if shape and isinstance(shape[0], int) else None
+    return len(x) if isinstance(x, (list, tuple)) else None
+
+
+def _is_labels_scores_pair(y: Any) -> bool:
+    """A ``(labels, scores)`` tuple: labels one per row (not floats), then a float score
+    per row or a probability row per row, with as many rows. A pair of float rows (a
+    two-row probability matrix written as a tuple) is not one."""
+    if type(y) is not tuple or len(y) != 2:
+        return False
+    labels, scores = y
+    rows = _first_dim(labels)
+    if not rows or _first_dim(scores) != rows:
+        return False
+    if isinstance(labels, (list, tuple)):
+        first_label = labels[0]
+        if not isinstance(first_label, _SCALARS) or isinstance(first_label, (float, np.floating)):
+            return False
+    elif len(getattr(labels, "shape", ())) != 1 or getattr(labels.dtype, "kind", "f") in "fc":
+        return False
+    if isinstance(scores, (list, tuple)):
+        first_score = scores[0]
+        if isinstance(first_score, (list, tuple)):
+            first_score = first_score[0] if first_score else None
+        return isinstance(first_score, (float, np.floating))
+    return getattr(getattr(scores, "dtype", None), "kind", "") == "f" and len(scores.shape) <= 2
+
+
+def output_rows(y: Any) -> int:
+    """Rows of a model output (0 when it has no length mlotel can read); a
+    ``(labels, scores)`` pair has one row per label.
+
+    >>> output_rows(np.zeros((3, 2))), output_rows((["a", "b"], [0.9, 0.6])), output_rows(7)
+    (3, 2, 0)
+    """
+    shape = getattr(y, "shape", None)
+    if isinstance(shape, tuple) and shape and isinstance(shape[0], int):
+        return shape[0]
+    if isinstance(y, (list, tuple)):
+        if len(y) == 2 and _is_labels_scores_pair(y):
+            return _first_dim(y[0]) or 0
+        return len(y)
+    return 0
+
+
+def classes_and_scores(y: Any) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``(labels, scores)`` of an output that carries classes with their scores, or None.
+
+    Read as one predicted class per row with its score:
+
+    * ``[{"label": ..., "score": ...}, ...]``: one dict per row (Hugging Face
+      text-classification pipelines; a single dict is one row);
+    * ``[[{"label": ..., "score": ...}, ...], ...]``: every class of each row
+      (``top_k=None``): the highest-scored one wins;
+    * ``{"labels": [...], "scores": [...]}`` (or a list of them): zero-shot results;
+    * ``(labels, scores)``: a tuple of one label per row and one float score (1-D) or
+      one probability row (2-D) per row.
+
+    ``scores`` is 1-D (the winning class's score per row; NaN where a row had none)
+    or, for a pair with probability rows, the 2-D matrix; None when the scores are
+    not numbers. Nothing else is converted: ``classes_and_scores(np.zeros(3))`` is None.
+
+    >>> labels, scores = classes_and_scores([{"label": "POSITIVE", "score": 0.98},
+    ...                                      {"label": "NEGATIVE", "score": 0.71}])
+    >>> labels.tolist(), scores.tolist()
+    (['POSITIVE', 'NEGATIVE'], [0.98, 0.71])
+    >>> labels, scores = classes_and_scores((np.array([1, 0]), np.array([[0.2, 0.8], [0.9, 0.1]])))
+    >>> labels.tolist(), scores.shape
+    ([1, 0], (2, 2))
+    """
+    if isinstance(y, Mapping):
+        if not (_is_label_score(y) or _is_ranked_labels(y)):
+            return None
+        y = [y]
+    if type(y) is tuple and _is_labels_scores_pair(y):
+        labels_in, scores_in = y
+        labels = torch_to_numpy(labels_in) if is_torch(labels_in) else np.asarray(labels_in)
+        try:
+            raw = torch_to_numpy(scores_in) if is_torch(scores_in) else scores_in
+            matrix: np.ndarray | None = np.asarray(raw, dtype=np.float64)
+        except (TypeError, ValueError):  # ragged or not numbers
+            matrix = None
+        if matrix is not None and matrix.ndim == 2 and matrix.shape[1] == 1:
+            matrix = matrix.reshape(-1)
+        return labels.reshape(-1), matrix
+    if not isinstance(y, (list, tuple)) or not y:
+        return None
+    first = y[0]
+    if not (
+        _is_label_score(first)
+        or _is_ranked_labels(first)
+        or (isinstance(first, (list, tuple)) and bool(first) and _is_label_score(first[0]))
+    ):
+        return None
+    found: list[Any] = []
+    scores_out = np.empty(len(y), dtype=np.float64)
+    for i, row in enumerate(y):
+        try:
+            label, score = _row_label_score(row)
+        except (TypeError, ValueError, KeyError):  # a score that is not a number
+            label, score = None, float("nan")
+        found.append(label)
+        scores_out[i] = score
+    labels_out = np.asarray(found) if None not in found else np.asarray(found, dtype=object)
+    if labels_out.ndim != 1:  # labels that are sequences themselves
+        labels_out = np.empty(len(found), dtype=object)
+        labels_out[:] = [clean_value(v) for v in found]
+    return labels_out, scores_out
 
 
 def output_array(y: Any, max_rows: int | None = None) -> np.ndarray | None:
