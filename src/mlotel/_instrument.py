@@ -315,6 +315,13 @@ def instrument(target: Any = None, **options: Unpack[InstrumentOptions]) -> Any:
     Every call emits a span ``"{operation} {model_name}"``, the inference
     metrics and (sampled) one ``ml.prediction`` log record with the features.
 
+    A sync function or method that returns a coroutine (an async model behind a
+    sync retry wrapper) is observed until the coroutine finishes. One that returns
+    a generator or another iterator (a streaming predict) gets it back unchanged,
+    on every Python version: the call, its span and ``ml.inference.duration`` end
+    when the generator is returned, so they cover creating it, not consuming it,
+    and its items are not read as predictions.
+
     Args:
         target: a function/method to decorate, or a model object to wrap in a proxy
             (its ``predict``, ``predict_proba``, ``predict_log_proba``,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import traceback
 from typing import Any
 
@@ -387,3 +388,33 @@ def test_deepcopy_keeps_self_references() -> None:
     clone = copy.deepcopy(clf)
     assert clone.owner is clone
     assert clone.__wrapped__ is not model
+
+
+def test_a_generator_result_comes_back_unchanged_and_its_span_ends() -> None:
+    """Issue 13, item 1: on Python 3.10/3.11 ``asyncio.iscoroutine`` is true for
+    generators; a streaming predict must still get its generator back, and the span
+    ends when the generator is returned (its consumption is not observed)."""
+    from opentelemetry import trace
+
+    class Streamer:
+        def predict(self, rows: list[list[float]]) -> Any:
+            return (row[0] * 2.0 for row in rows)
+
+    with capture_telemetry() as captured:
+
+        @mlotel.instrument(model_name="lazy")
+        def stream(rows: list[list[float]]) -> Any:
+            for row in rows:
+                yield row[0] + 1.0
+
+        gen = stream([[1.0], [2.0]])
+        proxied = mlotel.instrument(Streamer(), model_name="proxied").predict([[3.0]])
+        # Nothing is left attached: a later span is a root span, not a child of these.
+        assert not trace.get_current_span().get_span_context().is_valid
+        assert inspect.isgenerator(gen) and inspect.isgenerator(proxied)
+        assert list(gen) == [2.0, 3.0] and list(proxied) == [6.0]
+        mlotel.instrument(lambda rows: [0 for _ in rows], model_name="after")([[1.0]])
+        spans = {s.name: s for s in captured.spans}
+        assert set(spans) == {"predict lazy", "predict proxied", "predict after"}
+        assert all(s.end_time is not None and s.parent is None for s in spans.values())
+        assert captured.histogram_count("ml.inference.duration") == 3
