@@ -34,7 +34,7 @@ from ._model_io import (
     row_fits,
 )
 from ._otel_logs import Logger
-from ._self_telemetry import tally
+from ._self_telemetry import logger, tally
 
 __all__ = ["Analyzer", "CallRecord", "ModelAggregator", "OutputGroup"]
 
@@ -46,6 +46,13 @@ _MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # per model; past it the caller flushes 
 _MAX_LABEL = 128  # longest ml.prediction.class value
 _INT64_MIN = -(2**63)  # clean_value turns integers with abs(v) >= 2**63 into strings
 _INT64_LIMIT = 2**63
+# (setting, drop component, attribute, environment variable) of capped metric attributes
+_OPERATION_CAP = (
+    "max_operations", "operations", semconv.ATTR_OPERATION_NAME, "MLOTEL_MAX_OPERATIONS"
+)
+_ERROR_TYPE_CAP = (
+    "max_error_types", "error_types", semconv.ATTR_ERROR_TYPE, "MLOTEL_MAX_ERROR_TYPES"
+)
 
 
 class CallRecord(Protocol):
@@ -157,6 +164,8 @@ class ModelAggregator:
         if framework:
             self._log_base[semconv.ATTR_MODEL_FRAMEWORK] = framework
         self._classes: dict[str, None] = {}
+        self._capped_values: dict[str, dict[str, None]] = {}  # per cap: values seen
+        self._warned: set[str] = set()
         self._payload_in_attributes = settings.payload_location == "attributes"
         self._overflow = model_name == semconv.OTHER_CLASS  # the max_models overflow monitor
         self.analyzers: tuple[Analyzer, ...] = ()
@@ -264,13 +273,16 @@ class ModelAggregator:
                 None if rec.scores is None else rec.scores.shape[1:],
             )
             outputs.setdefault(key, []).append(index)
+        # Metric attributes from calls' values are capped like classes (per model).
+        operations = {op: self._capped(op, len(rows), _OPERATION_CAP) for op, rows in sizes.items()}
         for (operation, error_type), seconds in durations.items():
-            attrs = (*base, (semconv.ATTR_OPERATION_NAME, operation))
+            attrs = (*base, (semconv.ATTR_OPERATION_NAME, operations[operation]))
             if error_type is not None:
+                error_type = self._capped(error_type, len(seconds), _ERROR_TYPE_CAP)
                 attrs = (*attrs, (semconv.ATTR_ERROR_TYPE, error_type))
             store.record_histogram(semconv.INFERENCE_DURATION, attrs, np.asarray(seconds))
         for operation, rows in sizes.items():
-            attrs = (*base, (semconv.ATTR_OPERATION_NAME, operation))
+            attrs = (*base, (semconv.ATTR_OPERATION_NAME, operations[operation]))
             store.record_histogram(semconv.INFERENCE_BATCH_SIZE, attrs, np.asarray(rows))
         if unknown_rows:
             store.add(semconv.PREDICTIONS, base, unknown_rows)
@@ -294,6 +306,32 @@ class ModelAggregator:
         self.output_groups = groups
         self._run_analyzers(records)
         self.output_groups = {}
+
+    def _capped(self, value: str, calls: int, cap: tuple[str, str, str, str]) -> str:
+        """``value`` as a metric attribute: itself while the model has seen fewer distinct
+        values than the cap allows, else ``__other__`` (the calls counted as dropped)."""
+        setting, component, attribute, variable = cap
+        known = self._capped_values.setdefault(setting, {})
+        if value in known:
+            return value
+        if len(known) < getattr(self._settings, setting):
+            known[value] = None
+            return value
+        tally.drop(component, setting, calls)
+        if setting not in self._warned:
+            self._warned.add(setting)
+            logger.warning(
+                "mlotel: model %r has more than %d distinct %s values; later ones are "
+                "reported as %s in metrics and counted in mlotel.internal.dropped{reason=%s} "
+                "(spans and log records keep them). Raise %s if they are expected.",
+                self.model_name,
+                getattr(self._settings, setting),
+                attribute,
+                semconv.OTHER_CLASS,
+                setting,
+                variable,
+            )
+        return semconv.OTHER_CLASS
 
     def _run_analyzers(self, records: list[CallRecord]) -> None:
         for analyzer in self.analyzers:

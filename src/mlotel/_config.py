@@ -63,6 +63,8 @@ class Settings:
     max_classes: int = 100
     max_models: int = 100
     max_features: int = 512
+    max_operations: int = 16
+    max_error_types: int = 32
     flush_interval: float = 1.0
     buffer_size: int = 1024
     shutdown_timeout: float = 5.0
@@ -232,6 +234,8 @@ _SPEC: dict[str, tuple[Callable[[str, Any], Any], str | None, tuple[str, ...]]] 
     "max_classes": (_int(1), "MLOTEL_MAX_CLASSES", ()),
     "max_models": (_int(1), "MLOTEL_MAX_MODELS", ()),
     "max_features": (_int(1), "MLOTEL_MAX_FEATURES", ()),
+    "max_operations": (_int(1), "MLOTEL_MAX_OPERATIONS", ()),
+    "max_error_types": (_int(1), "MLOTEL_MAX_ERROR_TYPES", ()),
     "flush_interval": (_float(0.01, 3600.0), "MLOTEL_FLUSH_INTERVAL", ()),
     "buffer_size": (_int(1), "MLOTEL_BUFFER_SIZE", ()),
     "shutdown_timeout": (_float(0.0, 600.0), "MLOTEL_SHUTDOWN_TIMEOUT", ()),
@@ -295,6 +299,8 @@ class ConfigureOptions(TypedDict, total=False):
     max_classes: int | None
     max_models: int | None
     max_features: int | None
+    max_operations: int | None
+    max_error_types: int | None
     flush_interval: float | None
     buffer_size: int | None
     shutdown_timeout: float | None

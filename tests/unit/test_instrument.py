@@ -286,6 +286,56 @@ def test_model_cardinality_is_capped() -> None:
         assert log_versions == ["0", "1", "2", "3", "4"]  # logs keep the real identity too
 
 
+def test_error_type_and_operation_cardinality_is_capped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 13, item 11: 2,000 distinct exception classes and inference(operation=...)
+    values must not become 2,000 series each."""
+    import logging
+
+    from mlotel._self_telemetry import tally
+
+    errors = [type(f"Failure{i}", (RuntimeError,), {}) for i in range(2000)]
+
+    def failing(x: Any) -> Any:
+        raise errors[int(x[0][0])]()
+
+    with caplog.at_level(logging.WARNING, logger="mlotel"), capture_telemetry(
+        max_error_types=5, max_operations=3
+    ) as captured:
+        predict = mlotel.instrument(failing, model_name="flaky")
+        for i in range(2000):
+            with pytest.raises(errors[i]):
+                predict([[float(i)]])
+            with mlotel.inference("blocks", operation=f"op-{i}") as call:
+                call.record(features=[[1.0]], prediction=[1])
+        durations = captured.points("ml.inference.duration", {"ml.model.name": "flaky"})
+        error_types = {p.attributes["error.type"] for p in durations}
+        assert error_types == {f"Failure{i}" for i in range(5)} | {"__other__"}
+        other = {"ml.model.name": "flaky", "error.type": "__other__"}
+        assert captured.histogram_count("ml.inference.duration", other) == 1995
+        sizes = captured.points("ml.inference.batch.size", {"ml.model.name": "blocks"})
+        assert {p.attributes["ml.operation.name"] for p in sizes} == {
+            "op-0", "op-1", "op-2", "__other__"
+        }  # fmt: skip
+        blocks = {"ml.model.name": "blocks", "ml.operation.name": "__other__"}
+        assert captured.histogram_count("ml.inference.duration", blocks) == 1997
+        assert tally.dropped[("error_types", "max_error_types")] == 1995
+        assert tally.dropped[("operations", "max_operations")] == 1997
+        dropped = {
+            p.attributes["mlotel.drop.reason"]: p.value
+            for p in captured.points("mlotel.internal.dropped")
+        }
+        assert dropped["max_error_types"] == 1995 and dropped["max_operations"] == 1997
+        # Spans keep the real values.
+        span_errors = {s.attributes.get("error.type") for s in captured.spans}
+        assert len(span_errors - {None}) == 2000
+    warnings = [r.getMessage() for r in caplog.records if "distinct" in r.getMessage()]
+    assert len(warnings) == 2, warnings
+    assert any("MLOTEL_MAX_ERROR_TYPES" in w for w in warnings)
+    assert any("MLOTEL_MAX_OPERATIONS" in w for w in warnings)
+
+
 def test_async_model_object_is_awaited_inside_its_span() -> None:
     class AsyncModel:
         async def predict(self, x: Any) -> list[int]:
