@@ -34,6 +34,7 @@ from ._model_io import (
     row_fits,
 )
 from ._otel_logs import Logger
+from ._redaction import Redactor
 from ._self_telemetry import logger, tally
 
 __all__ = ["Analyzer", "CallRecord", "ModelAggregator", "OutputGroup"]
@@ -146,6 +147,11 @@ class ModelAggregator:
         self.payload_enabled = settings.payload_enabled  # failed calls: always logged
         self.sample_rate = settings.payload_sample_rate
         self.payload_max_bytes = settings.payload_max_bytes
+        self.redactor = Redactor(settings.payload_redact, settings.payload_allow)
+        """Which feature values are logged as ``[REDACTED]`` (the drift monitor hides the
+        categories of these features too)."""
+        self.exception_messages = settings.exception_messages
+        """Whether a failed call's span carries the exception's message (mlotel._call)."""
         self._store = store
         self._logger = logger
         self._wake = wake
@@ -512,6 +518,7 @@ class ModelAggregator:
                 self._settings.payload_max_bytes,
                 self._settings.max_features,
                 rec.rows,
+                self.redactor.value if self.redactor.nested else None,
             )
         except Exception as exc:
             tally.error("payload", exc)
@@ -521,13 +528,7 @@ class ModelAggregator:
         return self._redact(payload), truncated
 
     def _redact(self, payload: dict[str, Any]) -> dict[str, Any]:
-        redact = self._settings.payload_redact
-        allow = self._settings.payload_allow
-        if redact or allow is not None:
-            for key in payload:
-                if key in redact or (allow is not None and key not in allow):
-                    payload[key] = semconv.REDACTED
-        return payload
+        return self.redactor.payload(payload) if self.redactor.active else payload
 
     def _emit_logs(
         self,

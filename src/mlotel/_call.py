@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextvars
 import random
 import time
+import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -409,8 +410,12 @@ class ObservedCall:
             self.error_type = type(error).__qualname__
             late[semconv.ATTR_ERROR_TYPE] = self.error_type
             if span is not None:
-                span.set_status(Status(StatusCode.ERROR, _safe_text(error)))
-                _guard("span.exception", span.record_exception, error, default=None)
+                if self.aggregator.exception_messages:
+                    span.set_status(Status(StatusCode.ERROR, _safe_text(error)))
+                    _guard("span.exception", span.record_exception, error, default=None)
+                else:  # the message may quote the input: its type and frames only
+                    span.set_status(Status(StatusCode.ERROR, self.error_type))
+                    _guard("span.exception", _record_exception_type, span, error, default=None)
         if row_ids is None and spec.prediction_ids is not None and error is None:
             row_ids = _guard(
                 "outcomes.ids", supplied_ids, spec.prediction_ids, features, default=None
@@ -515,6 +520,10 @@ def observe_sync(
         state_token, call.state_token = call.state_token, None
         if state_token is not None:
             _state_reset(state_token)  # the synchronous part is over
+        try:  # in the caller's context, where it was attached: the span is not left current
+            _detach(call.token)
+        except Exception as exc:
+            tally.error("instrument.context", exc)
         return _finish_when_awaited(call, result, class_labels, feature_names)
     call.finish(result, None, None, class_labels, feature_names)
     return result
@@ -526,10 +535,6 @@ async def _finish_when_awaited(
     class_labels: Sequence[Any] | None,
     feature_names: Sequence[str] | None,
 ) -> Any:
-    try:
-        _detach(call.token)  # attached in the caller's synchronous context
-    except Exception as exc:
-        tally.error("instrument.context", exc)
     call.token = _attach(_set_span_in_context(call.span))  # type: ignore[arg-type]
     call.state_token = _state_set(INFERENCE)
     try:
@@ -569,6 +574,21 @@ def _guard(component: str, fn: Callable[..., Any], *args: Any, default: Any) -> 
     except Exception as exc:
         tally.error(component, exc)
         return default
+
+
+def _record_exception_type(span: trace.Span, error: BaseException) -> None:
+    """The span's exception event without the message: type and stack frames (source
+    lines, never values; chained exceptions and their messages are left out)."""
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    name = type(error).__qualname__
+    span.add_event(
+        "exception",
+        {
+            "exception.type": name,
+            "exception.stacktrace": f"Traceback (most recent call last):\n{frames}{name}\n",
+            "exception.escaped": "False",
+        },
+    )
 
 
 def _safe_text(error: BaseException) -> str:

@@ -60,6 +60,7 @@ class Settings:
     payload_location: str = "body"
     payload_redact: frozenset[str] = field(default_factory=frozenset)
     payload_allow: frozenset[str] | None = None
+    record_exception_messages: bool | None = None
     max_classes: int = 100
     max_models: int = 100
     max_features: int = 512
@@ -100,6 +101,21 @@ class Settings:
         return self.exporter == "otlp"
 
     @property
+    def exception_messages(self) -> bool:
+        """Whether a failed call's span carries the exception's message (its status
+        description and exception event). Default (``record_exception_messages`` unset):
+        yes, unless ``payload_redact`` or ``payload_allow`` is set, since a message may
+        quote the input.
+
+        >>> redacting = Settings(payload_redact=frozenset({"ssn"}))
+        >>> Settings().exception_messages, redacting.exception_messages
+        (True, False)
+        """
+        if self.record_exception_messages is not None:
+            return self.record_exception_messages
+        return not (self.payload_redact or self.payload_allow is not None)
+
+    @property
     def prometheus_enabled(self) -> bool:
         """True when the embedded Prometheus endpoint is served (default: with ``embedded``)."""
         if self.prometheus is not None:
@@ -126,6 +142,12 @@ def _bool(name: str, raw: Any) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _auto_bool(name: str, raw: Any) -> bool | None:
+    if isinstance(raw, str) and raw.strip().lower() == "auto":
+        return None
+    return _bool(name, raw)
 
 
 def _int(minimum: int) -> Callable[[str, Any], int]:
@@ -231,6 +253,7 @@ _SPEC: dict[str, tuple[Callable[[str, Any], Any], str | None, tuple[str, ...]]] 
     "payload_location": (_choice(("body", "attributes")), "MLOTEL_PAYLOAD_LOCATION", ()),
     "payload_redact": (_names, "MLOTEL_PAYLOAD_REDACT", ()),
     "payload_allow": (_names, "MLOTEL_PAYLOAD_ALLOW", ()),
+    "record_exception_messages": (_auto_bool, "MLOTEL_RECORD_EXCEPTION_MESSAGES", ()),
     "max_classes": (_int(1), "MLOTEL_MAX_CLASSES", ()),
     "max_models": (_int(1), "MLOTEL_MAX_MODELS", ()),
     "max_features": (_int(1), "MLOTEL_MAX_FEATURES", ()),
@@ -296,6 +319,7 @@ class ConfigureOptions(TypedDict, total=False):
     payload_location: str | None
     payload_redact: Iterable[str] | str | None
     payload_allow: Iterable[str] | str | None
+    record_exception_messages: bool | str | None
     max_classes: int | None
     max_models: int | None
     max_features: int | None

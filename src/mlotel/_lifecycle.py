@@ -76,6 +76,7 @@ def build_runtime(settings: Settings, **provider_options: Any) -> Runtime:
     if settings.disabled:
         return runtime
     tally.store = runtime.store
+    tally.hide_messages = not settings.exception_messages
     runtime.connect(
         build_providers(settings, runtime.store, runtime.flush_aggregators, **provider_options)
     )

@@ -9,7 +9,7 @@ matrices.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,7 @@ def torch_to_numpy(tensor: Any) -> np.ndarray:
 
 
 _ROW_ITEMS = (list, tuple, Mapping, np.ndarray, str, bytes)
+_CONTAINERS = (Mapping, list, tuple)
 
 
 def _all_text(values: Any) -> bool:
@@ -231,11 +232,12 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
             return [[]], None, 0
         first = x[0]
         if isinstance(first, Mapping):
-            names = tuple(str(k) for k in first)
-            keys = list(first)
+            head = x[:max_rows]
+            # Every key of the rows shown, in first-seen order (not just the first row's).
+            keys = list(dict.fromkeys(k for row in head if isinstance(row, Mapping) for k in row))
+            names = tuple(str(k) for k in keys)
             rows = [
-                [row.get(k) if isinstance(row, Mapping) else None for k in keys]
-                for row in x[:max_rows]
+                [row.get(k) if isinstance(row, Mapping) else None for k in keys] for row in head
             ]
             return rows, names, len(x)
         if isinstance(first, (list, tuple, np.ndarray)):
@@ -306,12 +308,15 @@ def features_payload(
     max_bytes: int,
     max_features: int,
     total_rows: int | None = None,
+    nested: Callable[[Any], Any] | None = None,
 ) -> tuple[dict[str, Any], bool, int]:
     """The feature map of one call, within ``max_bytes`` (approximate encoded size).
 
     One row gives ``{name: value}``; a batch gives ``{name: [values of the rows that
     fit]}``. Returns ``(payload, truncated, features_dropped_by_cap)``. ``total_rows``:
-    the call's rows when ``x`` holds only the first of them (a snapshot).
+    the call's rows when ``x`` holds only the first of them (a snapshot). ``nested``
+    rewrites values that are dicts, lists or tuples before they become text (redaction
+    of nested keys).
 
     >>> features_payload(np.array([[1.0, 2.0]]), ("age", "income"), 8192, 100)
     ({'age': 1.0, 'income': 2.0}, False, 0)
@@ -380,6 +385,8 @@ def features_payload(
     used_rows = 0
     for row in rows:
         raw = [row[i] if i < len(row) else None for i in range(kept)]
+        if nested is not None:
+            raw = [nested(v) if isinstance(v, _CONTAINERS) else v for v in raw]
         cells = [clean_value(v) for v in raw]
         if not truncated and any(
             c is not v and isinstance(c, str) and len(c) == MAX_STRING and c[-1] == "…"

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 import mlotel
@@ -340,7 +341,10 @@ def test_async_model_object_is_awaited_inside_its_span() -> None:
     class AsyncModel:
         async def predict(self, x: Any) -> list[int]:
             await asyncio.sleep(0.05)
+            inside.append(trace.get_current_span().get_span_context().span_id)
             return [1] * len(x)
+
+    inside: list[int] = []
 
     with capture_telemetry() as captured:
         clf = mlotel.instrument(AsyncModel(), model_name="remote")
@@ -416,12 +420,19 @@ def test_async_model_behind_a_sync_wrapper() -> None:
         @retry
         async def predict(self, x: Any) -> list[int]:
             await asyncio.sleep(0.05)
+            inside.append(trace.get_current_span().get_span_context().span_id)
             return [1] * len(x)
+
+    inside: list[int] = []
 
     with capture_telemetry() as captured:
         clf = mlotel.instrument(Remote(), model_name="remote")
-        assert asyncio.run(clf.predict([[1.0], [2.0]])) == [1, 1]
+        pending = clf.predict([[1.0], [2.0]])
+        # The span is current while the coroutine runs, not in the caller's context after.
+        assert not trace.get_current_span().get_span_context().is_valid
+        assert asyncio.run(pending) == [1, 1]
         (span,) = captured.spans
+        assert inside == [span.context.span_id]
         assert span.end_time - span.start_time >= 40_000_000
         assert captured.counter_value("ml.predictions") == 2
 
@@ -444,8 +455,6 @@ def test_a_generator_result_comes_back_unchanged_and_its_span_ends() -> None:
     """Issue 13, item 1: on Python 3.10/3.11 ``asyncio.iscoroutine`` is true for
     generators; a streaming predict must still get its generator back, and the span
     ends when the generator is returned (its consumption is not observed)."""
-    from opentelemetry import trace
-
     class Streamer:
         def predict(self, rows: list[list[float]]) -> Any:
             return (row[0] * 2.0 for row in rows)
