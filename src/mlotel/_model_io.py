@@ -9,6 +9,7 @@ matrices.
 from __future__ import annotations
 
 import functools
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "features_payload",
     "input_snapshot",
     "interpret_output",
+    "is_sparse",
     "is_dataframe",
     "is_torch",
     "output_array",
@@ -37,6 +39,11 @@ MAX_STRING = 256
 """Longest string value kept in a payload; longer ones are cut and marked with '…'."""
 
 _NAME_CACHE: dict[int, tuple[str, ...]] = {}
+_MAX_STRING_BYTES = 4 * MAX_STRING  # enough UTF-8 for MAX_STRING characters
+_MAX_ITEMS_SHOWN = 64
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlist = _SHORT_REPR.maxtuple = _SHORT_REPR.maxdict = _MAX_ITEMS_SHOWN
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = MAX_STRING
 
 
 def default_names(count: int) -> tuple[str, ...]:
@@ -165,12 +172,20 @@ def clean_value(value: Any) -> Any:
         return value if len(value) <= MAX_STRING else value[: MAX_STRING - 1] + "…"
     if isinstance(value, np.generic):  # e.g. longdouble, whose item() stays numpy
         return float(value) if value.dtype.kind == "f" else str(value)
-    if isinstance(value, bytes):
-        return clean_value(value.decode("utf-8", "replace"))
-    try:
-        text = str(value)  # the same text the class counter uses for labels
-    except Exception:
-        text = f"<{type(value).__name__}>"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        # Cut before decoding: an image or audio clip is not decoded whole for 256 characters.
+        head = bytes(value[:_MAX_STRING_BYTES])
+        text = head.decode("utf-8", "replace")
+        if len(value) > len(head):
+            text = text[: MAX_STRING - 1] + "…"
+        return clean_value(text)
+    if isinstance(value, (list, tuple, Mapping)) and len(value) > _MAX_ITEMS_SHOWN:
+        text = _SHORT_REPR.repr(value)  # a few items, not the text of every one
+    else:
+        try:
+            text = str(value)  # the same text the class counter uses for labels
+        except Exception:
+            text = f"<{type(value).__name__}>"
     return clean_value(text)
 
 
@@ -188,8 +203,13 @@ def _value_bytes(value: Any) -> int:
     return _NUMBER_BYTES
 
 
-def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
-    """(2-D numpy array or list of row sequences, names carried by x, total rows)."""
+def _rows_of(
+    x: Any, max_rows: int, max_bytes: int = 0, max_width: int = 0
+) -> tuple[Any, tuple[str, ...] | None, int]:
+    """(2-D numpy array or list of row sequences, names carried by x, total rows).
+
+    Tensors are cut to the rows a payload of ``max_bytes`` can hold and ``max_width``
+    columns before they are copied to the host (0: no such cut)."""
     if isinstance(x, np.ndarray):
         if x.ndim == 0:
             return [[x.item()]], None, 1
@@ -199,7 +219,14 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
         return arr[:max_rows], None, arr.shape[0]
     if is_torch(x):
         shape = tuple(x.shape)
-        head = x[:max_rows] if len(shape) >= 2 else x
+        if len(shape) >= 2:
+            head = x[: min(max_rows, _numeric_rows(max_bytes))] if max_bytes else x[:max_rows]
+            if max_width and len(shape) > 2:
+                head = head.reshape(head.shape[0], -1)
+            if max_width:
+                head = head[:, :max_width]
+        else:
+            head = x[:max_width] if max_width else x
         arr = torch_to_numpy(head)
         total = shape[0] if len(shape) >= 2 else 1
         return (
@@ -252,12 +279,60 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
         if isinstance(first, (str, bytes)) and _all_text(x):  # documents
             return [[r] for r in x[:max_rows]], None, len(x)
         return [list(x)], None, 1
-    sparse_shape = getattr(x, "shape", None)
-    if (
-        isinstance(sparse_shape, tuple) and len(sparse_shape) == 2 and hasattr(x, "toarray")
-    ):  # scipy sparse
-        return np.asarray(x[:max_rows].toarray()), None, int(sparse_shape[0])
     return [[x]], None, 1
+
+
+def _numeric_rows(max_bytes: int) -> int:
+    """Most numeric rows a payload of ``max_bytes`` can hold (one value each, at least)."""
+    return max_bytes // (_NUMBER_BYTES + _ROW_OUTPUT_BYTES) + 1
+
+
+def is_sparse(x: Any) -> bool:
+    """A scipy.sparse matrix or array (recognised without importing scipy)."""
+    return _module(x) == "scipy" and hasattr(x, "nnz") and hasattr(x, "tocsr")
+
+
+def _sparse_head(
+    x: Any, names: Sequence[str] | None, max_bytes: int, max_features: int
+) -> tuple[np.ndarray, tuple[str, ...], int]:
+    """The first rows of a sparse matrix as a small dense block of the columns that are
+    non-zero in them, their names, and the non-zero columns left out by ``max_features``.
+
+    Work is bounded by the payload, not the matrix: only rows a payload can hold are
+    sliced (O(their non-zeros)), and rows are added while the union of their non-zero
+    columns stays within ``max_features`` and ``max_bytes``.
+    """
+    total, width = int(x.shape[0]), int(x.shape[1])
+    if total == 0 or width == 0:
+        return np.zeros((0, 0)), (), 0
+    rows = min(total, _numeric_rows(max_bytes))
+    head = x if hasattr(x, "indptr") else x.tocsr()  # COO has no row slicing
+    head = head[:rows].tocsr()
+    indptr, indices = head.indptr, head.indices
+    given = names if names is not None and len(names) == width else None
+
+    def name_bytes(column_count: int) -> int:
+        return column_count * (len(str(width)) + 5)  # "f123456" plus the map's overhead
+
+    columns = np.unique(indices[indptr[0] : indptr[1]])
+    used = 1
+    for i in range(1, rows):
+        joined = np.union1d(columns, indices[indptr[i] : indptr[i + 1]])
+        cost = name_bytes(len(joined)) + (i + 1) * (
+            _NUMBER_BYTES * len(joined) + _ROW_OUTPUT_BYTES
+        )
+        if len(joined) > max_features or cost > max_bytes:
+            break
+        columns, used = joined, i + 1
+    dropped = max(0, len(columns) - max_features)
+    columns = columns[:max_features]
+    block = np.asarray(head[:used][:, columns].toarray())
+    column_list = columns.tolist()
+    if given is not None:
+        kept = tuple(str(given[c]) for c in column_list)
+    else:
+        kept = tuple(f"f{c}" for c in column_list)
+    return block, kept, dropped
 
 
 _FITS_CACHE: dict[tuple[Sequence[str], int], bool] = {}
@@ -332,9 +407,13 @@ def features_payload(
                 names = default_names(width)
             if row_fits(names, width, max_bytes):
                 return dict(zip(names, row.tolist())), False, 0
+    sparse_dropped = 0
+    if is_sparse(x):  # never densified: the non-zero columns of the first rows only
+        total_rows = int(x.shape[0]) if total_rows is None else total_rows
+        x, names, sparse_dropped = _sparse_head(x, names, max_bytes, max_features)
     # Bound the work before converting: never more rows than could fit.
     row_cap = max(1, max_bytes // 4)
-    rows, carried, total = _rows_of(x, row_cap)
+    rows, carried, total = _rows_of(x, row_cap, max_bytes, max_features)
     if total_rows is not None:
         total = max(total, total_rows)
     width = (
@@ -351,7 +430,8 @@ def features_payload(
     kept = min(width, max_features)
     names = names[:kept]
     budget = max_bytes - sum(map(len, names)) - 4 * len(names)
-    truncated = dropped > 0
+    truncated = dropped > 0 or sparse_dropped > 0
+    dropped += sparse_dropped
     if budget <= 0:
         # Names alone overflow the cap: keep as many features as fit.
         fit = 0
