@@ -408,6 +408,10 @@ def features_payload(
             if row_fits(names, width, max_bytes):
                 return dict(zip(names, row.tolist())), False, 0
     sparse_dropped = 0
+    if not is_sparse(x) and hasattr(x, "toarray") and len(getattr(x, "shape", ())) == 2:
+        # A row view of another sparse container (xgboost's DMatrix): its first rows.
+        total_rows = int(x.shape[0]) if total_rows is None else total_rows
+        x = x[: _numeric_rows(max_bytes)]
     if is_sparse(x):  # never densified: the non-zero columns of the first rows only
         total_rows = int(x.shape[0]) if total_rows is None else total_rows
         x, names, sparse_dropped = _sparse_head(x, names, max_bytes, max_features)
