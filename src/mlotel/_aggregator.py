@@ -41,6 +41,7 @@ __all__ = ["Analyzer", "CallRecord", "ModelAggregator", "OutputGroup"]
 
 _EMPTY_CONTEXT = Context()
 _set_span_in_context = trace.set_span_in_context
+_get_ident = threading.get_ident
 _INFO = (SeverityNumber.INFO, "INFO")
 _ERROR = (SeverityNumber.ERROR, "ERROR")
 _MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # per model; past it the caller flushes (nothing lost)
@@ -158,7 +159,12 @@ class ModelAggregator:
         self.buffer: deque[CallRecord] = deque()
         """Finished calls waiting for the flush (appended to by mlotel._call)."""
         self._buffered_bytes = 0
-        self._flush_lock = threading.Lock()
+        # Re-entrant: a signal handler that runs on top of a flush (shutdown on SIGTERM, a
+        # predict that hits backpressure) re-enters on the same thread instead of waiting
+        # for itself; the nested flush then does nothing (see flush()).
+        self._flush_lock = threading.RLock()
+        self._flushing = False
+        self._flush_owner: int | None = None  # the thread of the flush in progress
         self.threshold = settings.buffer_size
         """Buffered calls at which :meth:`after_append` must run."""
         self._hard_cap = settings.buffer_size * 8
@@ -234,22 +240,47 @@ class ModelAggregator:
                 self._wake()
 
     # --- flush ----------------------------------------------------------------
-    def flush(self) -> None:
-        """Aggregate and emit everything buffered so far. Thread-safe; never raises."""
-        with self._flush_lock:
-            buffer = self.buffer
-            count = len(buffer)
-            if not count:
-                # Analyzers with queued work (recorded outcomes) still run.
-                if any(getattr(a, "pending", False) for a in self.analyzers):
-                    self._run_analyzers([])
-                return
-            records = [buffer.popleft() for _ in range(count)]
-            self._buffered_bytes = 0
+    def flush(self, timeout: float | None = None, skip_thread: int | None = None) -> bool:
+        """Aggregate and emit everything buffered so far. Thread-safe; never raises.
+
+        Returns False, leaving the calls buffered for the next flush, when it did not
+        run: called on a thread that is already inside a flush of this model (a signal
+        handler), while ``skip_thread`` is flushing it, or when another thread's flush
+        did not finish within ``timeout`` seconds.
+        """
+        if skip_thread is not None and self._flush_owner == skip_thread:
+            return False
+        lock = self._flush_lock
+        if not lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+            return False
+        try:
+            if self._flushing:  # re-entered on this thread, from a signal handler
+                return False
+            self._flushing = True
+            self._flush_owner = _get_ident()
             try:
-                self._aggregate(records)
-            except Exception as exc:  # fail open: count, never propagate
-                tally.error("monitor.flush", exc)
+                self._flush_buffered()
+            finally:
+                self._flushing = False
+                self._flush_owner = None
+        finally:
+            lock.release()
+        return True
+
+    def _flush_buffered(self) -> None:
+        buffer = self.buffer
+        count = len(buffer)
+        if not count:
+            # Analyzers with queued work (recorded outcomes) still run.
+            if any(getattr(a, "pending", False) for a in self.analyzers):
+                self._run_analyzers([])
+            return
+        records = [buffer.popleft() for _ in range(count)]
+        self._buffered_bytes = 0
+        try:
+            self._aggregate(records)
+        except Exception as exc:  # fail open: count, never propagate
+            tally.error("monitor.flush", exc)
 
     def _aggregate(self, records: list[CallRecord]) -> None:
         _read_outputs(records)

@@ -89,7 +89,7 @@ class MetricStore:
     """Thread-safe aggregation state, one view per attached reader."""
 
     def __init__(self, scope_version: str = "") -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a signal handler on this thread
         self._views: dict[int, _ReaderView] = {}
         self._instruments: dict[str, Instrument] = {i.name: i for i in semconv.INSTRUMENTS}
         self._bounds: dict[str, np.ndarray] = {
@@ -227,7 +227,7 @@ class MetricStore:
             hist_temporality = view.histogram_temporality
             counter_temporality = view.counter_temporality
             gauge_points: dict[str, list[NumberDataPoint]] = {}
-            for (name, attrs), (gauge_value, _set_at) in self._gauges.items():
+            for (name, attrs), (gauge_value, _set_at) in list(self._gauges.items()):
                 gauge_points.setdefault(name, []).append(
                     NumberDataPoint(
                         attributes=dict(attrs),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 from typing import Any
 
 from opentelemetry import trace
@@ -42,7 +43,7 @@ class Runtime:
         self.aggregators: dict[tuple[str, str | None], ModelAggregator] = {}
         # One outcome join per model (not for the max_models overflow aggregator).
         self.outcome_trackers: dict[tuple[str, str | None], OutcomeTracker] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a signal handler on this thread
         self._wake_event = threading.Event()
         self._stop_event = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -159,12 +160,21 @@ class Runtime:
             return True
         self.closed = True
         limit = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         self._stop_event.set()
         self._wake_event.set()
-        self.flush_aggregators()
         self._unregister_exit_hook()
         providers = self.providers
+        # Called from a signal handler that interrupted a flush on this thread, the final
+        # flush skips that model (its flush is below us on the stack) instead of waiting.
+        caller = threading.get_ident()
+
+        def flush_all() -> None:
+            for aggregator in list(self.aggregators.values()):
+                aggregator.flush(max(0.0, deadline - time.monotonic()), skip_thread=caller)
+
         if providers is None:
+            flush_all()
             return True
         # A provider that is the OTel global outlives this configuration (globals cannot be
         # replaced): other instrumentation keeps exporting through it.
@@ -175,10 +185,11 @@ class Runtime:
 
         def work() -> None:
             try:
+                flush_all()
                 if any(p not in closing for p in (providers.meter_provider, self.logger_provider)):
                     # Providers that stay alive: push our last data through them before the
                     # bridge is detached.
-                    self.force_flush(limit)
+                    providers.force_flush(int(limit * 1000))
                 for provider in closing:
                     try:
                         provider.shutdown()
@@ -199,7 +210,7 @@ class Runtime:
             worker.start()
         except RuntimeError:  # Python 3.12.0/3.12.1 refuse new threads in atexit handlers
             work()
-        finished = done.wait(limit)
+        finished = done.wait(max(0.0, deadline - time.monotonic()))
         providers.detach_store()
         providers.stop_endpoint()
         if not finished:

@@ -25,7 +25,7 @@ class Tally:
     """Process-wide counts of contained errors and drops, mirrored into the metric store."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.errors: Counter[str] = Counter()
         self.dropped: Counter[tuple[str, str]] = Counter()
         self._logged: set[str] = set()
@@ -75,7 +75,7 @@ class Tally:
             )
 
     def after_fork(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.store = None
 
     def reset(self) -> None:

@@ -405,7 +405,7 @@ class DriftMonitor:
         index = {n: j for j, n in enumerate(self._inputs.names)}
         self._positional = [index.get(str(n), -1) for n in names]
         self._index = index
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a signal handler may re-enter on this thread
         if hasattr(os, "register_at_fork"):
             # A fork while the flusher held the lock must not deadlock the child.
             this = weakref.ref(self)
@@ -768,7 +768,7 @@ class DriftMonitor:
 def _after_fork(ref: weakref.ReferenceType[DriftMonitor]) -> None:
     monitor = ref()
     if monitor is not None:
-        monitor._lock = threading.Lock()
+        monitor._lock = threading.RLock()
         monitor._events = None  # the callback thread did not survive the fork
 
 

@@ -105,7 +105,7 @@ class OutcomeTracker:
         self._window_ns = int(settings.outcome_window_seconds * 1e9)
         self._min_samples = settings.outcome_min_samples
         self._estimate = settings.performance_estimate
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a signal handler on this thread
         self._size = 0  # allocated rows: 0 until the first rows arrive, then the capacity
         self._next = 0  # sequence number of the next stored row
         self._calls: dict[int, int] = {}  # call id (as an integer) -> sequence of its first row
