@@ -179,8 +179,10 @@ def force_flush(timeout: float | None = None) -> bool:
 
 
 def shutdown(timeout: float | None = None) -> bool:
-    """Flush and stop mlotel; returns within ``timeout`` seconds (default 5) even when the
-    collector is unreachable. Returns False when exporters did not finish in time.
+    """Flush and stop mlotel; returns within ``timeout`` seconds (default
+    ``shutdown_timeout``, 5) even when the collector is unreachable, and even from a
+    signal handler that interrupted mlotel. Returns False when exporters did not finish
+    in time; that wait is then taken off what process exit waits (one bound for both).
 
     >>> import mlotel
     >>> _ = mlotel.configure(exporter="none", set_global=False)
