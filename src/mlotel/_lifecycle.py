@@ -224,6 +224,10 @@ def _after_fork(parent: Runtime) -> Runtime:
         kwargs["logger_provider"] = parent.logger_provider
     if id(parent.meter_provider) not in owned:
         kwargs["meter_provider"] = parent.meter_provider
+    if id(parent.meter_provider) in owned and parent.providers is not None:
+        # The application's readers (configure(metric_readers=...)) serve the child too.
+        kwargs["metric_readers"] = list(parent.providers.app_readers)
+        kwargs["reclaim_readers"] = True
     child_settings = replace(settings, prometheus=False, set_global=False)
     if settings.prometheus_enabled and id(parent.meter_provider) in owned:
         logger.info(

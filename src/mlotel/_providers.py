@@ -49,6 +49,9 @@ class Providers:
     logger: logs.Logger | None
     resource: Resource
     readers: list[MetricReader] = field(default_factory=list)
+    app_readers: list[MetricReader] = field(default_factory=list)
+    """The readers ``configure(metric_readers=...)`` gave to a MeterProvider mlotel built
+    (a forked child registers them with its own provider)."""
     owned: list[Any] = field(default_factory=list)
     """Providers mlotel built (and shuts down), as opposed to the application's."""
     detach: list[Callable[[], None]] = field(default_factory=list)
@@ -139,6 +142,19 @@ def _resource(settings: Settings) -> Resource:
     if settings.service_name:
         resource = resource.merge(Resource({"service.name": settings.service_name}))
     return resource
+
+
+def _reclaim(readers: list[MetricReader]) -> None:
+    """Let a forked child register the application's metric readers with its own
+    MeterProvider. The SDK refuses a reader another MeterProvider registered (a
+    class-level set; in the child that is the parent's provider, which never runs there)
+    and has no public way to release one: the one other private SDK touch-point besides
+    the collect bridge (mlotel._metric_store)."""
+    registered = getattr(MeterProvider, "_all_metric_readers", None)
+    if registered is None:  # a future SDK: the provider's own check decides
+        return
+    for reader in readers:
+        registered.discard(reader)
 
 
 def _signal_plan(signal: str, settings: Settings) -> set[str]:
@@ -232,9 +248,13 @@ def build_providers(
     ignore: tuple[Any, ...] = (),
     file_tag: str = "",
     warn_globals: bool = True,
+    reclaim_readers: bool = False,
 ) -> Providers:
     """Providers for ``settings`` (see the module docstring), with ``store`` bridged into
-    every metric reader (``before_collect`` runs before each collection)."""
+    every metric reader (``before_collect`` runs before each collection).
+
+    ``reclaim_readers``: ``metric_readers`` were registered with a MeterProvider of the
+    parent process (this is a forked child): register them with the child's provider."""
     if (
         warn_globals
         and settings.set_global
@@ -328,6 +348,9 @@ def build_providers(
         meter_provider = metrics_api.get_meter_provider()
     readers: list[MetricReader] = list(metric_readers or [])
     if meter_provider is None:
+        providers.app_readers = list(readers)
+        if reclaim_readers:
+            _reclaim(readers)
         plan = _signal_plan("metrics", settings)
         if "otlp" in plan:
             interval = settings.metric_export_interval
