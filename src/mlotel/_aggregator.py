@@ -45,6 +45,8 @@ _get_ident = threading.get_ident
 _INFO = (SeverityNumber.INFO, "INFO")
 _ERROR = (SeverityNumber.ERROR, "ERROR")
 _MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # per model; past it the caller flushes (nothing lost)
+_WAKE_INPUT_BYTES = 1024 * 1024  # input copies (drift): wake the flusher early
+_MAX_BUFFERED_INPUT_BYTES = 4 * 1024 * 1024  # ... and past this the caller flushes
 _MAX_LABEL = 128  # longest ml.prediction.class value
 _INT64_MIN = -(2**63)  # clean_value turns integers with abs(v) >= 2**63 into strings
 _INT64_LIMIT = 2**63
@@ -159,6 +161,7 @@ class ModelAggregator:
         self.buffer: deque[CallRecord] = deque()
         """Finished calls waiting for the flush (appended to by mlotel._call)."""
         self._buffered_bytes = 0
+        self._input_bytes = 0  # of input copies kept for the analyzers
         # Re-entrant: a signal handler that runs on top of a flush (shutdown on SIGTERM, a
         # predict that hits backpressure) re-enters on the same thread instead of waiting
         # for itself; the nested flush then does nothing (see flush()).
@@ -231,6 +234,16 @@ class ModelAggregator:
             if self._buffered_bytes >= _MAX_BUFFERED_BYTES:
                 self.flush()
                 return
+        inputs = record.inputs
+        if self.keeps_inputs and type(inputs) is np.ndarray and inputs.nbytes > 4096:
+            # Copies of every input row (for drift) hold more memory per call: a tighter
+            # bound, so a tight loop that outruns the flusher keeps little (no regrowth).
+            self._input_bytes += inputs.nbytes
+            if self._input_bytes >= _MAX_BUFFERED_INPUT_BYTES:
+                self.flush()
+                return
+            if self._input_bytes >= _WAKE_INPUT_BYTES:
+                self._wake()
         size = len(self.buffer)
         if size >= self.threshold:
             if size >= self._hard_cap:
@@ -277,6 +290,7 @@ class ModelAggregator:
             return
         records = [buffer.popleft() for _ in range(count)]
         self._buffered_bytes = 0
+        self._input_bytes = 0
         try:
             self._aggregate(records)
         except Exception as exc:  # fail open: count, never propagate

@@ -212,6 +212,7 @@ class ObservedCall:
     __slots__ = (
         "aggregator",
         "class_labels",
+        "drawn",
         "duration",
         "end_ns",
         "error_type",
@@ -256,6 +257,7 @@ class ObservedCall:
         rows: int | None,
         prediction_id: str,
         inputs: Any,
+        drawn: bool | None = None,
     ) -> None:
         self.spec = spec
         self.runtime = runtime
@@ -265,6 +267,9 @@ class ObservedCall:
         self.rows: int = -1 if rows is None else rows  # -1: not known yet (read at finish)
         self.prediction_id = prediction_id
         self.inputs = inputs
+        # The payload sampling draw, made by start_call when it snapshotted an array input
+        # (then ``inputs`` is that snapshot); None: drawn at finish().
+        self.drawn = drawn
         self.state_token: contextvars.Token[int | None] | None = _state_set(INFERENCE)
         self.excluded = 0.0
         self.start = _perf_counter()
@@ -324,8 +329,11 @@ class ObservedCall:
             aggregator = self.aggregator
             if self.runtime.closed:
                 aggregator = self._rebind()
+            drawn = self.drawn
             if features is NO_INPUT:
                 features = self.inputs
+            else:  # known only now (inference() blocks): nothing was taken at the start
+                drawn = None
             if row_ids is None:
                 row_ids = _get_supplied()
             # The common call (no error, ids or late batch size) skips _annotate.
@@ -341,19 +349,27 @@ class ObservedCall:
             self.row_ids = row_ids
             sampled = aggregator.sample_all or (
                 aggregator.payload_enabled
-                and (error is not None or _random() < aggregator.sample_rate)
+                and (
+                    error is not None
+                    or (drawn if drawn is not None else _random() < aggregator.sample_rate)
+                )
             )
             self.sampled = sampled
-            # What the flush reads of the input: copied now where cheap, so a caller reusing
-            # its buffer cannot change the logged features; nothing when nothing reads it.
+            # What the flush reads of the input: an array was copied by start_call (before
+            # the model could change it); other inputs are copied now where cheap, so a
+            # caller reusing its buffer cannot change the logged features; nothing is kept
+            # when nothing reads it.
             keeps_inputs = aggregator.keeps_inputs
             if features is None or not (sampled or keeps_inputs):
                 self.inputs = None
+            elif drawn or (drawn is not None and keeps_inputs):
+                self.inputs = features  # start_call's copy
             elif type(features) is _ndarray and features.ndim == 2 and features.shape[0] == 1:
                 self.inputs = features if keeps_inputs else features.copy()  # one row
             else:
                 self.inputs = input_snapshot(features, keeps_inputs, aggregator.payload_max_bytes)
-            large = False
+            # A copy of every input row (for drift) counts toward the buffer's byte bound.
+            large = keeps_inputs and type(self.inputs) is _ndarray and self.inputs.nbytes > 4096
             if error is not None or result is None:
                 self.output = None
                 self.output_rows = 0
@@ -364,7 +380,7 @@ class ObservedCall:
                     self.output = output = result.copy()
                 else:
                     self.output = output = result[:keep].copy()
-                large = output.nbytes > 4096
+                large = large or output.nbytes > 4096
             else:  # converted at flush time
                 self.output_rows = output_rows(result)
                 self.output = result
@@ -465,12 +481,25 @@ def start_call(spec: ModelSpec, features: Any = NO_INPUT) -> ObservedCall | None
                 semconv.ATTR_BATCH_SIZE: rows,
                 semconv.ATTR_PREDICTION_ID: prediction_id,
             }
+        drawn = None
+        if type(features) is _ndarray:
+            # Copied before the model runs: a model (or caller) that changes the array in
+            # place cannot change what is logged or what drift counts.
+            drawn = aggregator.sample_all or (
+                aggregator.payload_enabled and _random() < aggregator.sample_rate
+            )
+            if aggregator.keeps_inputs:
+                features = features.copy()  # every row: the drift monitor reads them all
+            elif drawn:
+                features = input_snapshot(features, False, aggregator.payload_max_bytes)
         span = runtime.tracer.start_span(spec.span_name, current, attributes=attributes)
         token = _attach(_set_span_in_context(span, current))
     except Exception as exc:
         tally.error("instrument.start", exc)
         return None
-    return ObservedCall(spec, runtime, aggregator, span, token, rows, prediction_id, features)
+    return ObservedCall(
+        spec, runtime, aggregator, span, token, rows, prediction_id, features, drawn
+    )
 
 
 def input_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -349,9 +349,10 @@ def instrument(target: Any = None, **options: Unpack[InstrumentOptions]) -> Any:
         reference: a :class:`mlotel.Profile` (or the path of a saved one) of the data
             the model was trained on: turns on the streaming drift and data-quality
             monitor (``ml.feature.drift``, ``ml.data_quality.issues``, ...; see
-            ``docs/drift.md``). The monitor reads the caller's input object at flush
-            time, so do not mutate an input buffer in place after ``predict`` returns
-            (pass a copy when you reuse buffers).
+            ``docs/drift.md``). A numpy input is copied (every row) when the call
+            starts, so in-place changes by the model or a reused buffer change
+            nothing; other inputs (DataFrames, tensors, lists, dicts) are read at flush
+            time, so do not change them in place after ``predict`` returns.
         drift: a :class:`mlotel.drift.DriftConfig`: the monitor's window, minimum
             sample, thresholds, deciding method, constraints and ``on_drift``
             callback (default ``DriftConfig()``). The former keywords

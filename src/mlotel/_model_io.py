@@ -357,8 +357,8 @@ def input_snapshot(x: Any, all_rows: bool, max_bytes: int) -> Any:
 
     A numpy array is copied as far as a payload of ``max_bytes`` can show it (its
     first rows), so a caller reusing its buffer cannot change the logged features.
-    When an analyzer (drift) reads every row, and for other inputs, the object itself
-    is kept: the analyzer reads it at flush time.
+    With ``all_rows`` (an analyzer reads every row; the call path copies such arrays
+    itself, whole), and for other inputs, the object itself is returned.
 
     >>> x = np.ones((1000, 4))
     >>> snapshot = input_snapshot(x, False, 8192)
