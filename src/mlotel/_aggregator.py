@@ -215,6 +215,11 @@ class ModelAggregator:
         """Calls waiting for the next flush."""
         return len(self.buffer)
 
+    @property
+    def flushing(self) -> bool:
+        """A flush is in progress (on some thread)."""
+        return self._flushing
+
     # --- hot path -----------------------------------------------------------------
     def observe(self, record: CallRecord) -> None:
         """Buffer one finished call (called on the caller's thread: O(1))."""
@@ -280,6 +285,33 @@ class ModelAggregator:
             lock.release()
         return True
 
+    def read_buffered(
+        self,
+        consume: Callable[[list[CallRecord], dict[tuple[Any, ...], OutputGroup]], None],
+        wanted: Callable[[CallRecord], bool],
+    ) -> None:
+        """Hand the ``wanted`` calls buffered now, their outputs read and grouped by layout
+        (groups of indexes only), to ``consume``, leaving them buffered: the outcome store
+        takes their rows before the flush does the rest (metrics, logs, drift). Runs
+        under the flush lock; does nothing when re-entered on a thread inside a flush."""
+        with self._flush_lock:
+            if self._flushing:
+                return
+            records = [rec for rec in list(self.buffer) if wanted(rec)]
+            if not records:
+                return
+            _read_outputs(records)
+            groups: dict[tuple[Any, ...], OutputGroup] = {}
+            for index, rec in enumerate(records):
+                out = rec.output
+                if rec.error_type is None and out is not None and out.ndim:
+                    key = _output_key(rec, out)
+                    group = groups.get(key)
+                    if group is None:
+                        group = groups[key] = OutputGroup([])
+                    group.indexes.append(index)
+            consume(records, groups)
+
     def _flush_buffered(self) -> None:
         buffer = self.buffer
         count = len(buffer)
@@ -314,16 +346,7 @@ class ModelAggregator:
             if out is None or out.ndim == 0:
                 unknown_rows += rec.output_rows or rec.rows
                 continue
-            key = (
-                rec.operation,
-                rec.output_kind,
-                id(rec.class_labels),
-                out.ndim,
-                out.shape[1:],
-                out.dtype.kind,
-                None if rec.scores is None else rec.scores.shape[1:],
-            )
-            outputs.setdefault(key, []).append(index)
+            outputs.setdefault(_output_key(rec, out), []).append(index)
         # Metric attributes from calls' values are capped like classes (per model).
         operations = {op: self._capped(op, len(rows), _OPERATION_CAP) for op, rows in sizes.items()}
         for (operation, error_type), seconds in durations.items():
@@ -625,6 +648,19 @@ class ModelAggregator:
                 )
             except Exception as exc:
                 tally.error("logs.emit", exc)
+
+
+def _output_key(rec: CallRecord, out: np.ndarray) -> tuple[Any, ...]:
+    """The output layout calls are grouped by (read together as one block)."""
+    return (
+        rec.operation,
+        rec.output_kind,
+        id(rec.class_labels),
+        out.ndim,
+        out.shape[1:],
+        out.dtype.kind,
+        None if rec.scores is None else rec.scores.shape[1:],
+    )
 
 
 def _read_outputs(records: list[CallRecord]) -> None:
