@@ -22,7 +22,7 @@ from opentelemetry.context import Context
 
 from . import semconv
 from ._config import Settings
-from ._metric_store import AttrKey, MetricStore
+from ._metric_store import AttrKey, ExemplarSample, MetricStore
 from ._model_io import (
     classes_and_scores,
     clean_value,
@@ -50,6 +50,10 @@ _MAX_BUFFERED_INPUT_BYTES = 4 * 1024 * 1024  # ... and past this the caller flus
 _MAX_LABEL = 128  # longest ml.prediction.class value
 _INT64_MIN = -(2**63)  # clean_value turns integers with abs(v) >= 2**63 into strings
 _INT64_LIMIT = 2**63
+# Exemplar candidates per series and flush (the store keeps the latest of each bucket),
+# and how many of a flush's last calls are looked at for them.
+_EXEMPLARS_PER_SERIES = 8
+_EXEMPLAR_SCAN = 256
 # (setting, drop component, attribute, environment variable) of capped metric attributes
 _OPERATION_CAP = (
     "max_operations", "operations", semconv.ATTR_OPERATION_NAME, "MLOTEL_MAX_OPERATIONS"
@@ -349,12 +353,16 @@ class ModelAggregator:
             outputs.setdefault(_output_key(rec, out), []).append(index)
         # Metric attributes from calls' values are capped like classes (per model).
         operations = {op: self._capped(op, len(rows), _OPERATION_CAP) for op, rows in sizes.items()}
+        duration_exemplars = _duration_exemplars(records)
         for (operation, error_type), seconds in durations.items():
             attrs = (*base, (semconv.ATTR_OPERATION_NAME, operations[operation]))
+            exemplars = duration_exemplars.get((operation, error_type), ())
             if error_type is not None:
                 error_type = self._capped(error_type, len(seconds), _ERROR_TYPE_CAP)
                 attrs = (*attrs, (semconv.ATTR_ERROR_TYPE, error_type))
-            store.record_histogram(semconv.INFERENCE_DURATION, attrs, np.asarray(seconds))
+            store.record_histogram(
+                semconv.INFERENCE_DURATION, attrs, np.asarray(seconds), exemplars
+            )
         for operation, rows in sizes.items():
             attrs = (*base, (semconv.ATTR_OPERATION_NAME, operations[operation]))
             store.record_histogram(semconv.INFERENCE_BATCH_SIZE, attrs, np.asarray(rows))
@@ -445,7 +453,9 @@ class ModelAggregator:
         else:
             store.add(semconv.PREDICTIONS, base, _rows(records, indexes))
         if scores is not None:
-            store.record_histogram(semconv.PREDICTION_SCORE, base, scores)
+            store.record_histogram(
+                semconv.PREDICTION_SCORE, base, scores, _score_exemplars(records, indexes, scores)
+            )
         shown = labels if labels is not None else values
         if shown is None and self._logger is not None:
             shown = block
@@ -648,6 +658,59 @@ class ModelAggregator:
                 )
             except Exception as exc:
                 tally.error("logs.emit", exc)
+
+
+def _sampled_ids(span: trace.Span | None) -> tuple[int, int] | None:
+    """``(trace_id, span_id)`` of a sampled span, else None (exemplars link only to
+    traces that were recorded)."""
+    if span is None:
+        return None
+    context = span.get_span_context()
+    if not context.trace_flags.sampled:
+        return None
+    return context.trace_id, context.span_id
+
+
+def _duration_exemplars(
+    records: list[CallRecord],
+) -> dict[tuple[str, str | None], list[ExemplarSample]]:
+    """Exemplar candidates of ``ml.inference.duration`` per (operation, error type): the
+    latest sampled calls of the flush (at most _EXEMPLARS_PER_SERIES each, among its last
+    _EXEMPLAR_SCAN calls), in call order."""
+    found: dict[tuple[str, str | None], list[ExemplarSample]] = {}
+    for rec in records[-1 : -_EXEMPLAR_SCAN - 1 : -1]:
+        key = (rec.operation, rec.error_type)
+        chosen = found.get(key)
+        if chosen is None:
+            chosen = found[key] = []
+        elif len(chosen) >= _EXEMPLARS_PER_SERIES:
+            continue
+        ids = _sampled_ids(rec.span)
+        if ids is not None:
+            chosen.append((rec.duration, ids[0], ids[1], rec.end_ns))
+    for chosen in found.values():
+        chosen.reverse()
+    return found
+
+
+def _score_exemplars(
+    records: list[CallRecord], indexes: list[int], scores: np.ndarray
+) -> list[ExemplarSample]:
+    """Exemplar candidates of ``ml.prediction.score``: the first row's score of the
+    group's latest sampled calls, in call order."""
+    found: list[ExemplarSample] = []
+    end = len(scores)
+    for i in reversed(indexes[-_EXEMPLARS_PER_SERIES:]):
+        rec = records[i]
+        start = end - len(rec.output)
+        if start < 0:
+            break  # (scores not row for row with the outputs)
+        ids = _sampled_ids(rec.span)
+        if ids is not None and end > start:
+            found.append((float(scores[start]), ids[0], ids[1], rec.end_ns))
+        end = start
+    found.reverse()
+    return found
 
 
 def _output_key(rec: CallRecord, out: np.ndarray) -> tuple[Any, ...]:

@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from . import _otel_logs as logs
 from . import semconv
 from ._config import Settings
-from ._metric_store import MetricStore, attach_store
+from ._metric_store import MetricStore, PrometheusExemplars, attach_store
 from ._self_telemetry import logger, tally
 from ._sinks import JsonLinesLogExporter, JsonLinesSpanExporter
 from ._version import VERSION
@@ -209,11 +209,16 @@ def _otlp_exporter(signal: str, settings: Settings) -> Any:
     return exporter_class(endpoint=endpoint if grpc else endpoint.rstrip("/") + path)
 
 
-def _start_prometheus(providers: Providers, settings: Settings) -> MetricReader | None:
+def _start_prometheus(
+    providers: Providers, settings: Settings, store: MetricStore
+) -> MetricReader | None:
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import CollectorRegistry, start_http_server
 
     registry = CollectorRegistry(auto_describe=True)
+    # The reader's families are served through PrometheusExemplars, which adds the
+    # store's exemplars (the exporter drops them).
+    source = CollectorRegistry(auto_describe=False)
     try:
         server, _thread = start_http_server(
             settings.prometheus_port, addr=settings.prometheus_host, registry=registry
@@ -232,7 +237,9 @@ def _start_prometheus(providers: Providers, settings: Settings) -> MetricReader 
         return None
     providers.http_server = server
     providers.prometheus_address = (settings.prometheus_host, int(server.server_address[1]))
-    return PrometheusMetricReader(registry=registry)
+    reader = PrometheusMetricReader(registry=source)
+    registry.register(PrometheusExemplars(source, store, id(reader)))
+    return reader
 
 
 def build_providers(
@@ -367,7 +374,7 @@ def build_providers(
         if settings.prometheus is not False and (
             settings.prometheus_enabled or "prometheus" in plan
         ):
-            prometheus_reader = _start_prometheus(providers, settings)
+            prometheus_reader = _start_prometheus(providers, settings, store)
             if prometheus_reader is not None:
                 readers.append(prometheus_reader)
         meter_provider = MeterProvider(
