@@ -491,7 +491,11 @@ def start_call(spec: ModelSpec, features: Any = NO_INPUT) -> ObservedCall | None
             if aggregator.keeps_inputs:
                 features = features.copy()  # every row: the drift monitor reads them all
             elif drawn:
-                features = input_snapshot(features, False, aggregator.payload_max_bytes)
+                features = (
+                    features.copy()  # the common call: one row
+                    if rows == 1
+                    else input_snapshot(features, False, aggregator.payload_max_bytes)
+                )
         span = runtime.tracer.start_span(spec.span_name, current, attributes=attributes)
         token = _attach(_set_span_in_context(span, current))
     except Exception as exc:
