@@ -22,8 +22,9 @@ from opentelemetry.context import Context
 
 from . import semconv
 from ._config import Settings
-from ._metric_store import AttrKey, MetricStore
+from ._metric_store import AttrKey, ExemplarSample, MetricStore
 from ._model_io import (
+    classes_and_scores,
     clean_value,
     default_names,
     features_payload,
@@ -33,18 +34,33 @@ from ._model_io import (
     row_fits,
 )
 from ._otel_logs import Logger
-from ._self_telemetry import tally
+from ._redaction import Redactor
+from ._self_telemetry import logger, tally
 
 __all__ = ["Analyzer", "CallRecord", "ModelAggregator", "OutputGroup"]
 
 _EMPTY_CONTEXT = Context()
 _set_span_in_context = trace.set_span_in_context
+_get_ident = threading.get_ident
 _INFO = (SeverityNumber.INFO, "INFO")
 _ERROR = (SeverityNumber.ERROR, "ERROR")
 _MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # per model; past it the caller flushes (nothing lost)
+_WAKE_INPUT_BYTES = 1024 * 1024  # input copies (drift): wake the flusher early
+_MAX_BUFFERED_INPUT_BYTES = 4 * 1024 * 1024  # ... and past this the caller flushes
 _MAX_LABEL = 128  # longest ml.prediction.class value
 _INT64_MIN = -(2**63)  # clean_value turns integers with abs(v) >= 2**63 into strings
 _INT64_LIMIT = 2**63
+# Exemplar candidates per series and flush (the store keeps the latest of each bucket),
+# and how many of a flush's last calls are looked at for them.
+_EXEMPLARS_PER_SERIES = 8
+_EXEMPLAR_SCAN = 256
+# (setting, drop component, attribute, environment variable) of capped metric attributes
+_OPERATION_CAP = (
+    "max_operations", "operations", semconv.ATTR_OPERATION_NAME, "MLOTEL_MAX_OPERATIONS"
+)
+_ERROR_TYPE_CAP = (
+    "max_error_types", "error_types", semconv.ATTR_ERROR_TYPE, "MLOTEL_MAX_ERROR_TYPES"
+)
 
 
 class CallRecord(Protocol):
@@ -138,13 +154,24 @@ class ModelAggregator:
         self.payload_enabled = settings.payload_enabled  # failed calls: always logged
         self.sample_rate = settings.payload_sample_rate
         self.payload_max_bytes = settings.payload_max_bytes
+        self.redactor = Redactor(settings.payload_redact, settings.payload_allow)
+        """Which feature values are logged as ``[REDACTED]`` (the drift monitor hides the
+        categories of these features too)."""
+        self.exception_messages = settings.exception_messages
+        """Whether a failed call's span carries the exception's message (mlotel._call)."""
         self._store = store
         self._logger = logger
         self._wake = wake
         self.buffer: deque[CallRecord] = deque()
         """Finished calls waiting for the flush (appended to by mlotel._call)."""
         self._buffered_bytes = 0
-        self._flush_lock = threading.Lock()
+        self._input_bytes = 0  # of input copies kept for the analyzers
+        # Re-entrant: a signal handler that runs on top of a flush (shutdown on SIGTERM, a
+        # predict that hits backpressure) re-enters on the same thread instead of waiting
+        # for itself; the nested flush then does nothing (see flush()).
+        self._flush_lock = threading.RLock()
+        self._flushing = False
+        self._flush_owner: int | None = None  # the thread of the flush in progress
         self.threshold = settings.buffer_size
         """Buffered calls at which :meth:`after_append` must run."""
         self._hard_cap = settings.buffer_size * 8
@@ -156,6 +183,8 @@ class ModelAggregator:
         if framework:
             self._log_base[semconv.ATTR_MODEL_FRAMEWORK] = framework
         self._classes: dict[str, None] = {}
+        self._capped_values: dict[str, dict[str, None]] = {}  # per cap: values seen
+        self._warned: set[str] = set()
         self._payload_in_attributes = settings.payload_location == "attributes"
         self._overflow = model_name == semconv.OTHER_CLASS  # the max_models overflow monitor
         self.analyzers: tuple[Analyzer, ...] = ()
@@ -190,6 +219,11 @@ class ModelAggregator:
         """Calls waiting for the next flush."""
         return len(self.buffer)
 
+    @property
+    def flushing(self) -> bool:
+        """A flush is in progress (on some thread)."""
+        return self._flushing
+
     # --- hot path -----------------------------------------------------------------
     def observe(self, record: CallRecord) -> None:
         """Buffer one finished call (called on the caller's thread: O(1))."""
@@ -209,6 +243,16 @@ class ModelAggregator:
             if self._buffered_bytes >= _MAX_BUFFERED_BYTES:
                 self.flush()
                 return
+        inputs = record.inputs
+        if self.keeps_inputs and type(inputs) is np.ndarray and inputs.nbytes > 4096:
+            # Copies of every input row (for drift) hold more memory per call: a tighter
+            # bound, so a tight loop that outruns the flusher keeps little (no regrowth).
+            self._input_bytes += inputs.nbytes
+            if self._input_bytes >= _MAX_BUFFERED_INPUT_BYTES:
+                self.flush()
+                return
+            if self._input_bytes >= _WAKE_INPUT_BYTES:
+                self._wake()
         size = len(self.buffer)
         if size >= self.threshold:
             if size >= self._hard_cap:
@@ -218,22 +262,75 @@ class ModelAggregator:
                 self._wake()
 
     # --- flush ----------------------------------------------------------------
-    def flush(self) -> None:
-        """Aggregate and emit everything buffered so far. Thread-safe; never raises."""
-        with self._flush_lock:
-            buffer = self.buffer
-            count = len(buffer)
-            if not count:
-                # Analyzers with queued work (recorded outcomes) still run.
-                if any(getattr(a, "pending", False) for a in self.analyzers):
-                    self._run_analyzers([])
-                return
-            records = [buffer.popleft() for _ in range(count)]
-            self._buffered_bytes = 0
+    def flush(self, timeout: float | None = None, skip_thread: int | None = None) -> bool:
+        """Aggregate and emit everything buffered so far. Thread-safe; never raises.
+
+        Returns False, leaving the calls buffered for the next flush, when it did not
+        run: called on a thread that is already inside a flush of this model (a signal
+        handler), while ``skip_thread`` is flushing it, or when another thread's flush
+        did not finish within ``timeout`` seconds.
+        """
+        if skip_thread is not None and self._flush_owner == skip_thread:
+            return False
+        lock = self._flush_lock
+        if not lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+            return False
+        try:
+            if self._flushing:  # re-entered on this thread, from a signal handler
+                return False
+            self._flushing = True
+            self._flush_owner = _get_ident()
             try:
-                self._aggregate(records)
-            except Exception as exc:  # fail open: count, never propagate
-                tally.error("monitor.flush", exc)
+                self._flush_buffered()
+            finally:
+                self._flushing = False
+                self._flush_owner = None
+        finally:
+            lock.release()
+        return True
+
+    def read_buffered(
+        self,
+        consume: Callable[[list[CallRecord], dict[tuple[Any, ...], OutputGroup]], None],
+        wanted: Callable[[CallRecord], bool],
+    ) -> None:
+        """Hand the ``wanted`` calls buffered now, their outputs read and grouped by layout
+        (groups of indexes only), to ``consume``, leaving them buffered: the outcome store
+        takes their rows before the flush does the rest (metrics, logs, drift). Runs
+        under the flush lock; does nothing when re-entered on a thread inside a flush."""
+        with self._flush_lock:
+            if self._flushing:
+                return
+            records = [rec for rec in list(self.buffer) if wanted(rec)]
+            if not records:
+                return
+            _read_outputs(records)
+            groups: dict[tuple[Any, ...], OutputGroup] = {}
+            for index, rec in enumerate(records):
+                out = rec.output
+                if rec.error_type is None and out is not None and out.ndim:
+                    key = _output_key(rec, out)
+                    group = groups.get(key)
+                    if group is None:
+                        group = groups[key] = OutputGroup([])
+                    group.indexes.append(index)
+            consume(records, groups)
+
+    def _flush_buffered(self) -> None:
+        buffer = self.buffer
+        count = len(buffer)
+        if not count:
+            # Analyzers with queued work (recorded outcomes) still run.
+            if any(getattr(a, "pending", False) for a in self.analyzers):
+                self._run_analyzers([])
+            return
+        records = [buffer.popleft() for _ in range(count)]
+        self._buffered_bytes = 0
+        self._input_bytes = 0
+        try:
+            self._aggregate(records)
+        except Exception as exc:  # fail open: count, never propagate
+            tally.error("monitor.flush", exc)
 
     def _aggregate(self, records: list[CallRecord]) -> None:
         _read_outputs(records)
@@ -253,7 +350,7 @@ class ModelAggregator:
             if out is None or out.ndim == 0:
                 unknown_rows += rec.output_rows or rec.rows
                 continue
-            key = (
+            key = (  # = _output_key(rec, out), inlined: once per flushed call
                 rec.operation,
                 rec.output_kind,
                 id(rec.class_labels),
@@ -263,13 +360,20 @@ class ModelAggregator:
                 None if rec.scores is None else rec.scores.shape[1:],
             )
             outputs.setdefault(key, []).append(index)
+        # Metric attributes from calls' values are capped like classes (per model).
+        operations = {op: self._capped(op, len(rows), _OPERATION_CAP) for op, rows in sizes.items()}
+        duration_exemplars = _duration_exemplars(records)
         for (operation, error_type), seconds in durations.items():
-            attrs = (*base, (semconv.ATTR_OPERATION_NAME, operation))
+            attrs = (*base, (semconv.ATTR_OPERATION_NAME, operations[operation]))
+            exemplars = duration_exemplars.get((operation, error_type), ())
             if error_type is not None:
+                error_type = self._capped(error_type, len(seconds), _ERROR_TYPE_CAP)
                 attrs = (*attrs, (semconv.ATTR_ERROR_TYPE, error_type))
-            store.record_histogram(semconv.INFERENCE_DURATION, attrs, np.asarray(seconds))
+            store.record_histogram(
+                semconv.INFERENCE_DURATION, attrs, np.asarray(seconds), exemplars
+            )
         for operation, rows in sizes.items():
-            attrs = (*base, (semconv.ATTR_OPERATION_NAME, operation))
+            attrs = (*base, (semconv.ATTR_OPERATION_NAME, operations[operation]))
             store.record_histogram(semconv.INFERENCE_BATCH_SIZE, attrs, np.asarray(rows))
         if unknown_rows:
             store.add(semconv.PREDICTIONS, base, unknown_rows)
@@ -293,6 +397,32 @@ class ModelAggregator:
         self.output_groups = groups
         self._run_analyzers(records)
         self.output_groups = {}
+
+    def _capped(self, value: str, calls: int, cap: tuple[str, str, str, str]) -> str:
+        """``value`` as a metric attribute: itself while the model has seen fewer distinct
+        values than the cap allows, else ``__other__`` (the calls counted as dropped)."""
+        setting, component, attribute, variable = cap
+        known = self._capped_values.setdefault(setting, {})
+        if value in known:
+            return value
+        if len(known) < getattr(self._settings, setting):
+            known[value] = None
+            return value
+        tally.drop(component, setting, calls)
+        if setting not in self._warned:
+            self._warned.add(setting)
+            logger.warning(
+                "mlotel: model %r has more than %d distinct %s values; later ones are "
+                "reported as %s in metrics and counted in mlotel.internal.dropped{reason=%s} "
+                "(spans and log records keep them). Raise %s if they are expected.",
+                self.model_name,
+                getattr(self._settings, setting),
+                attribute,
+                semconv.OTHER_CLASS,
+                setting,
+                variable,
+            )
+        return semconv.OTHER_CLASS
 
     def _run_analyzers(self, records: list[CallRecord]) -> None:
         for analyzer in self.analyzers:
@@ -332,7 +462,9 @@ class ModelAggregator:
         else:
             store.add(semconv.PREDICTIONS, base, _rows(records, indexes))
         if scores is not None:
-            store.record_histogram(semconv.PREDICTION_SCORE, base, scores)
+            store.record_histogram(
+                semconv.PREDICTION_SCORE, base, scores, _score_exemplars(records, indexes, scores)
+            )
         shown = labels if labels is not None else values
         if shown is None and self._logger is not None:
             shown = block
@@ -473,6 +605,7 @@ class ModelAggregator:
                 self._settings.payload_max_bytes,
                 self._settings.max_features,
                 rec.rows,
+                self.redactor.value if self.redactor.nested else None,
             )
         except Exception as exc:
             tally.error("payload", exc)
@@ -482,13 +615,7 @@ class ModelAggregator:
         return self._redact(payload), truncated
 
     def _redact(self, payload: dict[str, Any]) -> dict[str, Any]:
-        redact = self._settings.payload_redact
-        allow = self._settings.payload_allow
-        if redact or allow is not None:
-            for key in payload:
-                if key in redact or (allow is not None and key not in allow):
-                    payload[key] = semconv.REDACTED
-        return payload
+        return self.redactor.payload(payload) if self.redactor.active else payload
 
     def _emit_logs(
         self,
@@ -542,6 +669,72 @@ class ModelAggregator:
                 tally.error("logs.emit", exc)
 
 
+def _sampled_ids(span: trace.Span | None) -> tuple[int, int] | None:
+    """``(trace_id, span_id)`` of a sampled span, else None (exemplars link only to
+    traces that were recorded)."""
+    if span is None:
+        return None
+    context = span.get_span_context()
+    if not context.trace_flags.sampled:
+        return None
+    return context.trace_id, context.span_id
+
+
+def _duration_exemplars(
+    records: list[CallRecord],
+) -> dict[tuple[str, str | None], list[ExemplarSample]]:
+    """Exemplar candidates of ``ml.inference.duration`` per (operation, error type): the
+    latest sampled calls of the flush (at most _EXEMPLARS_PER_SERIES each, among its last
+    _EXEMPLAR_SCAN calls), in call order."""
+    found: dict[tuple[str, str | None], list[ExemplarSample]] = {}
+    for rec in records[-1 : -_EXEMPLAR_SCAN - 1 : -1]:
+        key = (rec.operation, rec.error_type)
+        chosen = found.get(key)
+        if chosen is None:
+            chosen = found[key] = []
+        elif len(chosen) >= _EXEMPLARS_PER_SERIES:
+            continue
+        ids = _sampled_ids(rec.span)
+        if ids is not None:
+            chosen.append((rec.duration, ids[0], ids[1], rec.end_ns))
+    for chosen in found.values():
+        chosen.reverse()
+    return found
+
+
+def _score_exemplars(
+    records: list[CallRecord], indexes: list[int], scores: np.ndarray
+) -> list[ExemplarSample]:
+    """Exemplar candidates of ``ml.prediction.score``: the first row's score of the
+    group's latest sampled calls, in call order."""
+    found: list[ExemplarSample] = []
+    end = len(scores)
+    for i in reversed(indexes[-_EXEMPLARS_PER_SERIES:]):
+        rec = records[i]
+        start = end - len(rec.output)
+        if start < 0:
+            break  # (scores not row for row with the outputs)
+        ids = _sampled_ids(rec.span)
+        if ids is not None and end > start:
+            found.append((float(scores[start]), ids[0], ids[1], rec.end_ns))
+        end = start
+    found.reverse()
+    return found
+
+
+def _output_key(rec: CallRecord, out: np.ndarray) -> tuple[Any, ...]:
+    """The output layout calls are grouped by (read together as one block)."""
+    return (
+        rec.operation,
+        rec.output_kind,
+        id(rec.class_labels),
+        out.ndim,
+        out.shape[1:],
+        out.dtype.kind,
+        None if rec.scores is None else rec.scores.shape[1:],
+    )
+
+
 def _read_outputs(records: list[CallRecord]) -> None:
     """Turn each call's output (and explicit scores) into a numpy array, or None."""
     for rec in records:
@@ -552,7 +745,13 @@ def _read_outputs(records: list[CallRecord]) -> None:
         if output is not None and type(output) is not np.ndarray:
             keep = rec.keep_rows if rec.scores is None else None
             try:
-                rec.output = output_array(output, keep)
+                read = classes_and_scores(output)
+                if read is not None:  # classes with their scores (pipelines, pairs)
+                    rec.output = read[0]
+                    if rec.scores is None:
+                        rec.scores = read[1]
+                else:
+                    rec.output = output_array(output, keep)
             except Exception as exc:
                 tally.error("data.output", exc)
                 rec.output = None

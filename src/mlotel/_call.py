@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextvars
 import random
 import time
+import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from . import _lifecycle, semconv
-from ._model_io import batch_size, input_snapshot
+from ._model_io import batch_size, input_snapshot, output_rows
 from ._self_telemetry import tally
 from .outcomes._ids import get_supplied, set_last_ids, span_ids, supplied_ids
 
@@ -212,6 +213,7 @@ class ObservedCall:
     __slots__ = (
         "aggregator",
         "class_labels",
+        "drawn",
         "duration",
         "end_ns",
         "error_type",
@@ -256,6 +258,7 @@ class ObservedCall:
         rows: int | None,
         prediction_id: str,
         inputs: Any,
+        drawn: bool | None = None,
     ) -> None:
         self.spec = spec
         self.runtime = runtime
@@ -265,6 +268,9 @@ class ObservedCall:
         self.rows: int = -1 if rows is None else rows  # -1: not known yet (read at finish)
         self.prediction_id = prediction_id
         self.inputs = inputs
+        # The payload sampling draw, made by start_call when it snapshotted an array input
+        # (then ``inputs`` is that snapshot); None: drawn at finish().
+        self.drawn = drawn
         self.state_token: contextvars.Token[int | None] | None = _state_set(INFERENCE)
         self.excluded = 0.0
         self.start = _perf_counter()
@@ -324,8 +330,11 @@ class ObservedCall:
             aggregator = self.aggregator
             if self.runtime.closed:
                 aggregator = self._rebind()
+            drawn = self.drawn
             if features is NO_INPUT:
                 features = self.inputs
+            else:  # known only now (inference() blocks): nothing was taken at the start
+                drawn = None
             if row_ids is None:
                 row_ids = _get_supplied()
             # The common call (no error, ids or late batch size) skips _annotate.
@@ -341,19 +350,27 @@ class ObservedCall:
             self.row_ids = row_ids
             sampled = aggregator.sample_all or (
                 aggregator.payload_enabled
-                and (error is not None or _random() < aggregator.sample_rate)
+                and (
+                    error is not None
+                    or (drawn if drawn is not None else _random() < aggregator.sample_rate)
+                )
             )
             self.sampled = sampled
-            # What the flush reads of the input: copied now where cheap, so a caller reusing
-            # its buffer cannot change the logged features; nothing when nothing reads it.
+            # What the flush reads of the input: an array was copied by start_call (before
+            # the model could change it); other inputs are copied now where cheap, so a
+            # caller reusing its buffer cannot change the logged features; nothing is kept
+            # when nothing reads it.
             keeps_inputs = aggregator.keeps_inputs
             if features is None or not (sampled or keeps_inputs):
                 self.inputs = None
+            elif drawn or (drawn is not None and keeps_inputs):
+                self.inputs = features  # start_call's copy
             elif type(features) is _ndarray and features.ndim == 2 and features.shape[0] == 1:
                 self.inputs = features if keeps_inputs else features.copy()  # one row
             else:
                 self.inputs = input_snapshot(features, keeps_inputs, aggregator.payload_max_bytes)
-            large = False
+            # A copy of every input row (for drift) counts toward the buffer's byte bound.
+            large = keeps_inputs and type(self.inputs) is _ndarray and self.inputs.nbytes > 4096
             if error is not None or result is None:
                 self.output = None
                 self.output_rows = 0
@@ -364,9 +381,9 @@ class ObservedCall:
                     self.output = output = result.copy()
                 else:
                     self.output = output = result[:keep].copy()
-                large = output.nbytes > 4096
+                large = large or output.nbytes > 4096
             else:  # converted at flush time
-                self.output_rows = _output_rows(result)
+                self.output_rows = output_rows(result)
                 self.output = result
             self.scores = scores
             self.class_labels = spec.class_labels if class_labels is None else class_labels
@@ -410,8 +427,12 @@ class ObservedCall:
             self.error_type = type(error).__qualname__
             late[semconv.ATTR_ERROR_TYPE] = self.error_type
             if span is not None:
-                span.set_status(Status(StatusCode.ERROR, _safe_text(error)))
-                _guard("span.exception", span.record_exception, error, default=None)
+                if self.aggregator.exception_messages:
+                    span.set_status(Status(StatusCode.ERROR, _safe_text(error)))
+                    _guard("span.exception", span.record_exception, error, default=None)
+                else:  # the message may quote the input: its type and frames only
+                    span.set_status(Status(StatusCode.ERROR, self.error_type))
+                    _guard("span.exception", _record_exception_type, span, error, default=None)
         if row_ids is None and spec.prediction_ids is not None and error is None:
             row_ids = _guard(
                 "outcomes.ids", supplied_ids, spec.prediction_ids, features, default=None
@@ -461,12 +482,29 @@ def start_call(spec: ModelSpec, features: Any = NO_INPUT) -> ObservedCall | None
                 semconv.ATTR_BATCH_SIZE: rows,
                 semconv.ATTR_PREDICTION_ID: prediction_id,
             }
+        drawn = None
+        if type(features) is _ndarray:
+            # Copied before the model runs: a model (or caller) that changes the array in
+            # place cannot change what is logged or what drift counts.
+            drawn = aggregator.sample_all or (
+                aggregator.payload_enabled and _random() < aggregator.sample_rate
+            )
+            if aggregator.keeps_inputs:
+                features = features.copy()  # every row: the drift monitor reads them all
+            elif drawn:
+                features = (
+                    features.copy()  # the common call: one row
+                    if rows == 1
+                    else input_snapshot(features, False, aggregator.payload_max_bytes)
+                )
         span = runtime.tracer.start_span(spec.span_name, current, attributes=attributes)
         token = _attach(_set_span_in_context(span, current))
     except Exception as exc:
         tally.error("instrument.start", exc)
         return None
-    return ObservedCall(spec, runtime, aggregator, span, token, rows, prediction_id, features)
+    return ObservedCall(
+        spec, runtime, aggregator, span, token, rows, prediction_id, features, drawn
+    )
 
 
 def input_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -527,6 +565,10 @@ def observe_sync(
         state_token, call.state_token = call.state_token, None
         if state_token is not None:
             _state_reset(state_token)  # the synchronous part is over
+        try:  # in the caller's context, where it was attached: the span is not left current
+            _detach(call.token)
+        except Exception as exc:
+            tally.error("instrument.context", exc)
         return _finish_when_awaited(call, result, class_labels, feature_names)
     observed, scores = result, None
     if readout is not None:
@@ -544,10 +586,6 @@ async def _finish_when_awaited(
     class_labels: Sequence[Any] | None,
     feature_names: Sequence[str] | None,
 ) -> Any:
-    try:
-        _detach(call.token)  # attached in the caller's synchronous context
-    except Exception as exc:
-        tally.error("instrument.context", exc)
     call.token = _attach(_set_span_in_context(call.span))  # type: ignore[arg-type]
     call.state_token = _state_set(INFERENCE)
     try:
@@ -589,14 +627,19 @@ def _guard(component: str, fn: Callable[..., Any], *args: Any, default: Any) -> 
         return default
 
 
-def _output_rows(result: Any) -> int:
-    """Rows of a model output (0 when it has no length mlotel can read)."""
-    shape = getattr(result, "shape", None)
-    if isinstance(shape, tuple) and shape and isinstance(shape[0], int):
-        return shape[0]
-    if isinstance(result, (list, tuple)):
-        return len(result)
-    return 0
+def _record_exception_type(span: trace.Span, error: BaseException) -> None:
+    """The span's exception event without the message: type and stack frames (source
+    lines, never values; chained exceptions and their messages are left out)."""
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    name = type(error).__qualname__
+    span.add_event(
+        "exception",
+        {
+            "exception.type": name,
+            "exception.stacktrace": f"Traceback (most recent call last):\n{frames}{name}\n",
+            "exception.escaped": "False",
+        },
+    )
 
 
 def _safe_text(error: BaseException) -> str:

@@ -63,9 +63,12 @@ class Settings:
     payload_location: str = "body"
     payload_redact: frozenset[str] = field(default_factory=frozenset)
     payload_allow: frozenset[str] | None = None
+    record_exception_messages: bool | None = None
     max_classes: int = 100
     max_models: int = 100
     max_features: int = 512
+    max_operations: int = 16
+    max_error_types: int = 32
     flush_interval: float = 1.0
     buffer_size: int = 1024
     shutdown_timeout: float = 5.0
@@ -102,6 +105,21 @@ class Settings:
         return self.exporter == "otlp"
 
     @property
+    def exception_messages(self) -> bool:
+        """Whether a failed call's span carries the exception's message (its status
+        description and exception event). Default (``record_exception_messages`` unset):
+        yes, unless ``payload_redact`` or ``payload_allow`` is set, since a message may
+        quote the input.
+
+        >>> redacting = Settings(payload_redact=frozenset({"ssn"}))
+        >>> Settings().exception_messages, redacting.exception_messages
+        (True, False)
+        """
+        if self.record_exception_messages is not None:
+            return self.record_exception_messages
+        return not (self.payload_redact or self.payload_allow is not None)
+
+    @property
     def prometheus_enabled(self) -> bool:
         """True when the embedded Prometheus endpoint is served (default: with ``embedded``)."""
         if self.prometheus is not None:
@@ -128,6 +146,12 @@ def _bool(name: str, raw: Any) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _auto_bool(name: str, raw: Any) -> bool | None:
+    if isinstance(raw, str) and raw.strip().lower() == "auto":
+        return None
+    return _bool(name, raw)
 
 
 def _int(minimum: int) -> Callable[[str, Any], int]:
@@ -233,9 +257,12 @@ _SPEC: dict[str, tuple[Callable[[str, Any], Any], str | None, tuple[str, ...]]] 
     "payload_location": (_choice(("body", "attributes")), "MLOTEL_PAYLOAD_LOCATION", ()),
     "payload_redact": (_names, "MLOTEL_PAYLOAD_REDACT", ()),
     "payload_allow": (_names, "MLOTEL_PAYLOAD_ALLOW", ()),
+    "record_exception_messages": (_auto_bool, "MLOTEL_RECORD_EXCEPTION_MESSAGES", ()),
     "max_classes": (_int(1), "MLOTEL_MAX_CLASSES", ()),
     "max_models": (_int(1), "MLOTEL_MAX_MODELS", ()),
     "max_features": (_int(1), "MLOTEL_MAX_FEATURES", ()),
+    "max_operations": (_int(1), "MLOTEL_MAX_OPERATIONS", ()),
+    "max_error_types": (_int(1), "MLOTEL_MAX_ERROR_TYPES", ()),
     "flush_interval": (_float(0.01, 3600.0), "MLOTEL_FLUSH_INTERVAL", ()),
     "buffer_size": (_int(1), "MLOTEL_BUFFER_SIZE", ()),
     "shutdown_timeout": (_float(0.0, 600.0), "MLOTEL_SHUTDOWN_TIMEOUT", ()),
@@ -297,9 +324,12 @@ class ConfigureOptions(TypedDict, total=False):
     payload_location: str | None
     payload_redact: Iterable[str] | str | None
     payload_allow: Iterable[str] | str | None
+    record_exception_messages: bool | str | None
     max_classes: int | None
     max_models: int | None
     max_features: int | None
+    max_operations: int | None
+    max_error_types: int | None
     flush_interval: float | None
     buffer_size: int | None
     shutdown_timeout: float | None

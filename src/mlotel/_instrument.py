@@ -298,6 +298,13 @@ def instrument(target: Any = None, **options: Unpack[InstrumentOptions]) -> Any:
     Every call emits a span ``"{operation} {model_name}"``, the inference
     metrics and (sampled) one ``ml.prediction`` log record with the features.
 
+    A sync function or method that returns a coroutine (an async model behind a
+    sync retry wrapper) is observed until the coroutine finishes. One that returns
+    a generator or another iterator (a streaming predict) gets it back unchanged,
+    on every Python version: the call, its span and ``ml.inference.duration`` end
+    when the generator is returned, so they cover creating it, not consuming it,
+    and its items are not read as predictions.
+
     Args:
         target: a function/method to decorate, or a model object to wrap in a proxy
             (its ``predict``, ``predict_proba``, ``predict_log_proba``,
@@ -311,7 +318,12 @@ def instrument(target: Any = None, **options: Unpack[InstrumentOptions]) -> Any:
         feature_names: names for columns of array inputs (default: DataFrame columns,
             the model's ``feature_names_in_``, dict keys, or ``f0..fN``).
         output: how to read the return value: ``auto``, ``labels``,
-            ``probabilities``, ``regression`` or ``none``.
+            ``probabilities``, ``regression`` or ``none``. Outputs that carry classes
+            with their scores are read as one class and one score per row (with
+            ``auto`` or ``labels``): ``[{"label": ..., "score": ...}, ...]``
+            (Hugging Face pipelines; lists of every class per row take the best
+            one), ``{"labels": [...], "scores": [...]}`` (zero-shot) and a
+            ``(labels, scores)`` tuple (scores one per row, or probability rows).
         class_labels: labels of the columns of a probability output.
         prediction_ids: where the rows' ids come from, for joining outcomes later
             (``mlotel.record_outcome``): a callable of the input returning one id per
@@ -320,9 +332,10 @@ def instrument(target: Any = None, **options: Unpack[InstrumentOptions]) -> Any:
         reference: a :class:`mlotel.Profile` (or the path of a saved one) of the data
             the model was trained on: turns on the streaming drift and data-quality
             monitor (``ml.feature.drift``, ``ml.data_quality.issues``, ...; see
-            ``docs/drift.md``). The monitor reads the caller's input object at flush
-            time, so do not mutate an input buffer in place after ``predict`` returns
-            (pass a copy when you reuse buffers).
+            ``docs/drift.md``). A numpy input is copied (every row) when the call
+            starts, so in-place changes by the model or a reused buffer change
+            nothing; other inputs (DataFrames, tensors, lists, dicts) are read at flush
+            time, so do not change them in place after ``predict`` returns.
         drift: a :class:`mlotel.drift.DriftConfig`: the monitor's window, minimum
             sample, thresholds, deciding method, constraints and ``on_drift``
             callback (default ``DriftConfig()``). The former keywords

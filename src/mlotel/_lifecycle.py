@@ -76,6 +76,7 @@ def build_runtime(settings: Settings, **provider_options: Any) -> Runtime:
     if settings.disabled:
         return runtime
     tally.store = runtime.store
+    tally.hide_messages = not settings.exception_messages
     runtime.connect(
         build_providers(settings, runtime.store, runtime.flush_aggregators, **provider_options)
     )
@@ -178,8 +179,10 @@ def force_flush(timeout: float | None = None) -> bool:
 
 
 def shutdown(timeout: float | None = None) -> bool:
-    """Flush and stop mlotel; returns within ``timeout`` seconds (default 5) even when the
-    collector is unreachable. Returns False when exporters did not finish in time.
+    """Flush and stop mlotel; returns within ``timeout`` seconds (default
+    ``shutdown_timeout``, 5) even when the collector is unreachable, and even from a
+    signal handler that interrupted mlotel. Returns False when exporters did not finish
+    in time; that wait is then taken off what process exit waits (one bound for both).
 
     >>> import mlotel
     >>> _ = mlotel.configure(exporter="none", set_global=False)
@@ -221,6 +224,10 @@ def _after_fork(parent: Runtime) -> Runtime:
         kwargs["logger_provider"] = parent.logger_provider
     if id(parent.meter_provider) not in owned:
         kwargs["meter_provider"] = parent.meter_provider
+    if id(parent.meter_provider) in owned and parent.providers is not None:
+        # The application's readers (configure(metric_readers=...)) serve the child too.
+        kwargs["metric_readers"] = list(parent.providers.app_readers)
+        kwargs["reclaim_readers"] = True
     child_settings = replace(settings, prometheus=False, set_global=False)
     if settings.prometheus_enabled and id(parent.meter_provider) in owned:
         logger.info(

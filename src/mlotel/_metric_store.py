@@ -17,6 +17,8 @@ instruments.
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from opentelemetry.sdk.metrics import Counter as SDKCounter
+from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics import Histogram as SDKHistogram
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -45,7 +48,14 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from . import semconv
 from .semconv import Instrument
 
-__all__ = ["AttrKey", "MetricStore", "attach_store", "bucket_counts"]
+__all__ = [
+    "AttrKey",
+    "ExemplarSample",
+    "MetricStore",
+    "PrometheusExemplars",
+    "attach_store",
+    "bucket_counts",
+]
 
 AttrKey = tuple[tuple[str, Any], ...]
 """Attributes as a hashable, ordered tuple of pairs."""
@@ -70,6 +80,10 @@ class _HistogramState:
     maximum: float = float("-inf")
 
 
+ExemplarSample = tuple[float, int, int, int]
+"""A measured value of a sampled call: ``(value, trace_id, span_id, time_unix_nano)``."""
+
+
 @dataclass
 class _ReaderView:
     """What one reader has not yet been told (delta) or everything so far (cumulative)."""
@@ -80,6 +94,10 @@ class _ReaderView:
     histograms: dict[tuple[str, AttrKey], _HistogramState] = field(default_factory=dict)
     counters: dict[tuple[str, AttrKey], float] = field(default_factory=dict)
     counter_start_ns: int = 0
+    # The reservoir: the latest exemplar of each bucket of a series (bounded by its buckets).
+    exemplars: dict[tuple[str, AttrKey], dict[int, Exemplar]] = field(default_factory=dict)
+    collected_exemplars: dict[tuple[str, AttrKey], list[Exemplar]] = field(default_factory=dict)
+    """The exemplars of the last collection, for a pull exporter's exposition."""
 
     def __post_init__(self) -> None:
         self.counter_start_ns = self.start_ns
@@ -89,7 +107,7 @@ class MetricStore:
     """Thread-safe aggregation state, one view per attached reader."""
 
     def __init__(self, scope_version: str = "") -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a signal handler on this thread
         self._views: dict[int, _ReaderView] = {}
         self._instruments: dict[str, Instrument] = {i.name: i for i in semconv.INSTRUMENTS}
         self._bounds: dict[str, np.ndarray] = {
@@ -125,8 +143,20 @@ class MetricStore:
             self._gauges.clear()
 
     # --- recording (called by monitors at flush time) --------------------------
-    def record_histogram(self, instrument: Instrument, attrs: AttrKey, values: np.ndarray) -> None:
-        """Add many values of one attribute set to a histogram in one vectorised step."""
+    def record_histogram(
+        self,
+        instrument: Instrument,
+        attrs: AttrKey,
+        values: np.ndarray,
+        exemplars: Sequence[ExemplarSample] = (),
+    ) -> None:
+        """Add many values of one attribute set to a histogram in one vectorised step.
+
+        ``exemplars``: some of the values with the trace of their (sampled) call, in
+        call order; each bucket keeps the latest one as its exemplar.
+        """
+        if exemplars:
+            self._record_exemplars(instrument, attrs, exemplars)
         if values.size == 0:
             return
         values = values.astype(np.float64, copy=False)
@@ -149,6 +179,27 @@ class MetricStore:
                 state.count += int(finite.size)
                 state.minimum = min(state.minimum, low)
                 state.maximum = max(state.maximum, high)
+
+    def _record_exemplars(
+        self, instrument: Instrument, attrs: AttrKey, samples: Sequence[ExemplarSample]
+    ) -> None:
+        kept = [s for s in samples if math.isfinite(s[0]) and s[1] and s[2]]
+        if not kept:
+            return
+        buckets = np.searchsorted(
+            self._bounds[instrument.name], [s[0] for s in kept], side="left"
+        ).tolist()
+        made = [
+            (bucket, Exemplar({}, value, time_ns, span_id, trace_id))
+            for bucket, (value, trace_id, span_id, time_ns) in zip(buckets, kept)
+        ]
+        key = (instrument.name, attrs)
+        with self._lock:
+            for view in self._views.values():
+                reservoir = view.exemplars.get(key)
+                if reservoir is None:
+                    reservoir = view.exemplars[key] = {}
+                reservoir.update(made)
 
     def add(self, instrument: Instrument, attrs: AttrKey, amount: float = 1) -> None:
         """Add to a monotonic counter."""
@@ -193,8 +244,13 @@ class MetricStore:
             # start of a cumulative series (that would read as a reset).
             hist_start = view.start_ns
             counter_start = view.counter_start_ns
+            exemplars = {
+                key: [found[b] for b in sorted(found)] for key, found in view.exemplars.items()
+            }
+            view.collected_exemplars = exemplars
             if view.histogram_temporality is AggregationTemporality.DELTA:
                 view.histograms = {}
+                view.exemplars = {}
                 view.start_ns = now
             if view.counter_temporality is AggregationTemporality.DELTA:
                 view.counters = {}
@@ -212,6 +268,7 @@ class MetricStore:
                         explicit_bounds=self._bounds[name].tolist(),
                         min=state.minimum,
                         max=state.maximum,
+                        exemplars=exemplars.get((name, attrs), []),
                     )
                 )
             sum_points: dict[str, list[NumberDataPoint]] = {}
@@ -227,7 +284,7 @@ class MetricStore:
             hist_temporality = view.histogram_temporality
             counter_temporality = view.counter_temporality
             gauge_points: dict[str, list[NumberDataPoint]] = {}
-            for (name, attrs), (gauge_value, _set_at) in self._gauges.items():
+            for (name, attrs), (gauge_value, _set_at) in list(self._gauges.items()):
                 gauge_points.setdefault(name, []).append(
                     NumberDataPoint(
                         attributes=dict(attrs),
@@ -258,6 +315,16 @@ class MetricStore:
         ]
         return metrics
 
+    def collected_exemplars(self, reader_id: int) -> dict[tuple[str, AttrKey], list[Exemplar]]:
+        """The exemplars the last collection for ``reader_id`` exported, by series."""
+        with self._lock:
+            view = self._views.get(reader_id)
+            return {} if view is None else dict(view.collected_exemplars)
+
+    def bounds(self, instrument_name: str) -> np.ndarray:
+        """Bucket bounds of a histogram instrument."""
+        return self._bounds[instrument_name]
+
     def _metric(self, name: str, data: Histogram | Sum | Gauge) -> Metric:
         inst = self._instruments[name]
         return Metric(name=name, description=inst.description, unit=inst.unit, data=data)
@@ -265,6 +332,87 @@ class MetricStore:
     @property
     def scope(self) -> InstrumentationScope:
         return self._scope
+
+
+_LABEL_CHARACTER = re.compile(r"[^a-zA-Z0-9_]")
+
+
+class PrometheusExemplars:
+    """A prometheus_client collector that serves another registry's metric families (a
+    ``PrometheusMetricReader``'s) with the store's exemplars on their histogram buckets.
+
+    The OTel Prometheus exporter (``opentelemetry-exporter-prometheus`` 0.66b2, the
+    version pinned here) builds histogram buckets without exemplars, so mlotel adds its
+    own: each ``_bucket`` sample of ``ml.inference.duration`` and ``ml.prediction.score``
+    whose series and bucket have one gets ``# {trace_id="…",span_id="…"} value
+    timestamp``. prometheus_client writes them in the OpenMetrics format only (what a
+    Prometheus with ``--enable-feature=exemplar-storage`` asks for); the classic text
+    format has no exemplars.
+    """
+
+    def __init__(self, source: Any, store: MetricStore, reader_id: int) -> None:
+        self._source = source
+        self._store = store
+        self._reader_id = reader_id
+        self._lock = threading.Lock()
+        self._family_names = {
+            i.prometheus_name: i.name for i in semconv.INSTRUMENTS if i.kind == "histogram"
+        }
+
+    def describe(self) -> list[Any]:
+        return []  # (registering must not trigger a collection)
+
+    def collect(self) -> Any:
+        with self._lock:  # one collection and its exemplars at a time
+            families = list(self._source.collect())
+            found = self._store.collected_exemplars(self._reader_id)
+        if not found:
+            yield from families
+            return
+        from prometheus_client.samples import Exemplar as PrometheusExemplar
+
+        # series labels (as the exporter writes them) -> {bucket index: exemplar}
+        by_series: dict[tuple[str, frozenset[tuple[str, str]]], dict[int, Any]] = {}
+        for (name, attrs), exemplars in found.items():
+            bounds = self._store.bounds(name)
+            labels = frozenset((_LABEL_CHARACTER.sub("_", k), str(v)) for k, v in attrs)
+            buckets = np.searchsorted(bounds, [e.value for e in exemplars], side="left")
+            by_series[(name, labels)] = {
+                int(b): PrometheusExemplar(
+                    {"trace_id": f"{e.trace_id:032x}", "span_id": f"{e.span_id:016x}"},
+                    e.value,
+                    e.time_unix_nano / 1e9,
+                )
+                for b, e in zip(buckets.tolist(), exemplars)
+            }
+        for family in families:
+            instrument = self._family_names.get(family.name)
+            if instrument is not None and family.type == "histogram":
+                family.samples = [
+                    self._annotated(sample, instrument, by_series) for sample in family.samples
+                ]
+            yield family
+
+    def _annotated(
+        self, sample: Any, name: str, by_series: dict[tuple[str, frozenset[Any]], dict[int, Any]]
+    ) -> Any:
+        if not sample.name.endswith("_bucket") or sample.exemplar is not None:
+            return sample
+        labels = frozenset(
+            (k, v) for k, v in sample.labels.items() if k != "le" and not k.startswith("otel_")
+        )
+        found = by_series.get((name, labels))
+        if not found:
+            return sample
+        bound = sample.labels.get("le", "+Inf")
+        bounds = self._store.bounds(name)
+        index = (
+            len(bounds)
+            if bound == "+Inf"
+            else int(np.searchsorted(bounds, float(bound), side="left"))
+        )
+        exemplar = found.get(index)
+        return sample if exemplar is None else sample._replace(exemplar=exemplar)
 
 
 def _reader_temporality(reader: MetricReader, kind: type) -> AggregationTemporality:

@@ -9,7 +9,8 @@ matrices.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+import reprlib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,15 +18,18 @@ import numpy as np
 __all__ = [
     "MAX_STRING",
     "batch_size",
+    "classes_and_scores",
     "clean_value",
     "columnar_rows",
     "default_names",
     "features_payload",
     "input_snapshot",
     "interpret_output",
+    "is_sparse",
     "is_dataframe",
     "is_torch",
     "output_array",
+    "output_rows",
     "reduce_rows",
     "row_fits",
     "torch_to_numpy",
@@ -35,6 +39,11 @@ MAX_STRING = 256
 """Longest string value kept in a payload; longer ones are cut and marked with '…'."""
 
 _NAME_CACHE: dict[int, tuple[str, ...]] = {}
+_MAX_STRING_BYTES = 4 * MAX_STRING  # enough UTF-8 for MAX_STRING characters
+_MAX_ITEMS_SHOWN = 64
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlist = _SHORT_REPR.maxtuple = _SHORT_REPR.maxdict = _MAX_ITEMS_SHOWN
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = MAX_STRING
 
 
 def default_names(count: int) -> tuple[str, ...]:
@@ -72,6 +81,7 @@ def torch_to_numpy(tensor: Any) -> np.ndarray:
 
 
 _ROW_ITEMS = (list, tuple, Mapping, np.ndarray, str, bytes)
+_CONTAINERS = (Mapping, list, tuple)
 
 
 def _all_text(values: Any) -> bool:
@@ -162,12 +172,20 @@ def clean_value(value: Any) -> Any:
         return value if len(value) <= MAX_STRING else value[: MAX_STRING - 1] + "…"
     if isinstance(value, np.generic):  # e.g. longdouble, whose item() stays numpy
         return float(value) if value.dtype.kind == "f" else str(value)
-    if isinstance(value, bytes):
-        return clean_value(value.decode("utf-8", "replace"))
-    try:
-        text = str(value)  # the same text the class counter uses for labels
-    except Exception:
-        text = f"<{type(value).__name__}>"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        # Cut before decoding: an image or audio clip is not decoded whole for 256 characters.
+        head = bytes(value[:_MAX_STRING_BYTES])
+        text = head.decode("utf-8", "replace")
+        if len(value) > len(head):
+            text = text[: MAX_STRING - 1] + "…"
+        return clean_value(text)
+    if isinstance(value, (list, tuple, Mapping)) and len(value) > _MAX_ITEMS_SHOWN:
+        text = _SHORT_REPR.repr(value)  # a few items, not the text of every one
+    else:
+        try:
+            text = str(value)  # the same text the class counter uses for labels
+        except Exception:
+            text = f"<{type(value).__name__}>"
     return clean_value(text)
 
 
@@ -185,8 +203,13 @@ def _value_bytes(value: Any) -> int:
     return _NUMBER_BYTES
 
 
-def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
-    """(2-D numpy array or list of row sequences, names carried by x, total rows)."""
+def _rows_of(
+    x: Any, max_rows: int, max_bytes: int = 0, max_width: int = 0
+) -> tuple[Any, tuple[str, ...] | None, int]:
+    """(2-D numpy array or list of row sequences, names carried by x, total rows).
+
+    Tensors are cut to the rows a payload of ``max_bytes`` can hold and ``max_width``
+    columns before they are copied to the host (0: no such cut)."""
     if isinstance(x, np.ndarray):
         if x.ndim == 0:
             return [[x.item()]], None, 1
@@ -196,7 +219,14 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
         return arr[:max_rows], None, arr.shape[0]
     if is_torch(x):
         shape = tuple(x.shape)
-        head = x[:max_rows] if len(shape) >= 2 else x
+        if len(shape) >= 2:
+            head = x[: min(max_rows, _numeric_rows(max_bytes))] if max_bytes else x[:max_rows]
+            if max_width and len(shape) > 2:
+                head = head.reshape(head.shape[0], -1)
+            if max_width:
+                head = head[:, :max_width]
+        else:
+            head = x[:max_width] if max_width else x
         arr = torch_to_numpy(head)
         total = shape[0] if len(shape) >= 2 else 1
         return (
@@ -229,11 +259,12 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
             return [[]], None, 0
         first = x[0]
         if isinstance(first, Mapping):
-            names = tuple(str(k) for k in first)
-            keys = list(first)
+            head = x[:max_rows]
+            # Every key of the rows shown, in first-seen order (not just the first row's).
+            keys = list(dict.fromkeys(k for row in head if isinstance(row, Mapping) for k in row))
+            names = tuple(str(k) for k in keys)
             rows = [
-                [row.get(k) if isinstance(row, Mapping) else None for k in keys]
-                for row in x[:max_rows]
+                [row.get(k) if isinstance(row, Mapping) else None for k in keys] for row in head
             ]
             return rows, names, len(x)
         if isinstance(first, (list, tuple, np.ndarray)):
@@ -248,12 +279,60 @@ def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
         if isinstance(first, (str, bytes)) and _all_text(x):  # documents
             return [[r] for r in x[:max_rows]], None, len(x)
         return [list(x)], None, 1
-    sparse_shape = getattr(x, "shape", None)
-    if (
-        isinstance(sparse_shape, tuple) and len(sparse_shape) == 2 and hasattr(x, "toarray")
-    ):  # scipy sparse
-        return np.asarray(x[:max_rows].toarray()), None, int(sparse_shape[0])
     return [[x]], None, 1
+
+
+def _numeric_rows(max_bytes: int) -> int:
+    """Most numeric rows a payload of ``max_bytes`` can hold (one value each, at least)."""
+    return max_bytes // (_NUMBER_BYTES + _ROW_OUTPUT_BYTES) + 1
+
+
+def is_sparse(x: Any) -> bool:
+    """A scipy.sparse matrix or array (recognised without importing scipy)."""
+    return _module(x) == "scipy" and hasattr(x, "nnz") and hasattr(x, "tocsr")
+
+
+def _sparse_head(
+    x: Any, names: Sequence[str] | None, max_bytes: int, max_features: int
+) -> tuple[np.ndarray, tuple[str, ...], int]:
+    """The first rows of a sparse matrix as a small dense block of the columns that are
+    non-zero in them, their names, and the non-zero columns left out by ``max_features``.
+
+    Work is bounded by the payload, not the matrix: only rows a payload can hold are
+    sliced (O(their non-zeros)), and rows are added while the union of their non-zero
+    columns stays within ``max_features`` and ``max_bytes``.
+    """
+    total, width = int(x.shape[0]), int(x.shape[1])
+    if total == 0 or width == 0:
+        return np.zeros((0, 0)), (), 0
+    rows = min(total, _numeric_rows(max_bytes))
+    head = x if hasattr(x, "indptr") else x.tocsr()  # COO has no row slicing
+    head = head[:rows].tocsr()
+    indptr, indices = head.indptr, head.indices
+    given = names if names is not None and len(names) == width else None
+
+    def name_bytes(column_count: int) -> int:
+        return column_count * (len(str(width)) + 5)  # "f123456" plus the map's overhead
+
+    columns = np.unique(indices[indptr[0] : indptr[1]])
+    used = 1
+    for i in range(1, rows):
+        joined = np.union1d(columns, indices[indptr[i] : indptr[i + 1]])
+        cost = name_bytes(len(joined)) + (i + 1) * (
+            _NUMBER_BYTES * len(joined) + _ROW_OUTPUT_BYTES
+        )
+        if len(joined) > max_features or cost > max_bytes:
+            break
+        columns, used = joined, i + 1
+    dropped = max(0, len(columns) - max_features)
+    columns = columns[:max_features]
+    block = np.asarray(head[:used][:, columns].toarray())
+    column_list = columns.tolist()
+    if given is not None:
+        kept = tuple(str(given[c]) for c in column_list)
+    else:
+        kept = tuple(f"f{c}" for c in column_list)
+    return block, kept, dropped
 
 
 _FITS_CACHE: dict[tuple[Sequence[str], int], bool] = {}
@@ -278,8 +357,8 @@ def input_snapshot(x: Any, all_rows: bool, max_bytes: int) -> Any:
 
     A numpy array is copied as far as a payload of ``max_bytes`` can show it (its
     first rows), so a caller reusing its buffer cannot change the logged features.
-    When an analyzer (drift) reads every row, and for other inputs, the object itself
-    is kept: the analyzer reads it at flush time.
+    With ``all_rows`` (an analyzer reads every row; the call path copies such arrays
+    itself, whole), and for other inputs, the object itself is returned.
 
     >>> x = np.ones((1000, 4))
     >>> snapshot = input_snapshot(x, False, 8192)
@@ -304,12 +383,15 @@ def features_payload(
     max_bytes: int,
     max_features: int,
     total_rows: int | None = None,
+    nested: Callable[[Any], Any] | None = None,
 ) -> tuple[dict[str, Any], bool, int]:
     """The feature map of one call, within ``max_bytes`` (approximate encoded size).
 
     One row gives ``{name: value}``; a batch gives ``{name: [values of the rows that
     fit]}``. Returns ``(payload, truncated, features_dropped_by_cap)``. ``total_rows``:
-    the call's rows when ``x`` holds only the first of them (a snapshot).
+    the call's rows when ``x`` holds only the first of them (a snapshot). ``nested``
+    rewrites values that are dicts, lists or tuples before they become text (redaction
+    of nested keys).
 
     >>> features_payload(np.array([[1.0, 2.0]]), ("age", "income"), 8192, 100)
     ({'age': 1.0, 'income': 2.0}, False, 0)
@@ -325,9 +407,17 @@ def features_payload(
                 names = default_names(width)
             if row_fits(names, width, max_bytes):
                 return dict(zip(names, row.tolist())), False, 0
+    sparse_dropped = 0
+    if not is_sparse(x) and hasattr(x, "toarray") and len(getattr(x, "shape", ())) == 2:
+        # A row view of another sparse container (xgboost's DMatrix): its first rows.
+        total_rows = int(x.shape[0]) if total_rows is None else total_rows
+        x = x[: _numeric_rows(max_bytes)]
+    if is_sparse(x):  # never densified: the non-zero columns of the first rows only
+        total_rows = int(x.shape[0]) if total_rows is None else total_rows
+        x, names, sparse_dropped = _sparse_head(x, names, max_bytes, max_features)
     # Bound the work before converting: never more rows than could fit.
     row_cap = max(1, max_bytes // 4)
-    rows, carried, total = _rows_of(x, row_cap)
+    rows, carried, total = _rows_of(x, row_cap, max_bytes, max_features)
     if total_rows is not None:
         total = max(total, total_rows)
     width = (
@@ -344,7 +434,8 @@ def features_payload(
     kept = min(width, max_features)
     names = names[:kept]
     budget = max_bytes - sum(map(len, names)) - 4 * len(names)
-    truncated = dropped > 0
+    truncated = dropped > 0 or sparse_dropped > 0
+    dropped += sparse_dropped
     if budget <= 0:
         # Names alone overflow the cap: keep as many features as fit.
         fit = 0
@@ -378,6 +469,8 @@ def features_payload(
     used_rows = 0
     for row in rows:
         raw = [row[i] if i < len(row) else None for i in range(kept)]
+        if nested is not None:
+            raw = [nested(v) if isinstance(v, _CONTAINERS) else v for v in raw]
         cells = [clean_value(v) for v in raw]
         if not truncated and any(
             c is not v and isinstance(c, str) and len(c) == MAX_STRING and c[-1] == "…"
@@ -400,6 +493,149 @@ def features_payload(
     if single:
         return {n: col[0] if col else None for n, col in zip(names, columns)}, truncated, dropped
     return dict(zip(names, columns)), truncated, dropped
+
+
+# --- outputs that carry classes and their scores ----------------------------------------
+
+_SCALARS = (str, bytes, bool, int, float, np.generic)
+
+
+def _is_label_score(item: Any) -> bool:
+    """``{"label": ..., "score": ...}`` (a Hugging Face classification result)."""
+    return isinstance(item, Mapping) and "label" in item and "score" in item
+
+
+def _is_ranked_labels(item: Any) -> bool:
+    """``{"labels": [...], "scores": [...]}`` (a zero-shot classification result)."""
+    return isinstance(item, Mapping) and "labels" in item and "scores" in item
+
+
+def _row_label_score(row: Any) -> tuple[Any, float]:
+    """The winning (label, score) of one row of a classes-and-scores output."""
+    if _is_label_score(row):
+        return row["label"], float(row["score"])
+    candidates: list[tuple[Any, Any]] = []
+    if _is_ranked_labels(row):
+        candidates = list(zip(row["labels"], row["scores"]))
+    elif isinstance(row, (list, tuple)):  # every class of the row (top_k=None)
+        candidates = [(c["label"], c["score"]) for c in row if _is_label_score(c)]
+    if not candidates:
+        return None, float("nan")
+    label, score = max(candidates, key=lambda pair: float(pair[1]))
+    return label, float(score)
+
+
+def _first_dim(x: Any) -> int | None:
+    shape = getattr(x, "shape", None)
+    if isinstance(shape, tuple):
+        return int(shape[0]) if shape and isinstance(shape[0], int) else None
+    return len(x) if isinstance(x, (list, tuple)) else None
+
+
+def _is_labels_scores_pair(y: Any) -> bool:
+    """A ``(labels, scores)`` tuple: labels one per row (not floats), then a float score
+    per row or a probability row per row, with as many rows. A pair of float rows (a
+    two-row probability matrix written as a tuple) is not one."""
+    if type(y) is not tuple or len(y) != 2:
+        return False
+    labels, scores = y
+    rows = _first_dim(labels)
+    if not rows or _first_dim(scores) != rows:
+        return False
+    if isinstance(labels, (list, tuple)):
+        first_label = labels[0]
+        if not isinstance(first_label, _SCALARS) or isinstance(first_label, (float, np.floating)):
+            return False
+    elif len(getattr(labels, "shape", ())) != 1 or getattr(labels.dtype, "kind", "f") in "fc":
+        return False
+    if isinstance(scores, (list, tuple)):
+        first_score = scores[0]
+        if isinstance(first_score, (list, tuple)):
+            first_score = first_score[0] if first_score else None
+        return isinstance(first_score, (float, np.floating))
+    return getattr(getattr(scores, "dtype", None), "kind", "") == "f" and len(scores.shape) <= 2
+
+
+def output_rows(y: Any) -> int:
+    """Rows of a model output (0 when it has no length mlotel can read); a
+    ``(labels, scores)`` pair has one row per label.
+
+    >>> output_rows(np.zeros((3, 2))), output_rows((["a", "b"], [0.9, 0.6])), output_rows(7)
+    (3, 2, 0)
+    """
+    shape = getattr(y, "shape", None)
+    if isinstance(shape, tuple) and shape and isinstance(shape[0], int):
+        return shape[0]
+    if isinstance(y, (list, tuple)):
+        if len(y) == 2 and _is_labels_scores_pair(y):
+            return _first_dim(y[0]) or 0
+        return len(y)
+    return 0
+
+
+def classes_and_scores(y: Any) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``(labels, scores)`` of an output that carries classes with their scores, or None.
+
+    Read as one predicted class per row with its score:
+
+    * ``[{"label": ..., "score": ...}, ...]``: one dict per row (Hugging Face
+      text-classification pipelines; a single dict is one row);
+    * ``[[{"label": ..., "score": ...}, ...], ...]``: every class of each row
+      (``top_k=None``): the highest-scored one wins;
+    * ``{"labels": [...], "scores": [...]}`` (or a list of them): zero-shot results;
+    * ``(labels, scores)``: a tuple of one label per row and one float score (1-D) or
+      one probability row (2-D) per row.
+
+    ``scores`` is 1-D (the winning class's score per row; NaN where a row had none)
+    or, for a pair with probability rows, the 2-D matrix; None when the scores are
+    not numbers. Nothing else is converted: ``classes_and_scores(np.zeros(3))`` is None.
+
+    >>> labels, scores = classes_and_scores([{"label": "POSITIVE", "score": 0.98},
+    ...                                      {"label": "NEGATIVE", "score": 0.71}])
+    >>> labels.tolist(), scores.tolist()
+    (['POSITIVE', 'NEGATIVE'], [0.98, 0.71])
+    >>> labels, scores = classes_and_scores((np.array([1, 0]), np.array([[0.2, 0.8], [0.9, 0.1]])))
+    >>> labels.tolist(), scores.shape
+    ([1, 0], (2, 2))
+    """
+    if isinstance(y, Mapping):
+        if not (_is_label_score(y) or _is_ranked_labels(y)):
+            return None
+        y = [y]
+    if type(y) is tuple and _is_labels_scores_pair(y):
+        labels_in, scores_in = y
+        labels = torch_to_numpy(labels_in) if is_torch(labels_in) else np.asarray(labels_in)
+        try:
+            raw = torch_to_numpy(scores_in) if is_torch(scores_in) else scores_in
+            matrix: np.ndarray | None = np.asarray(raw, dtype=np.float64)
+        except (TypeError, ValueError):  # ragged or not numbers
+            matrix = None
+        if matrix is not None and matrix.ndim == 2 and matrix.shape[1] == 1:
+            matrix = matrix.reshape(-1)
+        return labels.reshape(-1), matrix
+    if not isinstance(y, (list, tuple)) or not y:
+        return None
+    first = y[0]
+    if not (
+        _is_label_score(first)
+        or _is_ranked_labels(first)
+        or (isinstance(first, (list, tuple)) and bool(first) and _is_label_score(first[0]))
+    ):
+        return None
+    found: list[Any] = []
+    scores_out = np.empty(len(y), dtype=np.float64)
+    for i, row in enumerate(y):
+        try:
+            label, score = _row_label_score(row)
+        except (TypeError, ValueError, KeyError):  # a score that is not a number
+            label, score = None, float("nan")
+        found.append(label)
+        scores_out[i] = score
+    labels_out = np.asarray(found) if None not in found else np.asarray(found, dtype=object)
+    if labels_out.ndim != 1:  # labels that are sequences themselves
+        labels_out = np.empty(len(found), dtype=object)
+        labels_out[:] = [clean_value(v) for v in found]
+    return labels_out, scores_out
 
 
 def output_array(y: Any, max_rows: int | None = None) -> np.ndarray | None:

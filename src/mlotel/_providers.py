@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from . import _otel_logs as logs
 from . import semconv
 from ._config import Settings
-from ._metric_store import MetricStore, attach_store
+from ._metric_store import MetricStore, PrometheusExemplars, attach_store
 from ._self_telemetry import logger, tally
 from ._sinks import JsonLinesLogExporter, JsonLinesSpanExporter
 from ._version import VERSION
@@ -49,6 +49,9 @@ class Providers:
     logger: logs.Logger | None
     resource: Resource
     readers: list[MetricReader] = field(default_factory=list)
+    app_readers: list[MetricReader] = field(default_factory=list)
+    """The readers ``configure(metric_readers=...)`` gave to a MeterProvider mlotel built
+    (a forked child registers them with its own provider)."""
     owned: list[Any] = field(default_factory=list)
     """Providers mlotel built (and shuts down), as opposed to the application's."""
     detach: list[Callable[[], None]] = field(default_factory=list)
@@ -141,6 +144,19 @@ def _resource(settings: Settings) -> Resource:
     return resource
 
 
+def _reclaim(readers: list[MetricReader]) -> None:
+    """Let a forked child register the application's metric readers with its own
+    MeterProvider. The SDK refuses a reader another MeterProvider registered (a
+    class-level set; in the child that is the parent's provider, which never runs there)
+    and has no public way to release one: the one other private SDK touch-point besides
+    the collect bridge (mlotel._metric_store)."""
+    registered = getattr(MeterProvider, "_all_metric_readers", None)
+    if registered is None:  # a future SDK: the provider's own check decides
+        return
+    for reader in readers:
+        registered.discard(reader)
+
+
 def _signal_plan(signal: str, settings: Settings) -> set[str]:
     """Exporters for one signal: ``OTEL_<SIGNAL>_EXPORTER`` (otlp, console, prometheus,
     none) when set, else the exporter/sink settings."""
@@ -193,11 +209,16 @@ def _otlp_exporter(signal: str, settings: Settings) -> Any:
     return exporter_class(endpoint=endpoint if grpc else endpoint.rstrip("/") + path)
 
 
-def _start_prometheus(providers: Providers, settings: Settings) -> MetricReader | None:
+def _start_prometheus(
+    providers: Providers, settings: Settings, store: MetricStore
+) -> MetricReader | None:
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import CollectorRegistry, start_http_server
 
     registry = CollectorRegistry(auto_describe=True)
+    # The reader's families are served through PrometheusExemplars, which adds the
+    # store's exemplars (the exporter drops them).
+    source = CollectorRegistry(auto_describe=False)
     try:
         server, _thread = start_http_server(
             settings.prometheus_port, addr=settings.prometheus_host, registry=registry
@@ -216,7 +237,9 @@ def _start_prometheus(providers: Providers, settings: Settings) -> MetricReader 
         return None
     providers.http_server = server
     providers.prometheus_address = (settings.prometheus_host, int(server.server_address[1]))
-    return PrometheusMetricReader(registry=registry)
+    reader = PrometheusMetricReader(registry=source)
+    registry.register(PrometheusExemplars(source, store, id(reader)))
+    return reader
 
 
 def build_providers(
@@ -232,9 +255,13 @@ def build_providers(
     ignore: tuple[Any, ...] = (),
     file_tag: str = "",
     warn_globals: bool = True,
+    reclaim_readers: bool = False,
 ) -> Providers:
     """Providers for ``settings`` (see the module docstring), with ``store`` bridged into
-    every metric reader (``before_collect`` runs before each collection)."""
+    every metric reader (``before_collect`` runs before each collection).
+
+    ``reclaim_readers``: ``metric_readers`` were registered with a MeterProvider of the
+    parent process (this is a forked child): register them with the child's provider."""
     if (
         warn_globals
         and settings.set_global
@@ -328,6 +355,9 @@ def build_providers(
         meter_provider = metrics_api.get_meter_provider()
     readers: list[MetricReader] = list(metric_readers or [])
     if meter_provider is None:
+        providers.app_readers = list(readers)
+        if reclaim_readers:
+            _reclaim(readers)
         plan = _signal_plan("metrics", settings)
         if "otlp" in plan:
             interval = settings.metric_export_interval
@@ -344,7 +374,7 @@ def build_providers(
         if settings.prometheus is not False and (
             settings.prometheus_enabled or "prometheus" in plan
         ):
-            prometheus_reader = _start_prometheus(providers, settings)
+            prometheus_reader = _start_prometheus(providers, settings, store)
             if prometheus_reader is not None:
                 readers.append(prometheus_reader)
         meter_provider = MeterProvider(

@@ -9,7 +9,10 @@ module attribute read), so re-configuring (or ``mlotel.testing``) swaps it atomi
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
+import time
+import weakref
 from typing import Any
 
 from opentelemetry import trace
@@ -42,13 +45,12 @@ class Runtime:
         self.aggregators: dict[tuple[str, str | None], ModelAggregator] = {}
         # One outcome join per model (not for the max_models overflow aggregator).
         self.outcome_trackers: dict[tuple[str, str | None], OutcomeTracker] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a signal handler on this thread
         self._wake_event = threading.Event()
         self._stop_event = threading.Event()
         self._flusher: threading.Thread | None = None
         self.stale = False  # set in a forked child: rebuild before use
         self.closed = False
-        self._exit_hook = False
 
     def connect(self, providers: Providers) -> None:
         """Use ``providers`` (built around this runtime's store)."""
@@ -57,8 +59,9 @@ class Runtime:
         self.logger = providers.logger
         self.disabled = self.settings.disabled
         used = (providers.tracer_provider, providers.logger_provider, providers.meter_provider)
-        if any(p not in providers.owned for p in used):
-            self._register_exit_hook()
+        foreign = [p for p in used if p is not None and p not in providers.owned]
+        if foreign:
+            _at_exit.watch(self, foreign)
 
     # --- what the providers expose ---------------------------------------------
     @property
@@ -159,12 +162,21 @@ class Runtime:
             return True
         self.closed = True
         limit = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         self._stop_event.set()
         self._wake_event.set()
-        self.flush_aggregators()
-        self._unregister_exit_hook()
+        _at_exit.runtimes.discard(self)
         providers = self.providers
+        # Called from a signal handler that interrupted a flush on this thread, the final
+        # flush skips that model (its flush is below us on the stack) instead of waiting.
+        caller = threading.get_ident()
+
+        def flush_all() -> None:
+            for aggregator in list(self.aggregators.values()):
+                aggregator.flush(max(0.0, deadline - time.monotonic()), skip_thread=caller)
+
         if providers is None:
+            flush_all()
             return True
         # A provider that is the OTel global outlives this configuration (globals cannot be
         # replaced): other instrumentation keeps exporting through it.
@@ -175,10 +187,11 @@ class Runtime:
 
         def work() -> None:
             try:
+                flush_all()
                 if any(p not in closing for p in (providers.meter_provider, self.logger_provider)):
                     # Providers that stay alive: push our last data through them before the
                     # bridge is detached.
-                    self.force_flush(limit)
+                    providers.force_flush(int(limit * 1000))
                 for provider in closing:
                     try:
                         provider.shutdown()
@@ -199,7 +212,10 @@ class Runtime:
             worker.start()
         except RuntimeError:  # Python 3.12.0/3.12.1 refuse new threads in atexit handlers
             work()
-        finished = done.wait(limit)
+        waited_from = time.monotonic()
+        finished = done.wait(max(0.0, deadline - waited_from))
+        if not finished:  # counts against the exit's wait: one bound for both
+            _at_exit.waited += time.monotonic() - waited_from
         providers.detach_store()
         providers.stop_endpoint()
         if not finished:
@@ -223,20 +239,75 @@ class Runtime:
         self.closed = True
         if self.providers is not None:
             self.providers.http_server = None
-        self._unregister_exit_hook()
+        _at_exit.runtimes.discard(self)
 
-    # An app that sets up its own providers after importing mlotel registers the SDK's
-    # atexit shutdown after ours, so it would run first and close the providers before our
-    # final flush: a runtime using such providers registers its own flush hook, later.
-    def _register_exit_hook(self) -> None:
-        atexit.register(self._exit_flush)
-        self._exit_hook = True
 
-    def _unregister_exit_hook(self) -> None:
-        if self._exit_hook:
-            atexit.unregister(self._exit_flush)
-            self._exit_hook = False
+class _ExitBound:
+    """Process exit with the application's providers: within one ``shutdown_timeout``.
 
-    def _exit_flush(self) -> None:
-        if not self.closed and not self.stale:
-            self.force_flush(self.settings.shutdown_timeout)
+    The OTel SDK registers each provider's ``shutdown`` with ``atexit``; with the
+    collector down it waits out the exporters' retries (30 s joins). For providers a
+    runtime used but did not build (the application's, ``opentelemetry-instrument``'s),
+    one hook, registered again after each such runtime connects so that it runs before
+    their SDK hooks, shuts down the runtimes still open (final flush), then takes over
+    those providers' exit shutdown: their SDK hooks are unregistered and the shutdowns
+    run in a daemon thread, waited for at most what is left of ``shutdown_timeout``
+    after the time earlier shutdowns already spent waiting on exporters that did not
+    finish.
+    """
+
+    def __init__(self) -> None:
+        self.runtimes: weakref.WeakSet[Runtime] = weakref.WeakSet()
+        self.providers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.waited = 0.0  # seconds shutdowns waited for exporters that did not finish
+        self.timeout = Settings().shutdown_timeout
+
+    def watch(self, runtime: Runtime, providers: list[Any]) -> None:
+        self.runtimes.add(runtime)
+        for provider in providers:
+            with contextlib.suppress(TypeError):  # not weak-referenceable: left to its own hook
+                self.providers.add(provider)
+        self.timeout = runtime.settings.shutdown_timeout
+        atexit.unregister(self.run)
+        atexit.register(self.run)  # after the providers' own hooks: runs before them
+
+    def run(self) -> None:
+        for runtime in list(self.runtimes):
+            if not runtime.closed and not runtime.stale:
+                runtime.shutdown(max(0.0, self.timeout - self.waited))
+        budget = max(0.0, self.timeout - self.waited)
+        closing = [
+            p
+            for p in list(self.providers)
+            # (a MeterProvider warns when shut down twice)
+            if callable(getattr(p, "shutdown", None)) and not getattr(p, "_shutdown", False)
+        ]
+        if not closing:
+            return
+        for provider in closing:
+            atexit.unregister(provider.shutdown)
+        done = threading.Event()
+
+        def close() -> None:
+            for provider in closing:
+                try:
+                    provider.shutdown()
+                except Exception as exc:
+                    tally.error("shutdown", exc)
+            done.set()
+
+        try:
+            threading.Thread(target=close, name="mlotel-exit", daemon=True).start()
+        except RuntimeError:  # no new threads at exit (Python 3.12.0/3.12.1)
+            return
+        if not done.wait(budget):
+            logger.warning(
+                "mlotel: at exit, the application's OTel providers did not shut down within "
+                "%.1f s (what was left of MLOTEL_SHUTDOWN_TIMEOUT=%.1f; collector unreachable?); "
+                "unsent telemetry was dropped.",
+                budget,
+                self.timeout,
+            )
+
+
+_at_exit = _ExitBound()

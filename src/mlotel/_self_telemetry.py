@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from collections import Counter
 
 from . import semconv
@@ -24,11 +25,13 @@ class Tally:
     """Process-wide counts of contained errors and drops, mirrored into the metric store."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.errors: Counter[str] = Counter()
         self.dropped: Counter[tuple[str, str]] = Counter()
         self._logged: set[str] = set()
         self.store: MetricStore | None = None
+        self.hide_messages = False
+        """Log internal errors without their messages (set while redaction is configured)."""
 
     def error(self, component: str, exc: BaseException | None = None, log: bool = True) -> None:
         """Count one contained fault in ``component``; log it the first time."""
@@ -39,7 +42,17 @@ class Tally:
             store = self.store
         if store is not None:
             store.add(semconv.INTERNAL_ERRORS, ((semconv.ATTR_COMPONENT, component),))
-        if first:
+        if first and exc is not None and self.hide_messages:
+            # Redaction is configured: an error message may quote an input value.
+            logger.warning(
+                "mlotel contained an internal error in %s (the predict call was not affected; "
+                "further errors here are only counted in mlotel.internal.errors): %s (message "
+                "hidden: payload redaction is configured)\n%s",
+                component,
+                type(exc).__qualname__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+        elif first:
             logger.warning(
                 "mlotel contained an internal error in %s (the predict call was not affected; "
                 "further errors here are only counted in mlotel.internal.errors)",
@@ -62,7 +75,7 @@ class Tally:
             )
 
     def after_fork(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.store = None
 
     def reset(self) -> None:

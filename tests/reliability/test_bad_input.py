@@ -348,3 +348,112 @@ def test_model_exception_is_reraised_unchanged_and_recorded(style: str) -> None:
         )
         assert captured.histogram_count(semconv.INFERENCE_DURATION.name) == 3
     assert captured.internal_errors() == 0  # a model's own error is no internal fault
+
+
+def _peak_bytes(work: Callable[[], Any]) -> int:
+    """Peak memory traced while ``work`` runs (numpy reports its buffers to tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        work()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak
+
+
+def _tfidf(rows: int, cols: int, per_row: int, fmt: str) -> Any:
+    import scipy.sparse
+
+    rng = np.random.default_rng(1)
+    row_index = np.repeat(np.arange(rows), per_row)
+    col_index = np.concatenate([rng.choice(cols, per_row, replace=False) for _ in range(rows)])
+    values = rng.random(rows * per_row) + 0.5
+    return scipy.sparse.coo_matrix((values, (row_index, col_index)), shape=(rows, cols)).asformat(
+        fmt
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_sparse_inputs_are_never_densified(captured: CapturedTelemetry, fmt: str) -> None:
+    """Issue 13, item 3: a 1,000 x 200,000 TF-IDF matrix (1.6 GB dense) is summarised
+    from its non-zeros: the payload holds the columns non-zero in its first rows."""
+    x = _tfidf(1_000, 200_000, 100, fmt)
+    first = x.tocsr()[0]
+    names = [f"term{i}" for i in range(200_000)]
+    result: list[Any] = []
+
+    @mlotel.instrument(model_name=f"tfidf-{fmt}", feature_names=names)
+    def predict(batch: Any) -> Any:
+        return np.zeros(batch.shape[0], dtype=np.int64)
+
+    def call_and_flush() -> None:
+        result.append(predict(x))
+        captured.flush()
+
+    peak = _peak_bytes(call_and_flush)
+    assert peak < 64 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"  # dense: 1,526 MiB
+    assert result[0].shape == (1_000,)
+    (span,) = captured.spans
+    assert span.attributes is not None and span.attributes["ml.batch.size"] == 1_000
+    (record,) = captured.logs
+    payload = log_payload(record)
+    features = payload["ml.features"]
+    shown = {f"term{c}": v for c, v in zip(first.indices.tolist(), first.data.tolist())}
+    assert set(shown) <= set(features)  # row 0's non-zeros, named, with their values
+    assert {k: v[0] for k, v in features.items() if k in shown} == shown
+    assert all(v[0] == 0.0 for k, v in features.items() if k not in shown)
+    assert payload[semconv.ATTR_PAYLOAD_TRUNCATED] is True
+
+
+def test_sparse_columns_past_max_features_are_counted(captured: CapturedTelemetry) -> None:
+    x = _tfidf(3, 50_000, 2_000, "csr")  # row 0 alone has 2,000 non-zero columns
+    before = captured.dropped("payload", "max_features")
+    _, attrs = _observe(captured, "wide-sparse", x)
+    assert len(attrs["ml.features"]) <= 512
+    assert captured.dropped("payload", "max_features") - before == 2_000 - 512
+
+
+def test_large_bytes_inputs_are_cut_before_decoding() -> None:
+    """Issue 13, item 3: an image or audio clip is not decoded whole for 256 characters."""
+    image = b"\x89PNG" + bytes(range(256)) * (80 * 1024)  # 20 MiB
+    clip = bytearray(b"RIFF" * (5 * 1024 * 1024))  # 20 MiB
+    seen: dict[str, Any] = {}
+    # (no outcome store: its first allocation would dominate the peak)
+    with capture_telemetry(outcome_store_size=0) as captured:
+
+        def run() -> None:
+            seen["image"] = _observe(captured, "images", image)[1]["ml.features"]
+            seen["records"] = _observe(captured, "clips", [{"clip": clip, "id": 1}])[1]
+
+        peak = _peak_bytes(run)
+    assert peak < 4 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"  # decoding: ≥ 20 MiB
+    assert len(seen["image"]["f0"]) == 256 and seen["image"]["f0"].endswith("…")
+    features = seen["records"]["ml.features"]
+    assert features["clip"].startswith("RIFFRIFF") and features["clip"][-1] == "…"
+    assert features["id"] == 1 and seen["records"][semconv.ATTR_PAYLOAD_TRUNCATED] is True
+
+
+def test_huge_container_values_are_not_stringified_whole() -> None:
+    values = list(range(2_000_000))
+    seen: dict[str, Any] = {}
+    with capture_telemetry(outcome_store_size=0) as captured:
+        peak = _peak_bytes(
+            lambda: seen.update(_observe(captured, "lists", {"history": values, "n": 1})[1])
+        )
+    assert peak < 4 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"  # str(): ~16 MiB
+    history = seen["ml.features"]["history"]
+    assert history.startswith("[0, 1, 2, 3") and len(history) <= 256
+
+
+def test_large_tensors_are_cut_before_the_host_copy() -> None:
+    torch = pytest.importorskip("torch")
+    # 96 MiB in channels-last layout (a numpy view of it is not contiguous: flattening its
+    # rows copies them); a payload shows at most 512 columns of ~250 rows. (On a GPU the
+    # cut also bounds the device-to-host copy.)
+    images = torch.ones((2048, 3, 64, 64)).to(memory_format=torch.channels_last)
+    seen: dict[str, Any] = {}
+    with capture_telemetry(outcome_store_size=0) as captured:
+        peak = _peak_bytes(lambda: seen.update(_observe(captured, "tensors", images)[1]))
+    assert peak < 16 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+    assert len(seen["ml.features"]) == 512 and seen[semconv.ATTR_PAYLOAD_TRUNCATED] is True

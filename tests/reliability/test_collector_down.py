@@ -138,3 +138,99 @@ def test_process_exits_promptly_with_collector_down(
         f"process took {lingered:.1f}s to exit after its last call with shutdown_timeout=2 "
         f"({mode}, {protocol})\n{proc.stderr[-2000:]}"
     )
+
+
+_APP_EXIT_SCRIPT = textwrap.dedent(
+    """
+    import importlib, json, sys, time
+    import numpy as np
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry._logs import set_logger_provider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    endpoint, protocol, mode, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    kind = "grpc" if protocol == "grpc" else "http"
+
+    def exporter(signal, name):
+        module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{kind}.{signal}")
+        path = {"trace_exporter": "/v1/traces", "metric_exporter": "/v1/metrics",
+                "_log_exporter": "/v1/logs"}[signal]
+        return getattr(module, name)(endpoint=endpoint if kind == "grpc" else endpoint + path)
+
+    # The application's own providers (as opentelemetry-instrument would set them up),
+    # with the SDK's default atexit shutdown.
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(exporter("trace_exporter", "OTLPSpanExporter"))
+    )
+    trace.set_tracer_provider(tracer_provider)
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(
+        BatchLogRecordProcessor(exporter("_log_exporter", "OTLPLogExporter"))
+    )
+    set_logger_provider(logger_provider)
+    reader = PeriodicExportingMetricReader(
+        exporter("metric_exporter", "OTLPMetricExporter"), export_interval_millis=200
+    )
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+
+    import mlotel
+    mlotel.configure(shutdown_timeout=timeout)
+
+    @mlotel.instrument(model_name="app-providers")
+    def predict(rows):
+        return rows.sum(axis=1)
+
+    for i in range(200):
+        out = predict(np.array([[float(i), 1.0]]))
+        assert out.tolist() == [i + 1.0], out
+    time.sleep(0.5)  # let exports start failing and retrying
+    marker = {"calls_done": time.monotonic()}
+    if mode == "explicit":
+        t0 = time.monotonic()
+        marker["finished"] = mlotel.shutdown()
+        marker["shutdown_s"] = time.monotonic() - t0
+    print(json.dumps(marker), flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["explicit", "atexit"])
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_exit_with_the_applications_providers_is_bounded_once(
+    protocol: str, mode: str, tmp_path: Path
+) -> None:
+    """Issue 13, item 13: with the application's own providers (their SDK atexit hooks
+    wait out exporter retries), shutdown() and process exit share one shutdown_timeout,
+    not one each (before: 2 + 5.4 s explicit, 22 s at exit, for a 2 s timeout)."""
+    timeout = 1.0
+    script = tmp_path / "app_providers_exit.py"
+    script.write_text(_APP_EXIT_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLOTEL_"))}
+    proc = subprocess.run(
+        [sys.executable, str(script), _closed_endpoint(), protocol, mode, str(timeout)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        cwd=tmp_path,
+    )
+    exited = time.monotonic()
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert lines, proc.stdout + proc.stderr[-4000:]
+    marker = json.loads(lines[-1])
+    if mode == "explicit":
+        assert marker["finished"] is False  # the collector is down: it did not finish
+        assert marker["shutdown_s"] < timeout + 1.0
+    lingered = exited - marker["calls_done"]
+    assert lingered < timeout + 3.0, (
+        f"process took {lingered:.1f}s to exit after its last call with shutdown_timeout="
+        f"{timeout} ({mode}, {protocol})\n{proc.stderr[-2000:]}"
+    )
+    assert "shutdown can only be called once" not in proc.stderr

@@ -192,3 +192,90 @@ def test_forked_children_report_their_own_pid_and_counts(
     parent_start = durations[parent_pid].start_time_unix_nano
     for label in CHILD_CALLS:
         assert durations[pids[label]].start_time_unix_nano > parent_start
+
+
+_READERS_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import numpy as np
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+    import mlotel
+
+    endpoint = sys.argv[1]
+    pushed = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=endpoint + "/v1/metrics"), export_interval_millis=300
+    )
+    in_memory = InMemoryMetricReader()
+    mlotel.configure(
+        exporter="none", local_sink="none", prometheus=False, set_global=False,
+        service_name="readers-server", metric_readers=[pushed, in_memory],
+    )
+
+    @mlotel.instrument(model_name="forked-readers")
+    def predict(rows):
+        return rows[:, 0] + 1.0
+
+    def calls_seen():
+        data = in_memory.get_metrics_data()
+        return sum(
+            point.count
+            for resource in (data.resource_metrics if data else [])
+            for scope in resource.scope_metrics
+            for metric in scope.metrics if metric.name == "ml.inference.duration"
+            for point in metric.data.data_points
+        )
+
+    for i in range(2):
+        predict(np.array([[float(i), 0.0]]))
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            for i in range(5):
+                predict(np.array([[float(i), 1.0]]))
+            seen = calls_seen()  # the app's in-memory reader, read in the child
+            if not mlotel.shutdown(timeout=10.0):
+                code = 3
+            print(json.dumps({"child": os.getpid(), "child_seen": seen}), flush=True)
+        except BaseException:
+            import traceback; traceback.print_exc()
+            code = 4
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    seen = calls_seen()
+    mlotel.shutdown(timeout=10.0)
+    print(json.dumps({"parent": os.getpid(), "parent_seen": seen,
+                      "child_exit": os.waitstatus_to_exitcode(status)}), flush=True)
+    """
+)
+
+
+def test_configured_metric_readers_serve_forked_children(
+    receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    """Issue 13, item 8: readers given to configure(metric_readers=[...]) get each forked
+    child's own metrics (before: a child had no reader at all and exported nothing)."""
+    script = tmp_path / "forking_readers.py"
+    script.write_text(_READERS_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLOTEL_"))}
+    proc = subprocess.run(
+        [sys.executable, str(script), receiver.http_endpoint],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    child = next(r for r in reports if "child" in r)
+    parent = next(r for r in reports if "parent" in r)
+    assert parent["child_exit"] == 0, proc.stderr[-4000:]
+    assert child["child_seen"] == 5  # the in-memory reader, in the child: its own calls
+    assert parent["parent_seen"] == 2
+    durations = _latest_by_pid(receiver, semconv.INFERENCE_DURATION.name)
+    counts = {pid: point.count for pid, point in durations.items()}
+    assert counts == {parent["parent"]: 2, child["child"]: 5}, counts

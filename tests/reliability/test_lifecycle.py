@@ -146,6 +146,43 @@ def test_app_providers_set_after_import_still_get_the_last_calls(tmp_path: Path)
     assert exported == 3
 
 
+def test_app_providers_still_export_at_exit_when_the_collector_is_up(tmp_path: Path) -> None:
+    """mlotel takes over the exit shutdown of the application's providers (issue 13,
+    item 13): with a reachable collector their last telemetry, including what the app
+    emitted after mlotel.shutdown(), still goes out at exit."""
+    from support.otlp_receiver import OTLPReceiver
+
+    with OTLPReceiver() as receiver:
+        proc = _run(
+            f"""
+            from opentelemetry import metrics, trace
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            provider = TracerProvider()
+            provider.add_span_processor(BatchSpanProcessor(
+                OTLPSpanExporter(endpoint="{receiver.http_endpoint}/v1/traces"),
+                schedule_delay_millis=60_000,  # nothing leaves before exit
+            ))
+            trace.set_tracer_provider(provider)
+            metrics.set_meter_provider(MeterProvider())
+            import mlotel
+            mlotel.configure(shutdown_timeout=5.0, exporter="none")
+            predict = mlotel.instrument(lambda x: [1], model_name="m")
+            predict([[1.0]])
+            assert mlotel.shutdown() is True
+            with trace.get_tracer("app").start_as_current_span("after mlotel"):
+                pass
+            """,
+            tmp_path,
+        )
+        assert proc.returncode == 0, proc.stderr
+        names = sorted(span.name for _, span in receiver.spans())
+    assert names == ["after mlotel", "predict m"], proc.stderr[-2000:]
+
+
 def test_resource_attributes_from_env_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=pod-abc,team=ml")
     mlotel.configure(service_name="churn", exporter="none", set_global=False)

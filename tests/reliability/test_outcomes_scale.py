@@ -122,7 +122,13 @@ def test_memory_stays_bounded_with_default_settings() -> None:
     sizes = json.loads(proc.stdout.strip().splitlines()[-1])
     growth_mib = (sizes["after"] - sizes["before"]) / 2**20
     print(f"RSS growth over 1,000,000 predicted rows: {growth_mib:.1f} MiB")
-    assert growth_mib < 50
+    # The outcome store (100,000 rows, ~8 MiB) plus the call buffer, whose hard cap is
+    # 8 x buffer_size calls (~4 KiB each with its span): record_outcomes no longer
+    # flushes on the caller's thread (issue 13, item 14), so in this tight loop the
+    # flusher lags and the buffer fills toward its cap (measured 56-68 MiB, flat from
+    # 100,000 to 600,000 calls; 23 MiB with buffer_size=128). An unbounded store would
+    # add ~80 MiB per million rows on top.
+    assert growth_mib < 90
 
 
 def test_outcomes_from_four_threads_while_four_threads_predict() -> None:

@@ -141,6 +141,7 @@ class PrometheusServer:
         alertmanager_url: str | None = None,
         job_name: str = "test",
         ready_timeout: float = 30.0,
+        flags: Sequence[str] = (),
     ) -> None:
         self.scrape_targets = list(scrape_targets)
         self.rule_files = [str(Path(p).resolve()) for p in rule_files or []]
@@ -150,6 +151,7 @@ class PrometheusServer:
         self.alertmanager_url = alertmanager_url
         self.job_name = job_name
         self.ready_timeout = ready_timeout
+        self.flags = list(flags)  # extra command-line flags, e.g. feature flags
         self.port = 0
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -217,6 +219,7 @@ class PrometheusServer:
                 f"--storage.tsdb.path={data_dir}",
                 f"--web.listen-address={_HOST}:{self.port}",
                 "--log.level=info",
+                *self.flags,
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log,

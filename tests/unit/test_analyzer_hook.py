@@ -49,12 +49,16 @@ def test_analyzer_sees_inputs_and_exports_a_gauge() -> None:
     predict = _observed(lambda rows: [0] * len(rows), counter)
     with mlotel.testing.capture_telemetry() as captured:
         batch = np.zeros((3, 2))
+        rows = [[0.0, 0.0], [0.0, 0.0]]
         predict(batch)
-        predict(np.zeros((2, 2)))
+        predict(rows)
         captured.flush()
         (point,) = captured.points("ml.dataset.drift.share")
     assert point.value == 5.0
-    assert counter.seen[0] is batch  # the caller's object, not a copy
+    # An array is copied when the call starts (the model may change it in place); other
+    # inputs are the caller's object.
+    assert counter.seen[0] is not batch and counter.seen[0].tolist() == batch.tolist()
+    assert counter.seen[1] is rows
 
 
 def test_analyzer_without_inputs_gets_none_and_operations_share_one_analyzer() -> None:

@@ -283,6 +283,19 @@ def test_grafana_provisioning_links_exemplars_and_logs_to_jaeger() -> None:
         assert port in _container_ports(services[host]["image"]), source["url"]
     exemplar = by_uid["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]
     assert exemplar["datasourceUid"] == "jaeger"
+    # The exemplar label both paths produce: mlotel's OpenMetrics exposition and
+    # Prometheus's OTLP translator (tests/integration/test_exemplars.py checks the first).
+    assert exemplar["name"] == "trace_id"
+    # ... and the latency panel asks for them, so "open an exemplar trace" has a dot to click.
+    board = COLLECTOR / "grafana" / "dashboards" / "ml-model-monitoring.json"
+    dashboard = json.loads(board.read_text())
+    latency = [
+        target
+        for panel in dashboard["panels"]
+        if panel.get("title", "").startswith("Latency")
+        for target in panel.get("targets", [])
+    ]
+    assert any(t.get("exemplar") is True for t in latency)
     derived = by_uid["loki"]["jsonData"]["derivedFields"][0]
     assert derived["datasourceUid"] == "jaeger" and derived["matcherRegex"] == "trace_id"
     providers = yaml.safe_load((provisioning / "dashboards" / "dashboards.yaml").read_text())

@@ -170,3 +170,36 @@ def test_lazy_default_configuration_is_the_embedded_default() -> None:
     assert mlotel.shutdown()
     traces = Path(os.environ["MLOTEL_OUTPUT_DIR"]) / "traces.jsonl"
     assert json.loads(traces.read_text().splitlines()[0])["resourceSpans"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MLOTEL_PROMETHEUS_PORT", "99999"), ("OTEL_EXPORTER_PROMETHEUS_PORT", "70000")],
+)
+def test_out_of_range_prometheus_port_is_a_config_error_and_lazy_mode_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, variable: str, value: str
+) -> None:
+    """Issue 13, item 12: validated at parse time (ConfigError naming the variable), never
+    an OverflowError from the socket; in lazy mode predict goes on and telemetry is off."""
+    import logging
+
+    import mlotel
+    from mlotel import _lifecycle
+
+    monkeypatch.delenv("MLOTEL_PROMETHEUS_PORT", raising=False)
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("MLOTEL_EXPORTER", "embedded")
+    with pytest.raises(ConfigError, match=f"{variable}='{value}' must be a TCP port"):
+        mlotel.configure()
+    with pytest.raises(ConfigError, match="prometheus_port=99999 must be a TCP port"):
+        mlotel.configure(prometheus_port=99999, exporter="none")
+    _lifecycle.install(None)
+    with caplog.at_level(logging.ERROR, logger="mlotel"):
+        predict = mlotel.instrument(lambda x: x * 2, model_name="bad-port")
+        assert predict(21) == 42
+        assert predict(4) == 8
+    runtime = _lifecycle.current
+    assert runtime is not None and runtime.disabled
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors  # logged once, not per call
+    assert "telemetry is disabled" in errors[0] and f"{variable}='{value}'" in errors[0]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import traceback
 from typing import Any
 
 import numpy as np
 import pytest
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 import mlotel
@@ -283,11 +285,64 @@ def test_model_cardinality_is_capped() -> None:
         assert log_versions == ["0", "1", "2", "3", "4"]  # logs keep the real identity too
 
 
+def test_error_type_and_operation_cardinality_is_capped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 13, item 11: 2,000 distinct exception classes and inference(operation=...)
+    values must not become 2,000 series each."""
+    import logging
+
+    from mlotel._self_telemetry import tally
+
+    errors = [type(f"Failure{i}", (RuntimeError,), {}) for i in range(2000)]
+
+    def failing(x: Any) -> Any:
+        raise errors[int(x[0][0])]()
+
+    with caplog.at_level(logging.WARNING, logger="mlotel"), capture_telemetry(
+        max_error_types=5, max_operations=3
+    ) as captured:
+        predict = mlotel.instrument(failing, model_name="flaky")
+        for i in range(2000):
+            with pytest.raises(errors[i]):
+                predict([[float(i)]])
+            with mlotel.inference("blocks", operation=f"op-{i}") as call:
+                call.record(features=[[1.0]], prediction=[1])
+        durations = captured.points("ml.inference.duration", {"ml.model.name": "flaky"})
+        error_types = {p.attributes["error.type"] for p in durations}
+        assert error_types == {f"Failure{i}" for i in range(5)} | {"__other__"}
+        other = {"ml.model.name": "flaky", "error.type": "__other__"}
+        assert captured.histogram_count("ml.inference.duration", other) == 1995
+        sizes = captured.points("ml.inference.batch.size", {"ml.model.name": "blocks"})
+        assert {p.attributes["ml.operation.name"] for p in sizes} == {
+            "op-0", "op-1", "op-2", "__other__"
+        }  # fmt: skip
+        blocks = {"ml.model.name": "blocks", "ml.operation.name": "__other__"}
+        assert captured.histogram_count("ml.inference.duration", blocks) == 1997
+        assert tally.dropped[("error_types", "max_error_types")] == 1995
+        assert tally.dropped[("operations", "max_operations")] == 1997
+        dropped = {
+            p.attributes["mlotel.drop.reason"]: p.value
+            for p in captured.points("mlotel.internal.dropped")
+        }
+        assert dropped["max_error_types"] == 1995 and dropped["max_operations"] == 1997
+        # Spans keep the real values.
+        span_errors = {s.attributes.get("error.type") for s in captured.spans}
+        assert len(span_errors - {None}) == 2000
+    warnings = [r.getMessage() for r in caplog.records if "distinct" in r.getMessage()]
+    assert len(warnings) == 2, warnings
+    assert any("MLOTEL_MAX_ERROR_TYPES" in w for w in warnings)
+    assert any("MLOTEL_MAX_OPERATIONS" in w for w in warnings)
+
+
 def test_async_model_object_is_awaited_inside_its_span() -> None:
     class AsyncModel:
         async def predict(self, x: Any) -> list[int]:
             await asyncio.sleep(0.05)
+            inside.append(trace.get_current_span().get_span_context().span_id)
             return [1] * len(x)
+
+    inside: list[int] = []
 
     with capture_telemetry() as captured:
         clf = mlotel.instrument(AsyncModel(), model_name="remote")
@@ -363,12 +418,19 @@ def test_async_model_behind_a_sync_wrapper() -> None:
         @retry
         async def predict(self, x: Any) -> list[int]:
             await asyncio.sleep(0.05)
+            inside.append(trace.get_current_span().get_span_context().span_id)
             return [1] * len(x)
+
+    inside: list[int] = []
 
     with capture_telemetry() as captured:
         clf = mlotel.instrument(Remote(), model_name="remote")
-        assert asyncio.run(clf.predict([[1.0], [2.0]])) == [1, 1]
+        pending = clf.predict([[1.0], [2.0]])
+        # The span is current while the coroutine runs, not in the caller's context after.
+        assert not trace.get_current_span().get_span_context().is_valid
+        assert asyncio.run(pending) == [1, 1]
         (span,) = captured.spans
+        assert inside == [span.context.span_id]
         assert span.end_time - span.start_time >= 40_000_000
         assert captured.counter_value("ml.predictions") == 2
 
@@ -385,3 +447,31 @@ def test_deepcopy_keeps_self_references() -> None:
     clone = copy.deepcopy(clf)
     assert clone.owner is clone
     assert clone.__wrapped__ is not model
+
+
+def test_a_generator_result_comes_back_unchanged_and_its_span_ends() -> None:
+    """Issue 13, item 1: on Python 3.10/3.11 ``asyncio.iscoroutine`` is true for
+    generators; a streaming predict must still get its generator back, and the span
+    ends when the generator is returned (its consumption is not observed)."""
+    class Streamer:
+        def predict(self, rows: list[list[float]]) -> Any:
+            return (row[0] * 2.0 for row in rows)
+
+    with capture_telemetry() as captured:
+
+        @mlotel.instrument(model_name="lazy")
+        def stream(rows: list[list[float]]) -> Any:
+            for row in rows:
+                yield row[0] + 1.0
+
+        gen = stream([[1.0], [2.0]])
+        proxied = mlotel.instrument(Streamer(), model_name="proxied").predict([[3.0]])
+        # Nothing is left attached: a later span is a root span, not a child of these.
+        assert not trace.get_current_span().get_span_context().is_valid
+        assert inspect.isgenerator(gen) and inspect.isgenerator(proxied)
+        assert list(gen) == [2.0, 3.0] and list(proxied) == [6.0]
+        mlotel.instrument(lambda rows: [0 for _ in rows], model_name="after")([[1.0]])
+        spans = {s.name: s for s in captured.spans}
+        assert set(spans) == {"predict lazy", "predict proxied", "predict after"}
+        assert all(s.end_time is not None and s.parent is None for s in spans.values())
+        assert captured.histogram_count("ml.inference.duration") == 3

@@ -554,3 +554,58 @@ def test_cbpe_estimate_lands_near_realised_accuracy_on_held_out_data() -> None:
     raw_estimate, raw_realised = found["raw"]
     raw_error = abs(raw_estimate["estimated_accuracy"] - raw_realised["accuracy"])
     assert raw_error > abs(estimate["estimated_accuracy"] - realised["accuracy"])
+
+
+class _FlushSpy:
+    """An analyzer that notes on which thread each flush of its model ran."""
+
+    name = "flush-spy"
+    needs_inputs = False
+
+    def __init__(self) -> None:
+        self.flushes: list[tuple[int, int]] = []  # (thread id, records)
+
+    def process(self, records: Any, aggregator: Any, store: Any) -> None:
+        import threading
+
+        self.flushes.append((threading.get_ident(), len(records)))
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_recording_outcomes_of_buffered_calls_does_not_flush_on_the_callers_thread(
+    batch: bool,
+) -> None:
+    """Issue 13, item 14: only the outcome store takes the buffered calls' rows on the
+    caller's thread; their metrics, logs and drift, the window and the outcome log
+    records wait for the flush, which stores no row twice."""
+    with mlotel.testing.capture_telemetry(
+        flush_interval=3600, buffer_size=100_000, outcome_min_samples=10
+    ) as captured:
+        predict = mlotel.instrument(lambda x: np.array([[0.2, 0.8]]), model_name="later")
+        predict(np.zeros((1, 3)))
+        aggregator = captured.runtime.aggregator("later", None, None)
+        spy = _FlushSpy()
+        aggregator.attach(spy)
+        captured.flush()  # the first call, and the spy's start
+        spy.flushes.clear()
+        ids: list[str] = []
+        for _ in range(32):
+            predict(np.zeros((1, 3)))
+            ids += mlotel.last_prediction_ids()
+        if batch:
+            counts = mlotel.record_outcomes(ids, [1] * 32)
+            assert counts["matched"] == 32
+        else:
+            assert [mlotel.record_outcome(i, 1) for i in ids] == ["matched"] * 32
+        assert aggregator.buffered == 32  # still buffered: nothing was aggregated
+        assert spy.flushes == []  # no analyzer (drift) ran on this thread
+        assert captured.logs and all(  # (reading .logs flushes: now everything goes out)
+            r.event_name in ("ml.prediction", "ml.outcome") for r in captured.logs
+        )
+        assert sum(r.event_name == "ml.outcome" for r in captured.logs) == 32
+        assert captured.histogram_count("ml.inference.duration") == 33
+        assert spy.flushes and sum(n for _, n in spy.flushes) == 32
+        assert performance(captured, "later")["accuracy"] == 1.0
+        # Each row is in the store once: recording again finds them matched already.
+        again = mlotel.record_outcomes(ids, [1] * 32)
+        assert again["duplicate"] == 32 and again["matched"] == 0

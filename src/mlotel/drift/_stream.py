@@ -500,7 +500,7 @@ class DriftMonitor:
         self._positional = [index.get(str(n), -1) for n in names]
         self._index = index
         self._absent = _AbsentColumns(self._inputs.names)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a signal handler may re-enter on this thread
         if hasattr(os, "register_at_fork"):
             # A fork while the flusher held the lock must not deadlock the child.
             this = weakref.ref(self)
@@ -509,7 +509,7 @@ class DriftMonitor:
         self._fired: dict[str, tuple[int, float]] = {}
         self._rows_seen = 0
         self._prediction_rows_seen = 0
-        self._attrs_cache: dict[AttrKey, _Attrs] = {}
+        self._attrs_cache: dict[tuple[AttrKey, Any], _Attrs] = {}
         self._events: queue.Queue[DriftEvent] | None = None
         self._worker_pid = 0
 
@@ -517,7 +517,7 @@ class DriftMonitor:
     def process(self, records: Sequence[Any], monitor: Any, store: MetricStore) -> None:
         """Add one flush's calls to the windows and record drift and data-quality metrics."""
         with self._lock:
-            attrs = self._attrs(monitor.base_attrs)
+            attrs = self._attrs(monitor.base_attrs, getattr(monitor, "redactor", None))
             if not any(s is store for s in self._initialised_stores):
                 self._initialise(store, attrs)
             now = time.monotonic()
@@ -531,10 +531,11 @@ class DriftMonitor:
                 if block.rows >= self.min_samples and now - block.started >= self.window_seconds:
                     self._decide([block.close(now)], store, attrs, monitor, prediction)
 
-    def _attrs(self, base: AttrKey) -> _Attrs:
-        cached = self._attrs_cache.get(base)
+    def _attrs(self, base: AttrKey, redactor: Any) -> _Attrs:
+        cached = self._attrs_cache.get((base, redactor))
         if cached is None:
-            cached = self._attrs_cache[base] = _Attrs(base, self._inputs, self._outputs)
+            cached = _Attrs(base, self._inputs, self._outputs, redactor)
+            self._attrs_cache[(base, redactor)] = cached
         return cached
 
     def _initialise(self, store: MetricStore, attrs: _Attrs) -> None:
@@ -1173,14 +1174,16 @@ def _reference_columns(features: _FeatureSet) -> list[ReferenceColumn | None]:
 def _after_fork(ref: weakref.ReferenceType[DriftMonitor]) -> None:
     monitor = ref()
     if monitor is not None:
-        monitor._lock = threading.Lock()
+        monitor._lock = threading.RLock()
         monitor._events = None  # the callback thread did not survive the fork
 
 
 class _Attrs:
     """Attribute tuples of one model's series, built once."""
 
-    def __init__(self, base: AttrKey, inputs: _FeatureSet, outputs: _FeatureSet) -> None:
+    def __init__(
+        self, base: AttrKey, inputs: _FeatureSet, outputs: _FeatureSet, redactor: Any = None
+    ) -> None:
         self.base = base
         feature_key = semconv.ATTR_FEATURE_NAME
         method_key = semconv.ATTR_DRIFT_METHOD
@@ -1201,9 +1204,16 @@ class _Attrs:
         ]
         self.dataset_features = (*base, (method_key, semconv.DRIFT_METHOD_FEATURES))
         self.dataset_multivariate = (*base, (method_key, semconv.DRIFT_METHOD_MULTIVARIATE))
+        bin_labels = [
+            # A redacted categorical feature's categories are values: bins by index.
+            [b if b == semconv.OTHER_CLASS else str(i) for i, b in enumerate(labels)]
+            if redactor is not None and redactor.hides(name)
+            else labels
+            for name, labels in zip(inputs.names, inputs.bin_labels)
+        ]
         self.bins = [
             [(*base, (feature_key, name), (semconv.ATTR_FEATURE_BIN, b)) for b in labels]
-            for name, labels in zip(inputs.names, inputs.bin_labels)
+            for name, labels in zip(inputs.names, bin_labels)
         ]
         self._names = inputs.names
         self._issues: dict[tuple[int, str], AttrKey] = {}

@@ -1,7 +1,10 @@
 """``record_outcome`` / ``record_outcomes``: join ground truth to recent predictions.
 
 The ids are looked up in each model's :class:`~mlotel.outcomes._tracker.OutcomeTracker`
-of the current configuration; a prediction still in a buffer is flushed first.
+of the current configuration. A prediction still in a buffer has its rows put into the
+outcome store first (only that); the rest — the window, ``ml.model.performance``, the
+outcomes' log records, and the buffered calls' own metrics, logs and drift — is done by
+the flush, off the caller's thread (the flusher is woken).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from .. import _lifecycle, semconv
 from .._metric_store import AttrKey
 from .._runtime import Runtime
 from ._ids import as_list
-from ._tracker import UNKNOWN_ID, InvalidActual, OutcomeTracker
+from ._tracker import MATCHED, UNKNOWN_ID, InvalidActual, OutcomeTracker
 
 __all__ = ["record_outcome", "record_outcomes"]
 
@@ -44,15 +47,27 @@ def _count_unknown(runtime: Runtime, model_name: str | None, amount: int) -> Non
     runtime.store.add(semconv.OUTCOMES, attrs, amount)
 
 
-def _flush_buffered(runtime: Runtime, model_name: str | None) -> bool:
-    """Flush the aggregators, so calls still buffered (or being flushed by another thread
-    right now: flush waits for it) are in the store. True when one was flushed."""
-    flushed = False
-    for aggregator in list(runtime.aggregators.values()):
-        if model_name is None or aggregator.model_name == model_name:
-            aggregator.flush()
-            flushed = True
-    return flushed
+def _store_buffered(runtime: Runtime, model_name: str | None) -> bool:
+    """Put the rows of calls still buffered (or being flushed by another thread right
+    now: this waits for it) into the outcome stores: only that, on the caller's thread;
+    their metrics, log records and drift wait for the flush. True when a model had any."""
+    stored = False
+    for tracker in _trackers(runtime, model_name):
+        if tracker.monitor.buffered:
+            tracker.insert_buffered()
+            stored = True
+        elif tracker.monitor.flushing:
+            tracker.insert_buffered()  # waits for the flush in progress
+            stored = True
+    return stored
+
+
+def _wake(runtime: Runtime, counts: dict[str, int] | str) -> None:
+    """Matched outcomes wait for the flush (window, metrics, their log records): wake
+    the flusher instead of doing that work on the caller's thread."""
+    matched = counts == MATCHED if isinstance(counts, str) else counts.get(MATCHED, 0) > 0
+    if matched:
+        runtime.wake()
 
 
 def record_outcome(prediction_id: Any, actual: Any, *, model_name: str | None = None) -> str:
@@ -88,9 +103,10 @@ def record_outcome(prediction_id: Any, actual: Any, *, model_name: str | None = 
                 raise ValueError(f"mlotel.record_outcome({key!r}): {exc}") from None
             if status is not None:
                 tracker.count(status, 1)
+                _wake(runtime, status)
                 return status
-        # The prediction may still sit in a monitor's buffer: flush, then look again.
-        if attempt or not _flush_buffered(runtime, model_name):
+        # The prediction may still sit in a monitor's buffer: store it, then look again.
+        if attempt or not _store_buffered(runtime, model_name):
             break
     _count_unknown(runtime, model_name, 1)
     return UNKNOWN_ID
@@ -134,8 +150,9 @@ def record_outcomes(
             for status, amount in counts.items():
                 totals[status] += amount
                 tracker.count(status, amount)
-        if not remaining or attempt or not _flush_buffered(runtime, model_name):
+        if not remaining or attempt or not _store_buffered(runtime, model_name):
             break
+    _wake(runtime, totals)
     totals[UNKNOWN_ID] += len(remaining)
     _count_unknown(runtime, model_name, len(remaining))
     return totals

@@ -34,6 +34,7 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from .. import semconv
+from .._aggregator import OutputGroup
 from .._config import Settings
 from .._metric_store import AttrKey, MetricStore
 from .._model_io import clean_value, interpret_output
@@ -42,7 +43,7 @@ from ._ids import as_list
 from ._metrics import classification_metrics, estimated_metrics, regression_metrics
 
 if TYPE_CHECKING:
-    from .._aggregator import CallRecord, ModelAggregator, OutputGroup
+    from .._aggregator import CallRecord, ModelAggregator
 
 __all__ = ["InvalidActual", "OutcomeTracker"]
 
@@ -112,7 +113,7 @@ class OutcomeTracker:
         self._min_samples = settings.outcome_min_samples
         self._estimate = settings.performance_estimate
         self._outcome_log = settings.outcome_log
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a signal handler on this thread
         self._size = 0  # allocated rows: 0 until the first rows arrive, then the capacity
         self._next = 0  # sequence number of the next stored row
         self._calls: dict[int, int] = {}  # call id (as an integer) -> sequence of its first row
@@ -123,6 +124,9 @@ class OutcomeTracker:
         self._positive_label: Any = None
         self._regression = False
         self._pending: list[tuple[Any, ...]] = []
+        # id() -> prediction id of buffered calls whose rows insert_buffered() stored
+        self._early: dict[int, str] = {}
+        self._scored_early = False
         self._window: dict[str, np.ndarray] | None = None
         self._window_count = 0
         self._published: set[str] = set()
@@ -144,8 +148,9 @@ class OutcomeTracker:
 
     @property
     def pending(self) -> bool:
-        """Outcomes wait for the next flush (the monitor flushes even with no calls)."""
-        return bool(self._pending)
+        """Outcomes (or an estimate) wait for the next flush (the monitor flushes even
+        with no calls)."""
+        return bool(self._pending) or self._scored_early
 
     # --- storage ----------------------------------------------------------------------
     def _allocate(self) -> None:
@@ -195,22 +200,63 @@ class OutcomeTracker:
     def process(
         self, records: Sequence[CallRecord], aggregator: ModelAggregator, store: MetricStore
     ) -> None:
-        new_scores = self._insert(records, aggregator) if records else False
+        new_scores = self._insert(records, aggregator.output_groups) if records else False
+        if self._scored_early:
+            new_scores, self._scored_early = True, False
         with self._lock:
             pending, self._pending = self._pending, []
         now = _time_ns()
         if pending:
             self._add_to_window(pending)
+            # The outcomes' log records are emitted here, off the recording thread.
+            self._emit_logs(pending)
         if self._window is not None and (pending or records):
             self._publish(self._realised(now))
         if new_scores and self._estimate:
             self._publish(self._estimated(now), estimates=True)
 
-    def _insert(self, records: Sequence[CallRecord], monitor: ModelAggregator) -> bool:
+    def insert_buffered(self) -> None:
+        """Take the rows of the model's calls still buffered into the store now (only
+        that: their metrics, log records and drift wait for the flush), so an outcome
+        recorded right after its prediction finds it."""
+        early = self._early
+        self.monitor.read_buffered(
+            self._insert_early, lambda rec: early.get(id(rec)) != rec.prediction_id
+        )
+
+    def _insert_early(
+        self, records: list[CallRecord], groups: dict[tuple[Any, ...], OutputGroup]
+    ) -> None:
+        # (``records`` leaves out the calls stored early before: see insert_buffered)
+        if self._insert(records, groups):
+            self._scored_early = True  # the next flush publishes the estimate
+        early = self._early
+        for group in groups.values():
+            for i in group.indexes:
+                early[id(records[i])] = records[i].prediction_id
+
+    def _insert(
+        self, records: Sequence[CallRecord], groups: dict[tuple[Any, ...], OutputGroup]
+    ) -> bool:
         scored = False
+        early = self._early
+        if early:  # calls whose rows insert_buffered() stored already: not twice
+            kept: dict[tuple[Any, ...], OutputGroup] = {}
+            for key, group in groups.items():
+                indexes = []
+                for i in group.indexes:
+                    stored = early.pop(id(records[i]), None)
+                    if stored != records[i].prediction_id:
+                        indexes.append(i)
+                if indexes:
+                    # (positions change: the monitor's reading no longer lines up)
+                    kept[key] = group if len(indexes) == len(group.indexes) else OutputGroup(
+                        indexes
+                    )
+            groups = kept
         # The monitor grouped the flushed records by output layout and read each group's
         # outputs already (labels, top scores, values): the store takes rows of that.
-        for key, group in monitor.output_groups.items():
+        for key, group in groups.items():
             if key[0] in _NO_LABEL_OPERATIONS:
                 continue
             calls = [records[i] for i in group.indexes]
@@ -529,7 +575,7 @@ class OutcomeTracker:
             )
         return float(self._code(value, False))
 
-    def _match(self, prediction_id: str, slot: int, value: float, now: int) -> tuple[Any, ...]:
+    def _match(self, prediction_id: str, slot: int, value: float, now: int) -> None:
         self._matched[slot] = True
         pair = (
             prediction_id,
@@ -543,7 +589,6 @@ class OutcomeTracker:
             int(self._flags[slot]),
         )
         self._pending.append(pair)
-        return pair
 
     def join_one(self, prediction_id: str, actual: Any, now: int) -> str | None:
         """Status of one outcome, or None when this model does not know the id.
@@ -563,10 +608,7 @@ class OutcomeTracker:
             except InvalidActual:
                 self.count(INVALID, 1)
                 raise
-            pair = self._match(prediction_id, slot, value, now)
-        # The outcome's log record is emitted by the thread that records it, outside the
-        # lock: the flush (which the predict calls' buffers wait for) only updates metrics.
-        self._emit_logs([pair])
+            self._match(prediction_id, slot, value, now)
         return MATCHED
 
     def join_many(
@@ -623,7 +665,6 @@ class OutcomeTracker:
             )
             self._pending.extend(matched)
             counts[MATCHED] = len(match_ids)
-        self._emit_logs(matched)
         return counts, unknown
 
     def _actual_values(self, actuals: list[Any]) -> np.ndarray:
