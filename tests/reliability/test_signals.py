@@ -32,7 +32,7 @@ _SCRIPT = textwrap.dedent(
     scenario, out_dir = sys.argv[1], sys.argv[2]
     mlotel.configure(
         exporter="none", local_sink="files", output_dir=out_dir, set_global=False,
-        buffer_size=4, shutdown_timeout=__TIMEOUT__,
+        buffer_size=4, shutdown_timeout=__TIMEOUT__, payload_sample_rate=1.0,
     )
 
     @mlotel.instrument(model_name="served")
