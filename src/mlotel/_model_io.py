@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "MAX_STRING",
+    "DeferredArray",
     "batch_size",
     "clean_value",
     "columnar_rows",
@@ -35,6 +36,44 @@ MAX_STRING = 256
 """Longest string value kept in a payload; longer ones are cut and marked with '…'."""
 
 _NAME_CACHE: dict[int, tuple[str, ...]] = {}
+
+
+class DeferredArray:
+    """An array whose values are read at flush time, not when the call ends.
+
+    Integrations hand one to the call path for what cannot be read without waiting,
+    e.g. a CUDA tensor copied to pinned host memory without blocking: ``resolve``
+    (run once, on the flushing thread) waits for that copy and returns the values.
+
+    >>> deferred = DeferredArray(lambda: np.arange(6.0).reshape(3, 2), (3, 2))
+    >>> deferred.shape, len(deferred), float(output_array(deferred).sum()), deferred[:1].tolist()
+    ((3, 2), 3, 15.0, [[0.0, 1.0]])
+    """
+
+    __slots__ = ("_resolve", "_value", "shape")
+
+    def __init__(self, resolve: Any, shape: tuple[int, ...]) -> None:
+        self._resolve = resolve
+        self._value: np.ndarray | None = None
+        self.shape = shape
+
+    def resolved(self) -> np.ndarray:
+        """The values (resolved on the first call)."""
+        value = self._value
+        if value is None:
+            value = self._value = np.asarray(self._resolve())
+            self._resolve = None
+        return value
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        value = self.resolved()
+        return value if dtype is None else value.astype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0] if self.shape else 0
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.resolved()[key]
 
 
 def default_names(count: int) -> tuple[str, ...]:
@@ -187,6 +226,8 @@ def _value_bytes(value: Any) -> int:
 
 def _rows_of(x: Any, max_rows: int) -> tuple[Any, tuple[str, ...] | None, int]:
     """(2-D numpy array or list of row sequences, names carried by x, total rows)."""
+    if type(x) is DeferredArray:
+        x = x.resolved()
     if isinstance(x, np.ndarray):
         if x.ndim == 0:
             return [[x.item()]], None, 1
@@ -427,6 +468,8 @@ def output_array(y: Any, max_rows: int | None = None) -> np.ndarray | None:
             return arr
     if isinstance(y, (bool, int, float, str, np.generic)):
         return np.asarray([y])
+    if type(y) is DeferredArray:
+        return np.array(y.resolved(), copy=True)
     return None
 
 

@@ -38,12 +38,14 @@ from ._report import (
 )
 from ._stream import DriftEvent, DriftMonitor
 from ._streaming_stats import PSI_EPSILON
+from ._text import TEXT_DESCRIPTORS, TextDescriptors, text_descriptors, text_profile
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "METHODS",
     "PSI_EPSILON",
     "SCHEMA_VERSION",
+    "TEXT_DESCRIPTORS",
     "AllowedValues",
     "ColumnDrift",
     "ColumnQuality",
@@ -60,6 +62,9 @@ __all__ = [
     "ProfileError",
     "Range",
     "SideQuality",
+    "TextDescriptors",
     "report",
+    "text_descriptors",
+    "text_profile",
     "write_report",
 ]
