@@ -76,7 +76,7 @@ def documents_of(x: Any) -> list[str] | None:
         return None
     if not values or not all(isinstance(v, str) for v in values):
         return None
-    return values
+    return [str(v) for v in values]
 
 
 def _token_ids(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[list[Sequence[Any]], Any]:
@@ -87,7 +87,9 @@ def _token_ids(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[list[Sequenc
     return [list(tokenizer(t)) for t in texts], None
 
 
-def text_descriptors(texts: Sequence[str], tokenizer: Tokenizer | None = None) -> dict[str, np.ndarray]:
+def text_descriptors(
+    texts: Sequence[str], tokenizer: Tokenizer | None = None
+) -> dict[str, np.ndarray]:
     """Descriptor columns of ``texts`` (float64, one value per document).
 
     Without a tokenizer: characters, words and emptiness; with one, also tokens and
@@ -147,7 +149,7 @@ class TextDescriptors(Mapping[str, np.ndarray]):
             texts, self._texts = self._texts, None
             columns = text_descriptors(texts, self._tokenizer) if texts is not None else {}
             for name, read in (self._extra or {}).items():
-                columns[name] = np.asarray(read(), dtype=np.float64)
+                columns[name] = np.asarray(read())
             self._columns = columns
             self._tokenizer = self._extra = None
         return columns
@@ -184,4 +186,7 @@ def text_profile(
     ['text.length.chars', 'text.length.words', 'text.empty']
     """
     columns = text_descriptors(list(texts), tokenizer)
-    return Profile.from_data(columns, numeric=list(columns), **options)
+    # Emptiness is a yes/no column: categorical (quantile bins of a mostly-0 column
+    # collapse into one bin and would hide a change in the share of empty inputs).
+    numeric = [name for name in columns if name != TEXT_EMPTY]
+    return Profile.from_data(columns, numeric=numeric, categorical=[TEXT_EMPTY], **options)

@@ -60,7 +60,13 @@ __all__ = ["GENERATION_TASKS", "TransformersInstrumentor", "genai_mode"]
 _COMPONENT = "integrations.transformers"
 
 GENERATION_TASKS = frozenset(
-    {"text-generation", "text2text-generation", "summarization", "translation", "image-text-to-text"}
+    {
+        "text-generation",
+        "text2text-generation",
+        "summarization",
+        "translation",
+        "image-text-to-text",
+    }
 )
 """Pipeline tasks that call ``generate()``: their calls carry the GenAI names."""
 
@@ -85,7 +91,8 @@ def genai_mode(environ: Mapping[str, str] | None = None) -> str:
     """``"latest"`` when ``OTEL_SEMCONV_STABILITY_OPT_IN`` lists
     ``gen_ai_latest_experimental``, else ``"v1.36.0"`` (the default).
 
-    >>> genai_mode({}), genai_mode({"OTEL_SEMCONV_STABILITY_OPT_IN": "http, gen_ai_latest_experimental"})
+    >>> opted_in = {"OTEL_SEMCONV_STABILITY_OPT_IN": "http, gen_ai_latest_experimental"}
+    >>> genai_mode({}), genai_mode(opted_in)
     ('v1.36.0', 'latest')
     """
     env = os.environ if environ is None else environ
@@ -289,7 +296,7 @@ class _Generate:
             return
         config = getattr(instance, "config", None)
         if getattr(config, "is_encoder_decoder", False):
-            decoder = kwargs.get("decoder_input_ids")
+            decoder: Any = kwargs.get("decoder_input_ids")
             offset = int(decoder.shape[1]) if _is_tensor(decoder) else 1
         else:
             offset = int(prompt.shape[1]) if _is_tensor(prompt) and len(prompt.shape) == 2 else 0
@@ -422,7 +429,7 @@ def _vectors(result: Any, single: bool) -> tuple[Any, Any]:
     """One vector per input (the mean of its token vectors), converted at flush time."""
     items = [result] if single or _is_tensor(result) else list(result)
     rows = int(result.shape[0]) if _is_tensor(result) else len(items)
-    return DeferredArray(lambda: _mean_vectors(items), (rows,)), None
+    return DeferredArray(lambda: _mean_vectors(items), (rows, -1)), None
 
 
 def _mean_vectors(items: Sequence[Any]) -> np.ndarray:
@@ -733,7 +740,7 @@ def _is_dataset(value: Any) -> bool:
 
 
 def _is_pipeline(instance: Any) -> bool:
-    return hasattr(instance, "task") and hasattr(instance, "model") and hasattr(instance, "postprocess")
+    return all(hasattr(instance, name) for name in ("task", "model", "postprocess"))
 
 
 def _described(
