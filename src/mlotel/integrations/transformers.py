@@ -34,6 +34,7 @@ GenAI instrumentations do. ``genai_conventions=False`` leaves every ``gen_ai.*``
 from __future__ import annotations
 
 import contextvars
+import inspect
 import os
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -177,7 +178,9 @@ def _output_counts(
     if width == 0:
         return counts
     if eos:
-        is_end = np.isin(generated, np.asarray(eos))
+        is_end = generated == eos[0]
+        for token in eos[1:]:
+            is_end |= generated == token
         ended = is_end.any(axis=1)
         counts[ended] = is_end[ended].argmax(axis=1) + 1
     else:
@@ -219,6 +222,13 @@ def _is_tensor(value: Any) -> bool:
     return type(value).__module__.partition(".")[0] == "torch" and hasattr(value, "shape")
 
 
+def _signed(input_ids: Any, scores: Any) -> Any:
+    """Stands in for a hook's bound ``__call__`` when transformers inspects it:
+    LogitsProcessorList reads each processor's ``__call__`` signature at every decoding
+    step, and a precomputed one (set below) makes that lookup cost next to nothing."""
+    return scores
+
+
 class _FirstToken:
     """Timing hook added to a ``generate()`` call's logits processors: notes when the
     first token's logits exist (a host clock reading, or a CUDA event), then does
@@ -230,6 +240,8 @@ class _FirstToken:
         self._marker = marker
         self.seen = False
         self.at: Any = None
+        # (calling the processor still goes through the class's __call__)
+        self.__dict__["__call__"] = _signed
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         if not self.seen:
@@ -245,11 +257,8 @@ class _Generate:
     def __init__(self, transformers: Any, ops: CudaOps, timed: bool) -> None:
         self._processor_list = transformers.LogitsProcessorList
         processor_base = transformers.LogitsProcessor
-        # A LogitsProcessor subclass (generate() accepts only those); its signature is
-        # fixed once because LogitsProcessorList inspects it at every decoding step.
-        hook_class = type("MlotelFirstToken", (_FirstToken, processor_base), {"__slots__": ()})
-        hook_class.__call__.__signature__ = _FIRST_TOKEN_SIGNATURE  # type: ignore[attr-defined]
-        self._hook_class = hook_class
+        # A LogitsProcessor subclass, like the processors generate() builds itself.
+        self._hook_class = type("MlotelFirstToken", (_FirstToken, processor_base), {})
         self._ops = ops
         self._timed = timed
 
@@ -354,15 +363,7 @@ def _input_counts(prompt: Any, mask: Any) -> np.ndarray:
     return np.zeros(0)
 
 
-def _first_token_signature() -> Any:
-    import inspect
-
-    def call(self: Any, input_ids: Any, scores: Any) -> Any: ...
-
-    return inspect.signature(call)
-
-
-_FIRST_TOKEN_SIGNATURE = _first_token_signature()
+_signed.__signature__ = inspect.signature(_signed)  # type: ignore[attr-defined]
 
 
 # --- the inputs handed to the call path ----------------------------------------------
