@@ -84,3 +84,48 @@ def test_generate_and_pipeline_under_the_launcher(tmp_path: Path) -> None:
         for row in real["labels"]:
             expected[row["label"]] = expected.get(row["label"], 0) + 1
         assert classes == expected
+
+
+def test_real_prometheus_scrapes_the_genai_histograms() -> None:
+    import torch
+
+    import mlotel
+    from mlotel import semconv
+    from mlotel.integrations import uninstrument_all
+    from support import tiny_transformers as tiny
+    from support.prometheus_server import PrometheusServer, free_port
+
+    port = free_port()
+    cfg = mlotel.configure(
+        exporter="embedded", prometheus_port=port, local_sink="none", set_global=False
+    )
+    try:
+        mlotel.auto_instrument(["transformers"])
+        try:
+            tiny.gpt2().generate(torch.tensor([[5, 6, 7]]), max_new_tokens=5, do_sample=False)
+        finally:
+            uninstrument_all()
+        genai = [
+            semconv.GEN_AI_CLIENT_TOKEN_USAGE,
+            semconv.GEN_AI_CLIENT_OPERATION_DURATION,
+            semconv.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN,
+            semconv.GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN,
+        ]
+        parts = ("bucket", "count", "sum")
+        expected = {f"{inst.prometheus_name}_{part}" for inst in genai for part in parts}
+        assert cfg.metrics_url is not None
+        with PrometheusServer([cfg.metrics_url]) as prom:
+            result = prom.wait_for_query(
+                'count by (__name__) ({__name__=~"gen_ai_.+", job="test"})',
+                predicate=lambda r: len(r) >= len(expected),
+            )
+            assert {s["metric"]["__name__"] for s in result} == expected
+            tokens = prom.wait_for_query(
+                "sum by (gen_ai_token_type) (gen_ai_client_token_usage_sum)",
+                predicate=lambda r: len(r) == 2,
+            )
+            assert {
+                s["metric"]["gen_ai_token_type"]: float(s["value"][1]) for s in tokens
+            } == {"input": 3.0, "output": 5.0}
+    finally:
+        mlotel.shutdown()

@@ -687,7 +687,13 @@ class TransformersInstrumentor(MLInstrumentor):
                 return wrapped(*args, **kwargs)
             token = STATE.set(INFERENCE)
             try:
-                call = start_call(spec, documents if documents is not None else inputs)
+                if documents is not None:
+                    rows: Any = documents
+                elif isinstance(inputs, list) and inputs and _is_message(inputs[0]):
+                    rows = [inputs]  # one chat (a list of messages) is one input
+                else:
+                    rows = inputs
+                call = start_call(spec, rows)
                 if call is None:
                     return wrapped(*args, **kwargs)
                 generation = _Generation(call.start) if task in GENERATION_TASKS else None
@@ -738,6 +744,10 @@ class TransformersInstrumentor(MLInstrumentor):
 def _is_dataset(value: Any) -> bool:
     module = type(value).__module__.partition(".")[0]
     return module in ("datasets", "torch") and not _is_tensor(value) and hasattr(value, "__len__")
+
+
+def _is_message(item: Any) -> bool:
+    return isinstance(item, Mapping) and "role" in item and "content" in item
 
 
 def _is_pipeline(instance: Any) -> bool:
