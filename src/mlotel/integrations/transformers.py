@@ -119,12 +119,14 @@ class _Generation:
         "decode_seconds",
         "decode_steps",
         "input_counts",
+        "max_tokens",
         "output_counts",
         "ttft",
     )
 
     def __init__(self, call_start: float) -> None:
         self.call_start = call_start
+        self.max_tokens: int | None = None  # the request's max_new_tokens, when an int
         self.ttft: float | None = None
         self.decode_seconds = 0.0
         self.decode_steps = 0
@@ -168,30 +170,27 @@ _ACTIVE: contextvars.ContextVar[_Generation | None] = contextvars.ContextVar(
 
 
 def _output_counts(
-    sequences: np.ndarray, start: int, eos: Sequence[int], pad: int | None
+    rows: list[list[int]], start: int, eos: Sequence[int], pad: int | None
 ) -> np.ndarray:
     """Generated tokens per row: up to and including the first end-of-sequence token;
-    without one, the row less its trailing padding (when padding is no end token)."""
-    generated = sequences[:, start:]
-    rows, width = generated.shape
-    counts = np.full(rows, width, dtype=np.float64)
-    if width == 0:
-        return counts
-    if eos:
-        is_end = generated == eos[0]
-        for token in eos[1:]:
-            is_end |= generated == token
-        ended = is_end.any(axis=1)
-        counts[ended] = is_end[ended].argmax(axis=1) + 1
-    else:
-        ended = np.zeros(rows, dtype=bool)
-    if pad is not None and pad not in eos:
-        padded = generated[~ended] == pad
-        if padded.size:
-            # trailing run of pad tokens: width minus the last non-pad position
-            last_real = np.where(~padded, np.arange(width), -1).max(axis=1)
-            counts[~ended] = last_real + 1
-    return counts
+    without one, the row less its trailing padding (when padding is no end token).
+    (Plain Python: a few rows of tens of tokens cost less than numpy's per-call overhead.)"""
+    ends = set(eos)
+    trim = pad is not None and pad not in ends
+    counts = []
+    for row in rows:
+        generated = row[start:]
+        count = len(generated)
+        for index, token in enumerate(generated):
+            if token in ends:
+                count = index + 1
+                break
+        else:
+            if trim:
+                while count and generated[count - 1] == pad:
+                    count -= 1
+        counts.append(count)
+    return np.asarray(counts, dtype=np.float64)
 
 
 def _id_list(value: Any) -> list[int]:
@@ -317,7 +316,7 @@ class _Generate:
         ops = self._ops
         if not ops.on_device(sequences):
             generation.output_counts.append(
-                _output_counts(torch_to_numpy(sequences), offset, eos, pad)
+                _output_counts(sequences.tolist(), offset, eos, pad)
             )
             generation.input_counts.append(_input_counts(prompt, mask))
             if hook is not None and hook.at is not None:
@@ -339,7 +338,7 @@ class _Generate:
         def read() -> None:
             assert host_sequences is not None
             generation.output_counts.append(
-                _output_counts(np.asarray(host_sequences), offset, eos, pad)
+                _output_counts(np.asarray(host_sequences).tolist(), offset, eos, pad)
             )
             mask_values = None if host_mask is None else np.asarray(host_mask)
             generation.input_counts.append(_input_counts(prompt, mask_values))
@@ -646,8 +645,8 @@ class TransformersInstrumentor(MLInstrumentor):
                     return wrapped(*args, **kwargs)
                 generation = _Generation(call.start)
                 max_tokens = _config_value(instance, kwargs, "max_new_tokens")
-                if genai and isinstance(max_tokens, int) and call.span is not None:
-                    call.span.set_attribute(semconv.ATTR_GEN_AI_REQUEST_MAX_TOKENS, max_tokens)
+                if isinstance(max_tokens, int):
+                    generation.max_tokens = max_tokens
                 try:
                     result = runner.run(wrapped, instance, args, kwargs, generation)
                 except BaseException as exc:
@@ -781,12 +780,13 @@ def _generated_counts(generation: _Generation) -> Any:
 
 def _usage_attributes(call: ObservedCall, generation: _Generation, genai: bool) -> None:
     if genai and call.span is not None:
-        call.span.set_attributes(
-            {
-                semconv.ATTR_GEN_AI_USAGE_INPUT_TOKENS: int(generation.inputs().sum()),
-                semconv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS: int(generation.outputs().sum()),
-            }
-        )
+        attributes: dict[str, Any] = {
+            semconv.ATTR_GEN_AI_USAGE_INPUT_TOKENS: int(generation.inputs().sum()),
+            semconv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS: int(generation.outputs().sum()),
+        }
+        if generation.max_tokens is not None:
+            attributes[semconv.ATTR_GEN_AI_REQUEST_MAX_TOKENS] = generation.max_tokens
+        call.span.set_attributes(attributes)
 
 
 def _finish_generation(
@@ -798,6 +798,8 @@ def _finish_generation(
         observed = _generated_counts(generation)
         if generation.resolved:  # CPU: counted already; CUDA: only at flush
             _usage_attributes(call, generation, genai)
+        elif genai and generation.max_tokens is not None and call.span is not None:
+            call.span.set_attribute(semconv.ATTR_GEN_AI_REQUEST_MAX_TOKENS, generation.max_tokens)
     except Exception as exc:
         tally.error(_COMPONENT, exc)
     call.exclude(perf_counter() - began)
