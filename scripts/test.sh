@@ -33,7 +33,7 @@ fi
 # torch first, pinned: the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
 .venv/bin/python -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import mlotel, pytest, sklearn, torch, xgboost, lightgbm, onnxruntime, skl2onnx, opentelemetry.proto, scipy, pyspark" >/dev/null
+.venv/bin/python -c "import mlotel, pytest, sklearn, torch, transformers, xgboost, lightgbm, onnxruntime, skl2onnx, opentelemetry.proto, scipy, pyspark" >/dev/null
 
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks examples

@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "MAX_STRING",
+    "DeferredArray",
     "batch_size",
     "classes_and_scores",
     "clean_value",
@@ -44,6 +45,44 @@ _MAX_ITEMS_SHOWN = 64
 _SHORT_REPR = reprlib.Repr()
 _SHORT_REPR.maxlist = _SHORT_REPR.maxtuple = _SHORT_REPR.maxdict = _MAX_ITEMS_SHOWN
 _SHORT_REPR.maxstring = _SHORT_REPR.maxother = MAX_STRING
+
+
+class DeferredArray:
+    """An array whose values are read at flush time, not when the call ends.
+
+    Integrations hand one to the call path for what cannot be read without waiting,
+    e.g. a CUDA tensor copied to pinned host memory without blocking: ``resolve``
+    (run once, on the flushing thread) waits for that copy and returns the values.
+
+    >>> deferred = DeferredArray(lambda: np.arange(6.0).reshape(3, 2), (3, 2))
+    >>> deferred.shape, len(deferred), float(output_array(deferred).sum()), deferred[:1].tolist()
+    ((3, 2), 3, 15.0, [[0.0, 1.0]])
+    """
+
+    __slots__ = ("_resolve", "_value", "shape")
+
+    def __init__(self, resolve: Any, shape: tuple[int, ...]) -> None:
+        self._resolve = resolve
+        self._value: np.ndarray | None = None
+        self.shape = shape
+
+    def resolved(self) -> np.ndarray:
+        """The values (resolved on the first call)."""
+        value = self._value
+        if value is None:
+            value = self._value = np.asarray(self._resolve())
+            self._resolve = None
+        return value
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        value = self.resolved()
+        return value if dtype is None else value.astype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0] if self.shape else 0
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.resolved()[key]
 
 
 def default_names(count: int) -> tuple[str, ...]:
@@ -210,6 +249,8 @@ def _rows_of(
 
     Tensors are cut to the rows a payload of ``max_bytes`` can hold and ``max_width``
     columns before they are copied to the host (0: no such cut)."""
+    if type(x) is DeferredArray:
+        x = x.resolved()
     if isinstance(x, np.ndarray):
         if x.ndim == 0:
             return [[x.item()]], None, 1
@@ -663,6 +704,8 @@ def output_array(y: Any, max_rows: int | None = None) -> np.ndarray | None:
             return arr
     if isinstance(y, (bool, int, float, str, np.generic)):
         return np.asarray([y])
+    if type(y) is DeferredArray:
+        return np.array(y.resolved(), copy=True)
     return None
 
 

@@ -26,6 +26,14 @@ __all__ = [
     "ATTR_FEATURES",
     "ATTR_FEATURE_BIN",
     "ATTR_FEATURE_NAME",
+    "ATTR_GEN_AI_OPERATION_NAME",
+    "ATTR_GEN_AI_PROVIDER_NAME",
+    "ATTR_GEN_AI_REQUEST_MAX_TOKENS",
+    "ATTR_GEN_AI_REQUEST_MODEL",
+    "ATTR_GEN_AI_SYSTEM",
+    "ATTR_GEN_AI_TOKEN_TYPE",
+    "ATTR_GEN_AI_USAGE_INPUT_TOKENS",
+    "ATTR_GEN_AI_USAGE_OUTPUT_TOKENS",
     "ATTR_INPUT_DTYPE",
     "ATTR_METRIC_NAME",
     "ATTR_MODEL_DEVICE",
@@ -58,6 +66,16 @@ __all__ = [
     "FEATURE_REFERENCE_SHARE",
     "FEATURE_REFERENCE_SIZE",
     "FRAMEWORKS",
+    "GEN_AI_CLIENT_OPERATION_DURATION",
+    "GEN_AI_CLIENT_TOKEN_USAGE",
+    "GEN_AI_DURATION_BUCKETS",
+    "GEN_AI_OPERATION_GENERATE",
+    "GEN_AI_PROVIDER",
+    "GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN",
+    "GEN_AI_SERVER_TIME_TO_FIRST_TOKEN",
+    "GEN_AI_TIME_PER_OUTPUT_TOKEN_BUCKETS",
+    "GEN_AI_TIME_TO_FIRST_TOKEN_BUCKETS",
+    "GEN_AI_TOKEN_BUCKETS",
     "INFERENCE_BATCH_SIZE",
     "INFERENCE_DURATION",
     "INSTRUMENTS",
@@ -107,6 +125,25 @@ ATTR_OUTCOME_ACTUAL = "ml.outcome.actual"
 ATTR_ERROR_TYPE = "error.type"
 ATTR_COMPONENT = "mlotel.component"
 ATTR_DROP_REASON = "mlotel.drop.reason"
+
+# OpenTelemetry GenAI conventions (Development status; docs/integrations.md says which
+# version is followed and how OTEL_SEMCONV_STABILITY_OPT_IN switches it).
+ATTR_GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+ATTR_GEN_AI_SYSTEM = "gen_ai.system"  # semantic conventions <= v1.36.0 (the default)
+ATTR_GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"  # its replacement (gen_ai_latest_experimental)
+ATTR_GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+ATTR_GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+ATTR_GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+ATTR_GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+ATTR_GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
+
+GEN_AI_PROVIDER = "transformers"
+"""``gen_ai.system`` / ``gen_ai.provider.name`` of models run in-process by Hugging Face
+transformers (no well-known value fits a local model; the conventions allow a custom one)."""
+
+GEN_AI_OPERATION_GENERATE = "text_completion"
+"""``gen_ai.operation.name`` of ``generate()`` and text-generation pipelines: tokens in,
+tokens out (a chat template, if any, was applied before mlotel sees the tokens)."""
 
 EVENT_PREDICTION = "ml.prediction"
 """``event_name`` of the structured log record emitted per prediction call."""
@@ -170,6 +207,15 @@ DURATION_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 BATCH_SIZE_BUCKETS: tuple[float, ...] = tuple(float(2**i) for i in range(0, 17))  # 1 … 65536
 SCORE_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# The GenAI conventions' advice for each of their histograms.
+GEN_AI_TOKEN_BUCKETS: tuple[float, ...] = tuple(float(4**i) for i in range(14))  # 1 … 67108864
+GEN_AI_DURATION_BUCKETS: tuple[float, ...] = tuple(0.01 * 2**i for i in range(14))  # .01 … 81.92
+GEN_AI_TIME_TO_FIRST_TOKEN_BUCKETS: tuple[float, ...] = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+GEN_AI_TIME_PER_OUTPUT_TOKEN_BUCKETS: tuple[float, ...] = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -280,6 +326,27 @@ OUTCOMES = Instrument(
     "Ground-truth outcomes received, by join status.",
 )  # fmt: skip
 
+GEN_AI_CLIENT_TOKEN_USAGE = Instrument(
+    "gen_ai.client.token.usage", "histogram", "{token}",
+    "Input and output tokens of one generation call (gen_ai.token.type says which).",
+    GEN_AI_TOKEN_BUCKETS,
+)  # fmt: skip
+GEN_AI_CLIENT_OPERATION_DURATION = Instrument(
+    "gen_ai.client.operation.duration", "histogram", "s",
+    "Duration of one generation call (the same value as ml.inference.duration).",
+    GEN_AI_DURATION_BUCKETS,
+)  # fmt: skip
+GEN_AI_SERVER_TIME_TO_FIRST_TOKEN = Instrument(
+    "gen_ai.server.time_to_first_token", "histogram", "s",
+    "Time from the start of a generation call to its first output token's logits.",
+    GEN_AI_TIME_TO_FIRST_TOKEN_BUCKETS,
+)  # fmt: skip
+GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN = Instrument(
+    "gen_ai.server.time_per_output_token", "histogram", "s",
+    "Decoding time per output token after the first (per decoding step for a batch).",
+    GEN_AI_TIME_PER_OUTPUT_TOKEN_BUCKETS,
+)  # fmt: skip
+
 INSTRUMENTS: tuple[Instrument, ...] = (
     INFERENCE_DURATION,
     INFERENCE_BATCH_SIZE,
@@ -299,6 +366,10 @@ INSTRUMENTS: tuple[Instrument, ...] = (
     DATA_QUALITY_ISSUES,
     MODEL_PERFORMANCE,
     OUTCOMES,
+    GEN_AI_CLIENT_TOKEN_USAGE,
+    GEN_AI_CLIENT_OPERATION_DURATION,
+    GEN_AI_SERVER_TIME_TO_FIRST_TOKEN,
+    GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN,
     INTERNAL_ERRORS,
     INTERNAL_DROPPED,
 )

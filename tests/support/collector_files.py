@@ -70,6 +70,6 @@ def split_names(expr: str) -> tuple[set[str], set[str]]:
     metrics = {
         token
         for token in _IDENT.findall(bare)
-        if token.startswith(("ml", "mlotel")) and token not in label_values
+        if token.startswith(("ml", "mlotel", "gen_ai_")) and token not in label_values
     }
     return metrics, labels

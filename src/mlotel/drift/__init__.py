@@ -40,12 +40,14 @@ from ._report import (
 )
 from ._stream import DriftEvent, DriftMonitor
 from ._streaming_stats import PSI_EPSILON
+from ._text import TEXT_DESCRIPTORS, TextDescriptors, text_descriptors, text_profile
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "METHODS",
     "PSI_EPSILON",
     "SCHEMA_VERSION",
+    "TEXT_DESCRIPTORS",
     "AllowedValues",
     "ColumnDrift",
     "ColumnQuality",
@@ -68,7 +70,10 @@ __all__ = [
     "ReportJob",
     "ScanPass",
     "SideQuality",
+    "TextDescriptors",
     "merge_partials",
     "report",
+    "text_descriptors",
+    "text_profile",
     "write_report",
 ]

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import semconv
 from .._metric_store import AttrKey, MetricStore
-from .._model_io import columnar_rows, is_dataframe, is_torch, torch_to_numpy
+from .._model_io import DeferredArray, columnar_rows, is_dataframe, is_torch, torch_to_numpy
 from .._self_telemetry import logger, tally
 from ._binning import MISSING, WRONG_TYPE, category_keys, labels_text, numeric_column
 from ._calibrated import (
@@ -53,6 +53,7 @@ from ._config import DECISION_METHODS, METHODS, DriftConfig, with_deprecated_key
 from ._constraints import Constraint, MaxMissingShare
 from ._profile import FeatureProfile, Profile
 from ._streaming_stats import bin_centers, jensenshannon, psi, wasserstein_binned
+from ._text import describes_text, documents_of, text_descriptors
 
 __all__ = ["DriftEvent", "DriftMonitor"]
 
@@ -344,6 +345,8 @@ def _as_matrix(x: Any) -> np.ndarray | None:
         arr = x
     elif is_torch(x):
         arr = torch_to_numpy(x)
+    elif type(x) is DeferredArray:  # a device input copied to the host without waiting
+        arr = x.resolved()
     elif isinstance(x, (list, tuple)) and x and isinstance(x[0], (list, tuple, np.ndarray)):
         try:
             arr = np.asarray(x)
@@ -453,6 +456,7 @@ class DriftMonitor:
         self.calibrated = config.decision == "calibrated"
         inputs = [f for f in profile.features if f.role == "feature"]
         self._inputs = _FeatureSet(inputs, extra)
+        self._describes_text = describes_text(profile)  # documents in: their descriptors
         outputs = [f for f in profile.features if f.role in ("prediction", "score")]
         self._outputs = _FeatureSet(outputs, {})
         self._input_window = _Window(self._inputs.total_slots, window_rows, window_seconds)
@@ -568,6 +572,9 @@ class DriftMonitor:
         named: list[tuple[int, dict[str, np.ndarray]]] = []
         for x in inputs:
             try:
+                documents = documents_of(x) if self._describes_text else None
+                if documents is not None:
+                    x = text_descriptors(documents)
                 found = _named_columns(x)
                 if found is not None:
                     named.append(found)

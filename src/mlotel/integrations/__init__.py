@@ -1,14 +1,14 @@
 """Zero-code instrumentation of ML libraries.
 
 Run an unmodified service under ``opentelemetry-instrument python app.py`` (the
-``opentelemetry_instrumentor`` entry points ``sklearn``, ``torch``, ``xgboost``,
-``lightgbm`` and ``onnxruntime`` are found automatically), or call
+``opentelemetry_instrumentor`` entry points ``sklearn``, ``torch``, ``transformers``,
+``xgboost``, ``lightgbm`` and ``onnxruntime`` are found automatically), or call
 :func:`auto_instrument` once in code. Every inference call then emits the same
 span, metrics and log record as ``@mlotel.instrument``. See docs/integrations.md.
 
 >>> import mlotel
 >>> sorted(mlotel.integrations.LIBRARIES)
-['lightgbm', 'onnxruntime', 'sklearn', 'torch', 'xgboost']
+['lightgbm', 'onnxruntime', 'sklearn', 'torch', 'transformers', 'xgboost']
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ __all__ = [
 LIBRARIES: dict[str, tuple[str, str]] = {
     "sklearn": ("mlotel.integrations.sklearn", "SklearnInstrumentor"),
     "torch": ("mlotel.integrations.torch", "TorchInstrumentor"),
+    "transformers": ("mlotel.integrations.transformers", "TransformersInstrumentor"),
     "xgboost": ("mlotel.integrations.xgboost", "XGBoostInstrumentor"),
     "lightgbm": ("mlotel.integrations.lightgbm", "LightGBMInstrumentor"),
     "onnxruntime": ("mlotel.integrations.onnxruntime", "OnnxRuntimeInstrumentor"),

@@ -10,11 +10,15 @@ the batch size is its first dimension. Outputs are read like any model's
 (a probability matrix gives classes and scores); logits are turned into scores
 only when configured (``scores={"Net": "softmax"}``), never guessed.
 
-CUDA kernels run asynchronously: without synchronisation a call's duration is the
-time to *launch* its kernels. ``cuda_timing=True`` records a CUDA event after the
-forward and waits for it, so ``ml.inference.duration`` includes the GPU work. Its
-cost: the calling thread blocks until the GPU has finished that forward, so CPU work
-can no longer overlap the GPU's (the next batch cannot be prepared meanwhile).
+CUDA kernels run asynchronously, and the caller's thread never waits for them here:
+what telemetry reads of a CUDA call (its output rows, the input rows a payload or a
+drift monitor reads) is copied to pinned host memory without blocking and read at
+flush time, and the call's GPU time comes from CUDA events read at flush time too
+(``mlotel.integrations._device``). ``ml.inference.duration`` is then the longer of the
+host time and the GPU time between the call's start and end events.
+``cuda_timing="sync"`` instead waits for the GPU at the end of each call (the old
+behaviour: the caller blocks, so CPU work can no longer overlap the GPU's);
+``cuda_timing="off"`` records no events (durations are launch times).
 
 >>> from mlotel.integrations.torch import TorchInstrumentor
 >>> TorchInstrumentor().instrumentation_dependencies()
@@ -27,17 +31,73 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+import wrapt
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .. import semconv
-from .._call import TRAINING, ObservedCall, input_of
+from .._call import INFERENCE, NO_INPUT, TRAINING, ObservedCall, input_of, start_call
+from .._config import setting_from_env
 from .._self_telemetry import tally
-from ._base import STATE, MLInstrumentor, lookup, observe_inference, pass_through
+from ._base import STATE, MLInstrumentor, lookup, pass_through
+from ._device import CudaOps, PendingReads, payload_rows
 
-__all__ = ["SCORE_MODES", "TorchInstrumentor"]
+__all__ = ["CUDA_TIMINGS", "SCORE_MODES", "TorchInstrumentor", "enqueue_reads"]
 
 SCORE_MODES = ("softmax", "sigmoid")
 """How configured logits become class probabilities (``scores=...``)."""
+
+CUDA_TIMINGS = ("events", "sync", "off")
+"""``cuda_timing=`` values: GPU time from events read at flush (default), wait for the GPU
+at the end of each call, or host launch time only."""
+
+
+def _cuda_timing(value: Any) -> str:
+    if value is True:
+        return "sync"
+    if value is False or value is None:
+        return "off"
+    if value not in CUDA_TIMINGS:
+        raise ValueError(f"cuda_timing={value!r} must be one of {', '.join(CUDA_TIMINGS)}")
+    return str(value)
+
+
+def enqueue_reads(
+    call: ObservedCall,
+    ops: CudaOps,
+    start: Any,
+    output: Any,
+    features: Any,
+    component: str,
+) -> tuple[Any, Any]:
+    """Enqueue the host copies telemetry needs of a CUDA call; returns what to hand to
+    ``finish`` as its result and input (deferred arrays, read at flush time)."""
+    pending = PendingReads(ops, start)
+    observed = None
+    if _first_tensor(output) is not None and ops.on_device(output):
+        observed = pending.copy(output, call.keep_rows, component)
+    elif _first_tensor(output) is not None:
+        observed = output  # already on the host
+    inputs: Any = None
+    aggregator = call.aggregator
+    if _first_tensor(features) is not None and ops.on_device(features):
+        shape = tuple(features.shape)
+        if aggregator.keeps_inputs:
+            inputs = pending.copy(features, None, component)
+        elif aggregator.payload_enabled:
+            width = 1
+            for n in shape[1:]:
+                width *= int(n)
+            rows = payload_rows(width, aggregator.payload_max_bytes)
+            inputs = pending.copy(features, rows, component)
+    elif features is not None:
+        inputs = NO_INPUT  # the start's input stands
+
+    def longer_on_gpu(gpu_seconds: float | None) -> None:
+        if gpu_seconds is not None and gpu_seconds > call.duration:
+            call.duration = gpu_seconds
+
+    pending.seal(longer_on_gpu if start is not None else None)
+    return observed, inputs
 
 
 def _first_tensor(features: Any) -> Any:
@@ -54,13 +114,17 @@ class TorchInstrumentor(MLInstrumentor):
 
     * ``observe_training`` (default False): also observe calls in train mode with
       autograd on (training steps are not predictions by default).
-    * ``cuda_timing`` (default False): wait for the GPU at the end of each call so
-      the duration includes kernel time (see the module docstring for its cost).
+    * ``cuda_timing`` (default ``"events"``): how CUDA calls are timed without (or,
+      with ``"sync"``, with) waiting for the GPU; see the module docstring.
     * ``scores``: ``"softmax"`` or ``"sigmoid"`` for every model, or a mapping from
       class, class name or model name to one of them: the output (logits) is
       converted into probabilities for the classes and scores metrics; the caller
       still gets the logits.
     * ``nested_spans`` (default False): child spans, without metrics, for submodules.
+
+    When transformers is imported, its instrumentor is turned on too (unless
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` names it), so ``generate()`` and pipeline
+    calls are one inference each instead of one per forward pass.
     """
 
     _library = "torch"
@@ -96,17 +160,55 @@ class TorchInstrumentor(MLInstrumentor):
         return mode
 
     def _instrument(self, **kwargs: Any) -> None:
+        _cuda_timing(kwargs.get("cuda_timing", "events"))  # a bad value fails here
         scores = kwargs.get("scores")
         modes = [scores] if isinstance(scores, str) else list((scores or {}).values())
         for mode in modes:  # a bad option fails here, not later inside a predict call
             if mode not in SCORE_MODES:
                 raise ValueError(f"scores={mode!r} must be one of {', '.join(SCORE_MODES)}")
         super()._instrument(**kwargs)
+        self._pulled: MLInstrumentor | None = None
+        generation = self._generation
+
+        def on_transformers(module: Any) -> None:
+            if self._active and generation == self._generation:
+                try:
+                    self._pull_transformers(kwargs)
+                except Exception as exc:
+                    tally.error("integrations.torch", exc)
+
+        wrapt.register_post_import_hook(on_transformers, "transformers")
+
+    def _pull_transformers(self, options: dict[str, Any]) -> None:
+        """With transformers imported, its ``generate()`` and pipelines are one inference
+        each (not one per forward step): instrument them too, unless disabled."""
+        if "transformers" in setting_from_env("disabled_instrumentations"):
+            return
+        from .transformers import TransformersInstrumentor
+
+        target = TransformersInstrumentor()
+        if not target.is_instrumented_by_opentelemetry:
+            shared = ("model_names", "model_versions", "outputs", "references")
+            target.instrument(**{k: v for k, v in options.items() if k in shared})
+            self._pulled = target
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        pulled = getattr(self, "_pulled", None)
+        self._pulled = None
+        if pulled is not None and pulled.is_instrumented_by_opentelemetry:
+            pulled.uninstrument()
+        super()._uninstrument(**kwargs)
+
+    cuda_ops: Callable[[Any], CudaOps] = CudaOps
+    """Builds the CUDA calls of the no-stall path from the torch module (CPU tests swap in
+    a fake)."""
 
     def _wrapper(self, torch: Any) -> Callable[..., Any]:
         options = self._options
         observe_training = bool(options.get("observe_training", False))
-        cuda_timing = bool(options.get("cuda_timing", False))
+        cuda_timing = _cuda_timing(options.get("cuda_timing", "events"))
+        ops = self.cuda_ops(torch)
+        on_device = ops.on_device
         nested = bool(options.get("nested_spans", False))
         grad_enabled = torch.is_grad_enabled
         compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
@@ -151,21 +253,42 @@ class TorchInstrumentor(MLInstrumentor):
             except Exception as exc:
                 tally.error("integrations.torch", exc)
                 return wrapped(*args, **kwargs)
-            wait = cuda_timing and device is not None and device.type == "cuda"
-
-            def readout(result: Any, call: ObservedCall) -> tuple[Any, Any]:
-                if wait:
-                    done = cuda_event()
-                    done.record()
-                    done.synchronize()
-                if mode is None:
-                    return result, None
-                began = perf_counter()
-                observed = to_probabilities(result, mode)
-                call.exclude(perf_counter() - began)  # not the model's latency
-                return observed, None
-
-            chosen = readout if (wait or mode is not None) else None
-            return observe_inference(spec, wrapped, args, kwargs, None, None, features, chosen)
+            token = STATE.set(INFERENCE)
+            try:
+                call = start_call(spec, features)
+                if call is None:
+                    return wrapped(*args, **kwargs)
+                cuda = tensor is not None and on_device(tensor)
+                start = ops.marker() if cuda and cuda_timing == "events" else None
+                try:
+                    result = wrapped(*args, **kwargs)
+                except BaseException as exc:
+                    call.finish(error=exc)
+                    raise
+                observed = result
+                inputs = NO_INPUT
+                if mode is None and not cuda:
+                    call.finish(result)
+                    return result
+                try:
+                    began = perf_counter()
+                    if mode is not None:
+                        observed = to_probabilities(result, mode)
+                    if cuda:
+                        if cuda_timing == "sync":
+                            done = cuda_event()
+                            done.record()
+                            done.synchronize()
+                            began = perf_counter()  # the wait is the model's time
+                        observed, inputs = enqueue_reads(
+                            call, ops, start, observed, features, "integrations.torch"
+                        )
+                    call.exclude(perf_counter() - began)  # telemetry's work, not the model's
+                except Exception as exc:
+                    tally.error("integrations.torch", exc)
+                call.finish(observed, features=inputs)
+                return result
+            finally:
+                STATE.reset(token)
 
         return observe
