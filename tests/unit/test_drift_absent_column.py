@@ -103,6 +103,25 @@ def test_array_inputs_of_another_width_are_explained_once(
     assert tally.dropped[("drift", "input_width")] == 80  # counted once per row, as before
 
 
+def test_inputs_the_model_rejected_make_no_guess_about_the_profile(
+    data: tuple[pd.DataFrame, pd.DataFrame, LogisticRegression], caplog: pytest.LogCaptureFixture
+) -> None:
+    train_df, x_train, model = data
+    reference = Profile.from_data(train_df, target="malignant")  # right: 4 features
+    malformed = x_train.to_numpy()[:10, :2]  # 2 columns: the model raises
+    with (
+        caplog.at_level(logging.WARNING, logger="mlotel"),
+        mlotel.testing.capture_telemetry() as captured,
+    ):
+        clf = mlotel.instrument(model, model_name="rejects", reference=reference)
+        with pytest.raises(ValueError):
+            clf.predict(malformed)
+        clf.predict(x_train.iloc[:40])
+        captured.flush()
+        assert captured.dropped("drift", "input_width") == 10  # still counted
+    assert _warnings(caplog) == []  # rejected traffic says nothing about the profile
+
+
 @ARRAYS
 def test_no_warning_when_the_label_is_the_target(
     data: tuple[pd.DataFrame, pd.DataFrame, LogisticRegression], caplog: pytest.LogCaptureFixture

@@ -504,6 +504,7 @@ class DriftMonitor:
         self._positional = [index.get(str(n), -1) for n in names]
         self._index = index
         self._absent = _AbsentColumns(self._inputs.names)
+        self._rejected: list[bool] = []
         self._lock = threading.RLock()  # a signal handler may re-enter on this thread
         if hasattr(os, "register_at_fork"):
             # A fork while the flusher held the lock must not deadlock the child.
@@ -526,6 +527,11 @@ class DriftMonitor:
                 self._initialise(store, attrs)
             now = time.monotonic()
             inputs = [r.inputs for r in records if r.inputs is not None]
+            # Inputs the model rejected (the call raised) count as traffic, but do not
+            # make the absent-column hint guess at the profile.
+            self._rejected = [
+                getattr(r, "error_type", None) is not None for r in records if r.inputs is not None
+            ]
             if inputs and self._inputs.features:
                 self._process_inputs(inputs, store, attrs, monitor, now)
             if self._outputs.features:
@@ -570,7 +576,8 @@ class DriftMonitor:
         width = len(self._positional)
         matrices: list[np.ndarray] = []
         named: list[tuple[int, dict[str, np.ndarray]]] = []
-        for x in inputs:
+        rejected = self._rejected if len(self._rejected) == len(inputs) else []
+        for index, x in enumerate(inputs):
             try:
                 documents = documents_of(x) if self._describes_text else None
                 if documents is not None:
@@ -587,7 +594,8 @@ class DriftMonitor:
                 tally.drop("drift", "input_format", 1)
             elif matrix.shape[1] != width:
                 tally.drop("drift", "input_width", int(matrix.shape[0]))
-                self._absent.wrong_width(int(matrix.shape[1]), width)
+                if not (rejected and rejected[index]):
+                    self._absent.wrong_width(int(matrix.shape[1]), width)
             else:
                 matrices.append(matrix)
         pieces: list[list[np.ndarray | None]] = [[] for _ in features.features]
