@@ -572,8 +572,9 @@ class PerformancePlanner:
                 if tally is None:
                     raise _NotComputed(
                         f"the {role} column {name!r} holds too many distinct values to be "
-                        "class labels" + (" (name its probability column score=)"
-                                          if role == "prediction" else "")
+                        "class labels"
+                        + (" (name a probability column score=, the labels prediction=)"
+                           if role == "prediction" else " (a regressor: task='regression')")
                     )
                 found = {str(k) if text else float(k) for k in tally}
                 keys |= found
