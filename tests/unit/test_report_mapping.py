@@ -352,7 +352,9 @@ def test_html_states_the_decision_a_report_names() -> None:
     from mlotel.drift._html import render_html
 
     data = json.loads(report(scored(300, 25), scored(300, 26)).to_json())
-    assert "decision: Evidently 0.7 DataDriftPreset tests and thresholds" in render_html(data)
+    default = render_html(data)
+    assert "decision: one test per column (listed below), dataset drift when the share" in default
+    assert "Evidently 0.7 DataDriftPreset&#x27;s tests at their default thresholds" in default
     data.update(method="calibrated", false_alarm_rate=0.01)
     page = render_html(data)
     assert "decision: mlotel calibrated tests, false-alarm rate 0.01 over all columns" in page

@@ -251,16 +251,17 @@ def _decision(data: Data) -> tuple[str, str, str]:
     )
     if method != "evidently":
         return str(method), f"decision: {method}", rule
+    line = "decision: one test per column (listed below)" + (
+        f", dataset drift when the share of drifted columns is at least {share:g}"
+        if share is not None
+        else ""
+    )
     tested = [c for c in data["columns"].values() if c["status"] == "tested"]
     if tested and all(
         _EVIDENTLY_DEFAULTS.get(c.get("stattest") or "") == c.get("threshold") for c in tested
     ):
-        return (
-            "Evidently 0.7 tests",
-            "decision: Evidently 0.7 DataDriftPreset tests and thresholds",
-            rule,
-        )
-    return "per-column tests", "decision: each column's test and threshold (see Tests)", rule
+        return "Evidently 0.7 tests", line, rule
+    return "per-column tests", line, rule
 
 
 # --- ordering ----------------------------------------------------------------------------------
