@@ -13,7 +13,7 @@ payload_sample_rate=2 must be between 0.0 and 1.0
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DatasetError", "ProfileError"]
+__all__ = ["ConfigError", "DatasetError", "MappingError", "ProfileError"]
 
 
 class ConfigError(ValueError):
@@ -49,4 +49,17 @@ class DatasetError(ValueError):
     ... except DatasetError as error:
     ...     print(error)
     no/such/data.parquet: no such file or directory
+    """
+
+
+class MappingError(ValueError):
+    """A column mapping (``mlotel report --mapping FILE``, ``report(mapping=...)``) that
+    cannot be used; the message names the file or key and the problem.
+
+    >>> from mlotel.drift import ColumnMapping
+    >>> try:
+    ...     ColumnMapping(task="ranking")
+    ... except MappingError as error:
+    ...     print(error)
+    task must be one of classification, regression, got 'ranking'
     """

@@ -219,3 +219,59 @@ def test_exit_codes_are_documented_and_ctrl_c_gives_130(tmp_path: Path) -> None:
         proc.kill()
     assert proc.returncode == 130
     assert "Traceback" not in stderr and "mlotel: interrupted" in stderr
+
+
+def test_report_column_mapping_options_and_file(tmp_path: Path) -> None:
+    """--target/--prediction/--score (or --mapping FILE) add target and prediction drift
+    and a performance section; a bad mapping is one line and exit code 2."""
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    rng = np.random.default_rng(9)
+    paths = []
+    for name, shift in (("ref", 0.0), ("cur", 1.0)):
+        x = rng.normal(shift, 1, 600)
+        score = 1 / (1 + np.exp(-(x + rng.normal(0, 1, 600))))
+        frame = pd.DataFrame({"x": x, "y": (rng.random(600) < 1 / (1 + np.exp(-x))).astype(int),
+                              "pred": (score > 0.5).astype(int), "proba": score})  # fmt: skip
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        paths.append((tmp_path / f"{name}.csv", frame))
+    (ref, ref_frame), (cur, cur_frame) = paths
+    base = ["report", "--reference", str(ref), "--current", str(cur)]
+    proc = mlotel(*base, "--target", "y", "--prediction", "pred", "--score", "proba",
+                  "--json", str(tmp_path / "r.json"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for role, column in (("target", "y"), ("prediction", "pred"), ("score", "proba")):
+        assert f"{role} column {column!r}: not tested as a feature" in proc.stdout
+    assert re.search(r"score drift: proba \(drift, ks p-value \S+ <= 0\.05\)", proc.stdout)
+    assert re.search(r"target drift: y \((no )?drift, (z|chisquare) p-value", proc.stdout)
+    line = re.search(r"performance \(classification, reference -> current\): (.*)", proc.stdout)
+    assert line, proc.stdout
+    shown = dict(item.split(" ", 1) for item in line.group(1).split(", "))
+    assert float(shown["accuracy"].split(" -> ")[0]) == pytest.approx(
+        accuracy_score(ref_frame["y"], ref_frame["pred"]), abs=5e-5
+    )
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert list(data["columns"]) == ["x"]
+    assert data["performance"]["current"]["metrics"]["roc_auc"] == pytest.approx(
+        roc_auc_score(cur_frame["y"], cur_frame["proba"]), rel=1e-12
+    )
+    # The same mapping from a file; an option given on the command line wins over it.
+    (tmp_path / "m.json").write_text('{"target": "y", "prediction": "pred", "score": "x"}')
+    proc = mlotel(*base, "--mapping", str(tmp_path / "m.json"), "--score", "proba",
+                  "--json", str(tmp_path / "m-out.json"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    from_file = json.loads((tmp_path / "m-out.json").read_text())
+    assert from_file["performance"] == data["performance"]
+    assert from_file["column_mapping"]["score"] == "proba"
+    (tmp_path / "bad.json").write_text('{"target": "y", "labels": "pred"}')
+    for args, problem in (
+        (["--prediction", "nope"], "mlotel report: --prediction: no column named 'nope'"),
+        (["--mapping", str(tmp_path / "bad.json")], "unknown key(s) ['labels']"),
+        (["--mapping", str(tmp_path / "absent.yaml")], "absent.yaml: no such file"),
+        (["--target", "y", "--prediction", "y"], "named in two roles"),
+        (["--target", "y", "--prediction", "pred", "--positive-label", "7"],
+         "positive_label '7' is not a label"),
+    ):  # fmt: skip
+        bad = mlotel(*base, *args)
+        assert bad.returncode == 2 and problem in bad.stderr, (args, bad.stderr)
+        assert "Traceback" not in bad.stderr

@@ -36,7 +36,12 @@ CHECKS: dict[str, list[str]] = {
         "len(ids) == len(X)",
     ],
     "docs/drift.md": ["Profile.load('reference.json')['churned'].role == 'target'"],
-    "docs/drift-report.md": ["result.column('age').drift_detected"],
+    "docs/drift-report.md": [
+        "result.column('age').drift_detected",
+        "monitored.performance.task == 'classification'",
+        "monitored.performance.positive_label == '1'",
+        "monitored.target_drift.name == 'churned' and 'churned' not in result.columns[0].name",
+    ],
     "docs/outcomes.md": ["metrics['matched'] == len(outcomes) == 40", "len(ids) == len(batch)"],
     "docs/testing.md": [],
     "docs/integrations.md": [],

@@ -140,9 +140,11 @@ def test_cli_report_renders_in_chromium_with_summary_table_and_one_plot_per_feat
     dom = _render(chromium, html, tmp_path)
     page = _RenderedPage()
     page.feed(dom)
-    assert page.summary_rows == ["age", "balance", "tenure", "plan", "legacy"]
+    # Drifted columns first (furthest past the threshold first), then the others in order.
+    assert set(page.summary_rows[:2]) == {"age", "plan"}
+    assert page.summary_rows[2:] == ["balance", "tenure", "legacy"]
     assert page.summary_first
-    assert page.plots == ["age", "balance", "tenure", "plan"]  # one per tested feature
+    assert page.plots == page.summary_rows[:4]  # one per tested feature, same order
     assert page.bars >= 2 * (3 + 4)  # reference + current bars: >= 3 bins / 4 categories
     assert page.scripts == 0
 
@@ -246,3 +248,150 @@ def test_cli_report_shows_progress_only_on_a_terminal(tmp_path: Path) -> None:
     # CSV files have no row count before reading: rows and rows/s, no percentage.
     assert "mlotel report: pass 1, reference: 2,000 rows, " in text and " rows/s" in text
     assert "column 5/5" in text  # a progress line per column (4 shared + 1 reference-only)
+
+
+# --- the page as a reader sees it: layout at desktop and laptop widths ---------------------------
+
+WIDTHS = (1440, 1280)
+
+_MEASURE = """JSON.stringify((() => {
+  const root = document.documentElement;
+  const main = document.querySelector("main").getBoundingClientRect();
+  const box = e => e.getBoundingClientRect();
+  const overflowing = [...document.querySelectorAll("body *")]
+    .filter(e => box(e).right > root.clientWidth + 0.5 || box(e).left < -0.5)
+    .map(e => e.tagName + "." + e.getAttribute("class"));
+  const plots = [...document.querySelectorAll("svg.dist-plot")].map(svg => {
+    const ticks = [...svg.querySelectorAll("text.tick.x")].map(box)
+      .sort((a, b) => a.left - b.left);
+    const overlaps = ticks.slice(1).filter((t, i) => t.left < ticks[i].right).length;
+    return {
+      column: svg.dataset.column,
+      width: box(svg).width,
+      xTicks: ticks.length,
+      groups: svg.querySelectorAll("rect.bar.reference").length,
+      categories: svg.querySelector("text.axis-title.x").textContent.endsWith("(category)"),
+      yTicks: svg.querySelectorAll("text.tick.y").length,
+      overlaps: overlaps,
+      titles: [...svg.querySelectorAll("text.axis-title")].map(t => t.textContent),
+      tickPx: Math.min(...[...svg.querySelectorAll("text.tick")].map(t =>
+        parseFloat(t.getAttribute("font-size")) * box(svg).width / svg.viewBox.baseVal.width)),
+      figure: svg.closest("figure").id,
+    };
+  });
+  return {
+    scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, main: main.width,
+    overflowing: overflowing.slice(0, 5),
+    rows: [...document.querySelectorAll("#drift-summary tbody tr")]
+      .map(r => [r.dataset.column, r.classList.contains("drifted")]),
+    plots: plots,
+    stats: [...document.querySelectorAll("figure.feature")].map(f =>
+      [f.id, [...f.querySelectorAll("table.stats tbody tr")].map(r => r.dataset.side)]),
+    metrics: [...document.querySelectorAll("#performance-metrics tr[data-metric]")]
+      .map(r => r.dataset.metric),
+    matrices: document.querySelectorAll("table.matrix").length,
+    cards: [...document.querySelectorAll("#overview .card .label")].map(e => e.textContent),
+    height: root.scrollHeight,
+  };
+})())"""
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def _scored_parquet(tmp_path: Path) -> tuple[Path, Path]:
+    """A scored classifier's reference and current data (Parquet): features (one drifted,
+    one log-normal, one categorical with a new category), label, prediction and score."""
+    rng = np.random.default_rng(31)
+    paths = []
+    for name, shift in (("ref", 0.0), ("cur", 0.6)):
+        n = 4000
+        x = rng.normal(shift, 1.0, n)
+        score = 1.0 / (1.0 + np.exp(-(x + rng.normal(0.0, 1.0, n))))
+        frame = pd.DataFrame(
+            {
+                "age": 40 + 10 * x,
+                "balance": rng.lognormal(8, 1.2, n),
+                "tenure": rng.integers(0, 60, n),
+                "plan": rng.choice(["basic", "pro", "team"] + (["enterprise"] if shift else []), n),
+                "churned": (rng.random(n) < 1.0 / (1.0 + np.exp(-x))).astype(int),
+                "predicted": (score > 0.5).astype(int),
+                "probability": score,
+            }
+        )
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+        paths.append(tmp_path / f"{name}.parquet")
+    return paths[0], paths[1]
+
+
+def test_monitoring_report_page_in_chromium_at_desktop_and_laptop_widths(
+    tmp_path: Path,
+) -> None:
+    from mlotel.drift._html import render_html
+    from support.chromium import Browser
+
+    chromium = _chromium()
+    ref, cur = _scored_parquet(tmp_path)
+    (tmp_path / "mapping.yaml").write_text(
+        "target: churned\nprediction: predicted\nscore: probability\n"
+    )
+    html, out_json = tmp_path / "report.html", tmp_path / "report.json"
+    proc = _mlotel_report(
+        "--reference", str(ref), "--current", str(cur), "--mapping", "mapping.yaml",
+        "--html", str(html), "--json", str(out_json), cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "performance (classification, reference -> current): accuracy" in proc.stdout
+    text = html.read_text()
+    # One file rendered from the JSON it came with; nothing to fetch, nothing to run.
+    assert text == render_html(json.loads(out_json.read_text()))
+    assert "Content-Security-Policy" in text and "default-src 'none'" in text
+    assert "<script" not in text and "<link" not in text and "url(" not in text
+    assert "http:" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https:" not in text and "//" not in text.replace("http://www.w3.org/2000/svg", "")
+
+    with Browser(chromium, tmp_path) as browser:
+        for width in WIDTHS:
+            requests = browser.open(html.as_uri(), width=width)
+            assert requests == [html.as_uri()]  # the page itself, no other request
+            page = json.loads(browser.evaluate(_MEASURE))
+            where = f"at {width} px"
+            assert page["scrollWidth"] <= page["clientWidth"] == width, where
+            assert page["overflowing"] == [], where
+            flags = [drifted for _, drifted in page["rows"]]
+            assert flags == sorted(flags, reverse=True) and flags[0], where  # drifted first
+            assert page["cards"][:2] == ["Dataset drift", "Decision"], where
+            assert {"Target drift", "Prediction drift", "Score drift"} <= set(page["cards"])
+            plotted = [p["column"] for p in page["plots"] if p["figure"].startswith("column")]
+            assert plotted == [name for name, _ in page["rows"]], where
+            roles = {p["figure"]: p["column"] for p in page["plots"]}
+            assert roles["target-drift"] == "churned" and roles["score-drift"] == "probability"
+            for plot in page["plots"]:
+                name = f"{plot['column']} {where}"
+                assert plot["width"] >= 0.9 * page["main"] - 80, name  # full width
+                # Histograms: at least 3 value ticks; categories: every category labelled.
+                ticks = plot["groups"] if plot["categories"] else 3
+                assert plot["xTicks"] >= ticks and plot["yTicks"] >= 3, name
+                assert plot["overlaps"] == 0, name  # x labels readable, not on each other
+                assert plot["tickPx"] >= 12, name  # tick labels of at least 12 px
+                assert plot["titles"][1] == "share of rows", name
+                assert plot["titles"][0].startswith(plot["column"]), name
+            assert all(sides == ["reference", "current"] for _, sides in page["stats"]), where
+            assert page["metrics"] == [
+                "accuracy", "precision", "recall", "f1", "f1_macro", "log_loss", "roc_auc"
+            ]  # fmt: skip
+            assert page["matrices"] == 2
+            shot = browser.screenshot(tmp_path / f"report-{width}.png", width, 1600)
+            assert _png_size(shot) == (width, 1600)
+    balance = json.loads(out_json.read_text())["columns"]["balance"]["distribution"]
+    assert balance["scale"] == "log"  # log-normal: log-spaced bins, not one full bin
+
+
+def test_docs_show_a_screenshot_of_the_report() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    assert "](drift-report.png)" in (docs / "drift-report.md").read_text()
+    width, height = _png_size(docs / "drift-report.png")
+    assert width == 1440 and height >= 900

@@ -115,3 +115,35 @@ def test_spark_report_of_an_empty_side_says_so(spark: Any) -> None:
     result = drift_spark.report(spark.createDataFrame(ref), empty)
     assert {c.status for c in result.columns} == {"empty_current"}
     assert result.current_rows == 0 and result.drift_share is None
+
+
+def test_spark_monitoring_report_has_the_same_performance_as_in_memory(spark: Any) -> None:
+    """Target, prediction and score named: confusion counts, exact sums and the ROC AUC
+    summaries come back from the executors as partials; the section equals the in-memory
+    one bit for bit, and so do the quantiles of the big columns."""
+    rng = np.random.default_rng(4)
+    sides = []
+    for shift in (0.0, 0.5):
+        x = rng.normal(shift, 1.0, 20_000)
+        score = 1.0 / (1.0 + np.exp(-(x + rng.normal(0.0, 1.0, x.size))))
+        sides.append(pd.DataFrame({
+            "x": x,
+            "plan": rng.choice(["a", "b", "c"], x.size),
+            "label": np.where(rng.random(x.size) < 1.0 / (1.0 + np.exp(-x)), "yes", "no"),
+            "predicted": np.where(score > 0.5, "yes", "no"),
+            "probability": score,
+        }))  # fmt: skip
+    roles = {"target": "label", "prediction": "predicted", "score": "probability"}
+    in_memory = report(sides[0], sides[1], **roles)
+    result = drift_spark.report(
+        spark.createDataFrame(sides[0]).repartition(3),
+        spark.createDataFrame(sides[1]).repartition(4),
+        **roles,
+    )
+    assert result.performance == in_memory.performance
+    assert result.performance.positive_label == "yes"
+    assert result.performance.current.roc_auc_error_bound == 0.0
+    assert result.score_drift.drift_detected == in_memory.score_drift.drift_detected
+    ours, exact = result.column("x").quality, in_memory.column("x").quality
+    assert ours.reference.quantiles == exact.reference.quantiles
+    assert ours.current.quantiles == exact.current.quantiles

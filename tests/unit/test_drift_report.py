@@ -29,6 +29,11 @@ TOP_KEYS = {
     "number_of_tested_columns",
     "number_of_drifted_columns",
     "columns",
+    "column_mapping",
+    "target_drift",
+    "prediction_drift",
+    "score_drift",
+    "performance",
 }
 COLUMN_KEYS = {
     "column_type",
@@ -38,6 +43,7 @@ COLUMN_KEYS = {
     "stattest_display_name",
     "score",
     "score_error_bound",
+    "drift_rule",
     "threshold",
     "drift_detected",
     "reference_size",
@@ -62,7 +68,11 @@ SIDE_KEYS = {
     "min",
     "max",
     "mean",
+    "std",
+    "quantiles",
     "constant",
+    "top",
+    "top_share",
 }
 
 

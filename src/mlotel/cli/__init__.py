@@ -24,6 +24,7 @@ import errno
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .._version import VERSION
 from ._commands import (
@@ -98,6 +99,9 @@ The data set drifts when the share of drifted columns is at least --drift-share 
 
 examples:
   mlotel report --reference train.csv --current week.csv --target churned --html drift.html
+  mlotel report --reference scored_train.parquet --current scored_week.parquet \\
+      --target churned --prediction predicted --score probability --html report.html
+  mlotel report --reference train.csv --current week.csv --mapping mapping.yaml
   mlotel report --reference train.csv --current week.csv --stattest age=psi \\
       --threshold age=0.2 --drift-share 0.3 --json drift.json
   mlotel report --reference train.csv --current week.csv --json - | jq .drift_share
@@ -181,12 +185,42 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--json", metavar="PATH", help="write the JSON report here ('-': to stdout, nothing else)"
     )
-    rep.add_argument(
-        "--target",
-        metavar="COLUMN",
-        help="the label column: left out of the feature drift tests",
+    mapping = rep.add_argument_group(
+        "column mapping",
+        "Name the model's columns to add target drift, prediction drift and (target and\n"
+        "prediction named) model performance, reference vs current. Named columns are\n"
+        "left out of the feature drift tests and of the drift share.",
     )
-    _column_list_options(rep)
+    mapping.add_argument(
+        "--mapping",
+        metavar="FILE",
+        help="column mapping file, JSON or YAML (keys: target, prediction, score, task, "
+        "positive_label, numerical, categorical); options given here win over it",
+    )
+    mapping.add_argument("--target", metavar="COLUMN", help="the label column")
+    mapping.add_argument(
+        "--prediction",
+        metavar="COLUMN",
+        help="the model's output: predicted labels (classifier) or values (regressor)",
+    )
+    mapping.add_argument(
+        "--score",
+        metavar="COLUMN",
+        help="a binary classifier's positive-class probability (log loss, ROC AUC)",
+    )
+    mapping.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        help="the model's task (default: inferred from the target: text, booleans or at "
+        "most 10 integer values are labels)",
+    )
+    mapping.add_argument(
+        "--positive-label",
+        metavar="LABEL",
+        help="the positive class of a binary classifier (default: the larger of the two "
+        "labels, e.g. 1 of 0/1)",
+    )
+    _column_list_options(mapping)
     rep.add_argument(
         "--stattest",
         action="append",
@@ -266,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _column_list_options(parser: argparse.ArgumentParser) -> None:
+def _column_list_options(parser: Any) -> None:
     """``--numerical`` / ``--categorical``: the same names and syntax in every command."""
     for name, kind in (("--numerical", "numerical"), ("--categorical", "categorical")):
         parser.add_argument(

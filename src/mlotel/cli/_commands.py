@@ -25,6 +25,7 @@ __all__ = [
 # How each p-value test decides (ColumnDrift.score is a p-value for these, a distance
 # or divergence for the others, which drift at or above their threshold).
 _P_VALUE_RULES = {"ks": "<=", "chisquare": "<", "z": "<"}
+_RULES = {"p_value_at_most": "<=", "p_value_below": "<"}
 
 
 class RowProgress:
@@ -166,14 +167,35 @@ def report_command(args: argparse.Namespace) -> int:
         return 2
     names = list(sides[0].column_names)
     names += [c for c in sides[1].column_names if c not in set(names)]
-    if args.target is not None and args.target not in names:
-        print(f"mlotel report: --target: no column named {args.target!r}", file=sys.stderr)
+    from ..drift import ColumnMapping, MappingError
+
+    try:
+        mapping = ColumnMapping.load(args.mapping) if args.mapping else ColumnMapping()
+        mapping = mapping.merged(
+            ColumnMapping(
+                target=args.target,
+                prediction=args.prediction,
+                score=args.score,
+                task=args.task,
+                positive_label=args.positive_label,
+                numerical=tuple(args.numerical),
+                categorical=tuple(args.categorical),
+            )
+        )
+    except MappingError as exc:
+        print(f"mlotel report: --mapping {exc}" if args.mapping else f"mlotel report: {exc}",
+              file=sys.stderr)  # fmt: skip
         return 2
-    columns = [name for name in names if name != args.target]
+    for role, name in mapping.roles().items():
+        if name not in names:
+            where = f"--{role}" if getattr(args, role) == name else f"--mapping {args.mapping}"
+            print(f"mlotel report: {where}: no column named {name!r}", file=sys.stderr)
+            return 2
+    columns = [name for name in names if name not in mapping.roles().values()]
     thresholds = {}
     for column, value in args.threshold:  # every column's first, then one column's
         if column is None:
-            thresholds.update(dict.fromkeys(columns, value))
+            thresholds.update(dict.fromkeys(names, value))
     for column, value in args.threshold:
         if column is not None:
             thresholds[column] = value
@@ -182,8 +204,7 @@ def report_command(args: argparse.Namespace) -> int:
             _source(args.reference),
             _source(args.current),
             columns=columns,
-            numerical=args.numerical,
-            categorical=args.categorical,
+            mapping=mapping,
             stattests=dict(args.stattest),
             thresholds=thresholds,
             drift_share=args.drift_share,
@@ -231,8 +252,16 @@ def report_command(args: argparse.Namespace) -> int:
             f"(share {result.drift_share:.2f}, {rule})"
             + (f"; {untested} columns not tested" if untested else "")
         )
-    if args.target is not None:
-        print(f"  target column {args.target!r}: not tested as a feature")
+    for role, name in mapping.roles().items():
+        print(f"  {role} column {name!r}: not tested as a feature")
+    for label, role_drift in (("target", result.target_drift),
+                              ("prediction", result.prediction_drift),
+                              ("score", result.score_drift)):  # fmt: skip
+        if role_drift is not None:
+            print(f"  {label} drift: {role_drift.name} ({_drift_text(role_drift)})")
+    if result.performance is not None:
+        for line in _performance_lines(result.performance):
+            print(f"  {line}")
     for column in result.columns:
         if column.drift_detected:
             print(f"  drift: {column.name} ({_score_text(column)})")
@@ -244,10 +273,38 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drift_text(column: Any) -> str:
+    """``drift, ks p-value 1e-09 <= 0.05`` or ``no drift, z p-value 0.76; drift if < 0.05``."""
+    if column.status != "tested":
+        return f"{column.status}: {column.message}"
+    if column.drift_detected:
+        return f"drift, {_score_text(column)}"
+    kind, score, rule, threshold = _score_text(column).rsplit(" ", 3)
+    return f"no drift, {kind} {score}; drift if {rule} {threshold}"
+
+
+def _performance_lines(performance: Any) -> list[str]:
+    """``performance (classification): accuracy 0.91 -> 0.84, ...`` and any note."""
+    values = []
+    names = performance.metric_names()
+    for name in names:
+        ref, cur = performance.metric(name)
+        shown = ["-" if v is None else f"{v:.4g}" for v in (ref, cur)]
+        values.append(f"{name} {shown[0]} -> {shown[1]}")
+    lines = []
+    if values:
+        lines.append(
+            f"performance ({performance.task}, reference -> current): " + ", ".join(values)
+        )
+    if performance.message:
+        lines.append(f"performance: {performance.message}")
+    return lines
+
+
 def _score_text(column: Any) -> str:
     """``ks p-value 3.6e-53 <= 0.05`` or ``psi 1.93 >= 0.2``: what the score is and the
     rule that made it drift."""
-    rule = _P_VALUE_RULES.get(column.stattest)
+    rule = _RULES.get(column.drift_rule or "") or _P_VALUE_RULES.get(column.stattest)
     kind = f"{column.stattest} p-value" if rule else str(column.stattest)
     return f"{kind} {column.score:.4g} {rule or '>='} {column.threshold:g}"
 

@@ -23,10 +23,12 @@ True
 
 from __future__ import annotations
 
-from ..exceptions import DatasetError, ProfileError
+from ..exceptions import DatasetError, MappingError, ProfileError
 from ._config import DEFAULT_THRESHOLDS, METHODS, DriftConfig
 from ._constraints import AllowedValues, Constraint, MaxMissingShare, NotNull, Range
+from ._mapping import ColumnMapping
 from ._partials import Job, Partial, ScanPass, merge_partials
+from ._performance import Performance, SidePerformance
 from ._profile import SCHEMA_VERSION, FeatureProfile, Profile, ProfileJob
 from ._report import (
     ColumnDrift,
@@ -50,6 +52,7 @@ __all__ = [
     "TEXT_DESCRIPTORS",
     "AllowedValues",
     "ColumnDrift",
+    "ColumnMapping",
     "ColumnQuality",
     "Constraint",
     "Distribution",
@@ -60,9 +63,11 @@ __all__ = [
     "DriftReport",
     "FeatureProfile",
     "Job",
+    "MappingError",
     "MaxMissingShare",
     "NotNull",
     "Partial",
+    "Performance",
     "Profile",
     "ProfileError",
     "ProfileJob",
@@ -70,6 +75,7 @@ __all__ = [
     "ReportJob",
     "ScanPass",
     "SideQuality",
+    "SidePerformance",
     "TextDescriptors",
     "merge_partials",
     "report",

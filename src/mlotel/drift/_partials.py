@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from ._performance import PerformancePlan, PerformanceState, summarize_performance
+
 __all__ = [
     "CATEGORY_CAP",
     "DISTINCT_CAP",
@@ -365,11 +367,14 @@ class Partial:
     side: str
     rows: int = 0
     columns: dict[str, Any] = field(default_factory=dict)
+    performance: PerformanceState | None = None
+    """The model-performance summary of a report's pass (target, prediction, score)."""
 
     def absorb(self, other: Partial) -> None:
         """Merge ``other`` into this partial in place (histogram arrays are added to)."""
         merged = self.merge(other, in_place=True)
         self.rows, self.columns = merged.rows, merged.columns
+        self.performance = merged.performance
 
     def merge(self, other: Partial, *, in_place: bool = False) -> Partial:
         """Both chunks' summary (exact for counts; means and variances to rounding)."""
@@ -387,7 +392,12 @@ class Partial:
                 mine.add(state)
             else:
                 columns[name] = mine.merge(state)
-        return Partial(self.step, self.side, self.rows + other.rows, columns)
+        performance = self.performance
+        if other.performance is not None:
+            performance = (
+                other.performance if performance is None else performance.merge(other.performance)
+            )
+        return Partial(self.step, self.side, self.rows + other.rows, columns, performance)
 
     # --- bytes (what travels from executors to the driver) -----------------------------
     def to_bytes(self) -> bytes:
@@ -416,7 +426,12 @@ class Partial:
                     if value is not None:
                         arrays[f"{i}.{key}"] = value
             columns.append(entry)
-        header = {"step": self.step, "side": self.side, "rows": self.rows, "columns": columns}
+        header: dict[str, Any] = {
+            "step": self.step, "side": self.side, "rows": self.rows, "columns": columns
+        }
+        if self.performance is not None:
+            header["performance"], performance_arrays = self.performance.to_parts()
+            arrays.update({f"performance.{k}": v for k, v in performance_arrays.items()})
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         out = io.BytesIO()
         np.savez(out, allow_pickle=False, **arrays)
@@ -449,7 +464,17 @@ class Partial:
                         name, below=entry["below"], above=entry["above"],
                         selected=_tally_in(entry["selected"]), **arrays,
                     )
-        return cls(header["step"], header["side"], header["rows"], columns)
+            performance = None
+            if "performance" in header:
+                performance = PerformanceState.from_parts(
+                    header["performance"],
+                    {
+                        key.partition(".")[2]: stored[key]
+                        for key in stored.files
+                        if key.startswith("performance.")
+                    },
+                )
+        return cls(header["step"], header["side"], header["rows"], columns, performance)
 
 
 def _tally_out(tally: dict[Any, int] | None) -> list[list[Any]] | None:
@@ -501,6 +526,17 @@ class ScanPass:
     categorical: frozenset[str] = frozenset()
     plans: tuple[ColumnPlan, ...] = ()
     sides: tuple[str, ...] = ("data",)
+    performance: PerformancePlan | None = None
+    """A report's model-performance summary (passes 2 and 3)."""
+
+    def read_columns(self, names: Sequence[str]) -> list[str]:
+        """Which of a chunk's columns (``names``) this pass reads, in their order."""
+        if self.step == 1:
+            return [n for n in names if self.columns is None or n in self.columns]
+        wanted = {p.name for p in self.plans}
+        if self.performance is not None:
+            wanted.update(self.performance.columns)
+        return [n for n in names if n in wanted]
 
     def summarize(self, data: Any, side: str | None = None, *, workers: int = 1) -> Partial:
         """The partial of one chunk (Arrow batch or table, pandas DataFrame, dict of columns).
@@ -530,7 +566,16 @@ class ScanPass:
                 states = list(pool.map(run, tasks))
         else:
             states = [run(task) for task in tasks]
-        return Partial(self.step, side, table.num_rows, {t[0]: s for t, s in zip(tasks, states)})
+        performance = None
+        if self.performance is not None and self.step > 1:
+            performance = summarize_performance(table, self.performance)
+        return Partial(
+            self.step,
+            side,
+            table.num_rows,
+            {t[0]: s for t, s in zip(tasks, states)},
+            performance,
+        )
 
 
 def _numbers(column: Any) -> np.ndarray:
@@ -888,11 +933,7 @@ def run_job(
 
 
 def _read_columns(step: ScanPass, source: Any) -> list[str]:
-    names = source.column_names
-    if step.step == 1:
-        return [n for n in names if step.columns is None or n in step.columns]
-    wanted = {p.name for p in step.plans}
-    return [n for n in names if n in wanted]
+    return step.read_columns(source.column_names)
 
 
 # --- a column's summaries as a test sample --------------------------------------------------

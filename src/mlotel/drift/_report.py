@@ -38,6 +38,7 @@ import numpy as np
 from ._binning import equal_frequency_edges
 from ._calibrated import DecisionPlan, ReferenceColumn, column_decision
 from ._datasets import Dataset, is_dataset_source, open_dataset
+from ._mapping import ColumnMapping
 from ._partials import (
     CATEGORY_CAP,
     ColumnPlan,
@@ -45,18 +46,23 @@ from ._partials import (
     Job,
     ScanPass,
     SummarySample,
+    exact_quantiles,
     grid_for,
+    order_statistics,
+    quantile_ranks,
     run_job,
     sturges_edges,
     to_arrow,
 )
 from ._partials import canonical_order as _canonical
+from ._performance import Performance, PerformancePlanner, PerformanceState
 from ._profile import auto_bins
 
 if TYPE_CHECKING:
     from . import _stats
 
 __all__ = [
+    "QUANTILES",
     "REPORT_METHODS",
     "REPORT_SCHEMA",
     "ColumnDrift",
@@ -93,6 +99,8 @@ INTEGER_CATEGORY_LIMIT = 10
 """Integer columns with at most this many distinct values are categorical (Evidently 0.7)."""
 TOP_CATEGORIES = 20
 """Categories drawn (and new categories listed) per column; the rest is "other"."""
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+"""Quantiles of each numeric column in the data-quality section (numpy's linear method)."""
 
 _MISSING_EXTRA = (
     "mlotel.drift.report needs scipy and pandas, which are not installed: "
@@ -138,6 +146,15 @@ class SideQuality:
     mean: float | None = None
     constant: bool = False
     """True when the column holds exactly one distinct non-missing value."""
+    std: float | None = None
+    """Standard deviation of the finite values (n - 1 in the denominator, as pandas)."""
+    quantiles: Mapping[str, float] | None = None
+    """``{"0.05": ..., "0.25": ..., "0.5": ..., "0.75": ..., "0.95": ...}`` of the finite
+    values (numpy's linear method; exact on datasets too)."""
+    top: str | None = None
+    """The most frequent value of a categorical column (ties: the first label)."""
+    top_share: float | None = None
+    """Its share of the non-missing values."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data (non-finite numbers become None)."""
@@ -150,7 +167,13 @@ class SideQuality:
             "min": _finite(self.min),
             "max": _finite(self.max),
             "mean": _finite(self.mean),
+            "std": _finite(self.std),
+            "quantiles": None
+            if self.quantiles is None
+            else {k: _finite(v) for k, v in self.quantiles.items()},
             "constant": self.constant,
+            "top": self.top,
+            "top_share": _finite(self.top_share),
         }
 
 
@@ -208,6 +231,8 @@ class Distribution:
     current: tuple[float, ...]
     edges: tuple[float, ...] | None = None
     """Bin edges of a histogram (``len(labels) + 1`` values); ``None`` for categories."""
+    scale: Literal["linear", "log"] = "linear"
+    """How a histogram's edges are spaced: equal widths, or equal on a log scale."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data (non-finite numbers become None)."""
@@ -215,6 +240,7 @@ class Distribution:
             "kind": self.kind,
             "labels": list(self.labels),
             "edges": None if self.edges is None else [_finite(e) for e in self.edges],
+            "scale": self.scale,
             "reference": [_finite(v) for v in self.reference],
             "current": [_finite(v) for v in self.current],
         }
@@ -254,6 +280,9 @@ class ColumnDrift:
     score_error_bound: float | None = None
     """Largest possible |score - exact score| when the score came from summaries of data
     read in passes (normalised Wasserstein); None when the score is exact."""
+    drift_rule: str | None = None
+    """How the score decides: ``p_value_at_most`` (drift when score <= threshold),
+    ``p_value_below`` (score < threshold) or ``score_at_least`` (score >= threshold)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data of the column (its name is the key in the report's ``columns``)."""
@@ -265,6 +294,7 @@ class ColumnDrift:
             "stattest_display_name": self.stattest_display_name,
             "score": _finite(self.score),
             "score_error_bound": _finite(self.score_error_bound),
+            "drift_rule": self.drift_rule,
             "threshold": self.threshold,
             "drift_detected": self.drift_detected,
             "reference_size": self.reference_size,
@@ -304,6 +334,16 @@ class DriftReport:
     """``evidently``: True when ``drift_share >= drift_share_threshold``; ``calibrated``:
     True when any column drifted."""
     mlotel_version: str = field(default="")
+    column_mapping: ColumnMapping = field(default_factory=ColumnMapping)
+    """The roles and type overrides the report used."""
+    target_drift: ColumnDrift | None = None
+    """Drift of the target column (not counted in the drift share); None if not named."""
+    prediction_drift: ColumnDrift | None = None
+    """Drift of the prediction column (not counted in the drift share)."""
+    score_drift: ColumnDrift | None = None
+    """Drift of the score column (not counted in the drift share)."""
+    performance: Performance | None = None
+    """Model performance, reference vs current (target and prediction named)."""
 
     def column(self, name: str) -> ColumnDrift:
         """The result of column ``name`` (KeyError if the report has no such column)."""
@@ -328,6 +368,11 @@ class DriftReport:
             "number_of_tested_columns": self.number_of_tested_columns,
             "number_of_drifted_columns": self.number_of_drifted_columns,
             "columns": {column.name: column.to_dict() for column in self.columns},
+            "column_mapping": self.column_mapping.to_dict(),
+            "target_drift": _role_dict(self.target_drift),
+            "prediction_drift": _role_dict(self.prediction_drift),
+            "score_drift": _role_dict(self.score_drift),
+            "performance": None if self.performance is None else self.performance.to_dict(),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -335,10 +380,11 @@ class DriftReport:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def to_html(self) -> str:
-        """The report as one self-contained HTML page (no scripts, no network)."""
+        """The report as one self-contained HTML page (no scripts, no network), rendered
+        from :meth:`to_dict`: the page shows what the JSON holds."""
         from ._html import render_html
 
-        return render_html(self)
+        return render_html(self.to_dict())
 
     def save_json(self, path: str | Path) -> Path:
         """Write :meth:`to_json` to ``path`` (atomically); returns the path."""
@@ -347,6 +393,10 @@ class DriftReport:
     def save_html(self, path: str | Path) -> Path:
         """Write :meth:`to_html` to ``path`` (atomically); returns the path."""
         return _write_atomically(Path(path), self.to_html())
+
+
+def _role_dict(column: ColumnDrift | None) -> dict[str, Any] | None:
+    return None if column is None else {"column": column.name, **column.to_dict()}
 
 
 def _write_atomically(target: Path, text: str) -> Path:
@@ -438,11 +488,19 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def _numeric_side(
-    sorted_values: np.ndarray[Any, Any], rows: int, missing: int, inf: int
+    sorted_values: np.ndarray[Any, Any],
+    rows: int,
+    missing: int,
+    inf: int,
+    quantiles: Sequence[float] | None = None,
 ) -> SideQuality:
+    """Quality of one side of a numeric column from its sorted finite values (or, for
+    data read in passes, only their count: ``quantiles`` and the moments come apart)."""
     if sorted_values.size == 0:
         return SideQuality(rows, missing, _share(missing, rows), inf)
     low, high = float(sorted_values[0]), float(sorted_values[-1])
+    if quantiles is None:
+        quantiles = np.quantile(sorted_values, QUANTILES).tolist()
     return SideQuality(
         rows=rows,
         missing=missing,
@@ -452,30 +510,66 @@ def _numeric_side(
         max=high,
         mean=float(np.mean(sorted_values)),
         constant=low == high,
+        std=float(np.std(sorted_values, ddof=1)) if sorted_values.size > 1 else None,
+        quantiles=_quantile_dict(quantiles),
     )
 
 
-def _categorical_side(counts: np.ndarray[Any, Any] | None, rows: int, missing: int) -> SideQuality:
+def _quantile_dict(values: Sequence[float]) -> dict[str, float]:
+    return {str(q): float(v) for q, v in zip(QUANTILES, values)}
+
+
+def _categorical_side(
+    counts: np.ndarray[Any, Any] | None,
+    rows: int,
+    missing: int,
+    values: np.ndarray[Any, Any] | None = None,
+) -> SideQuality:
     distinct = 0 if counts is None else int(np.count_nonzero(counts))
+    top = top_share = None
+    if counts is not None and values is not None and distinct:
+        names = np.array([str(v) for v in values.tolist()], dtype=object)
+        first = int(np.lexsort((names, -counts))[0])  # most frequent; ties: the first label
+        top, top_share = str(names[first]), float(counts[first]) / float(counts.sum())
     return SideQuality(
         rows=rows,
         missing=missing,
         missing_share=_share(missing, rows),
         distinct=distinct,
         constant=distinct == 1,
+        top=top,
+        top_share=top_share,
     )
+
+
+LOG_SCALE_RATIO = 1000.0
+"""Positive columns whose max / min is at least this are plotted on log-spaced bins."""
+
+
+def plot_edges(
+    low: float, high: float, count: int
+) -> tuple[np.ndarray[Any, Any], Literal["linear", "log"]]:
+    """(bin edges, ``linear`` or ``log``) of a numeric column's plot over both samples:
+    5 to 30 bins (log2 of the values + 1), equal-width, or equal on a log scale for a
+    positive column spanning three decades or more (incomes, counts, durations), where
+    equal-width bins would put nearly everything in the first bin.
+
+    >>> plot_edges(1.0, 8.0, 64)[0].tolist(), plot_edges(1.0, 1e4, 30)[1]
+    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], 'log')
+    """
+    n_bins = int(min(30, max(5, math.ceil(math.log2(count)) + 1)))
+    if low == high:
+        return np.array([low - 0.5, high + 0.5]), "linear"
+    if low > 0 and high / low >= LOG_SCALE_RATIO:
+        return np.geomspace(low, high, n_bins + 1), "log"
+    return np.linspace(low, high, n_bins + 1), "linear"
 
 
 def _histogram(sample: _stats.ColumnSample) -> Distribution:
     ref, cur = sample.reference_sorted, sample.current_sorted
     low = min(float(ref[0]), float(cur[0]))
     high = max(float(ref[-1]), float(cur[-1]))
-    n_bins = int(min(30, max(5, math.ceil(math.log2(ref.size + cur.size)) + 1)))
-    if low == high:
-        n_bins = 1
-        edges = np.array([low - 0.5, high + 0.5])
-    else:
-        edges = np.linspace(low, high, n_bins + 1)
+    edges, scale = plot_edges(low, high, ref.size + cur.size)
 
     def shares(values: np.ndarray[Any, Any]) -> tuple[float, ...]:
         cuts = np.searchsorted(values, edges, side="left")
@@ -483,7 +577,9 @@ def _histogram(sample: _stats.ColumnSample) -> Distribution:
         return tuple((np.diff(cuts) / values.size).tolist())
 
     labels = tuple(f"{a:.4g} to {b:.4g}" for a, b in itertools.pairwise(edges.tolist()))
-    return Distribution("histogram", labels, shares(ref), shares(cur), tuple(edges.tolist()))
+    return Distribution(
+        "histogram", labels, shares(ref), shares(cur), tuple(edges.tolist()), scale
+    )
 
 
 def _categories(sample: _stats.ColumnSample | SummarySample) -> Distribution:
@@ -558,6 +654,7 @@ def _calibrated_test(
         None,
         stattest="calibrated",
         stattest_display_name="mlotel calibrated tests (adjusted p_value)",
+        drift_rule="<=",
         score=decision.p_value,
         threshold=options.plan.false_alarm_rate,
         drift_detected=decision.detected,
@@ -694,6 +791,7 @@ def _run_test(
         quality=quality,
         distribution=distribution,
         score_error_bound=getattr(sample, "score_error_bound", None),
+        drift_rule=test.rule,
     )
 
 
@@ -784,8 +882,8 @@ def _categorical_column(
         )
     sample = stats.ColumnSample(ref_values, cur_values, "categorical")
     values, ref_counts, cur_counts = sample.category_counts
-    ref_side = _categorical_side(ref_counts, ref_rows, ref_missing)
-    cur_side = _categorical_side(cur_counts, cur_rows, cur_missing)
+    ref_side = _categorical_side(ref_counts, ref_rows, ref_missing, values)
+    cur_side = _categorical_side(cur_counts, cur_rows, cur_missing, values)
     if cur_values.size == 0:
         return ColumnDrift(
             name,
@@ -838,24 +936,25 @@ def _sketch_kind(name: str, sketch: ColumnSketch, options: _Options) -> ColumnKi
     return "unknown"
 
 
-def _summary_side(sketch: ColumnSketch, kind: str) -> SideQuality:
-    share = _share(sketch.missing, sketch.rows)
-    if kind == "numerical":
-        if not sketch.count:
-            return SideQuality(sketch.rows, sketch.missing, share, sketch.non_finite)
-        return SideQuality(
-            rows=sketch.rows,
-            missing=sketch.missing,
-            missing_share=share,
-            non_finite=sketch.non_finite,
-            min=sketch.min,
-            max=sketch.max,
-            mean=sketch.mean if sketch.raw is None else float(np.mean(sketch.raw)),
-            constant=sketch.min == sketch.max,
-        )
-    tally = sketch.category_tally()
-    counts = None if tally is None else np.array(list(tally.values()), dtype=np.int64)
-    return _categorical_side(counts, sketch.rows, sketch.missing)
+def _summary_side(sketch: ColumnSketch, quantiles: Sequence[float] | None = None) -> SideQuality:
+    """Quality of one side of a numeric column from its summaries: the in-memory
+    computation when the values were kept, else the merged moments and the exact
+    ``quantiles`` of the selection pass."""
+    if sketch.raw is not None or not sketch.count:
+        values = sketch.raw if sketch.raw is not None else np.empty(0)
+        return _numeric_side(values, sketch.rows, sketch.missing, sketch.non_finite)
+    return SideQuality(
+        rows=sketch.rows,
+        missing=sketch.missing,
+        missing_share=_share(sketch.missing, sketch.rows),
+        non_finite=sketch.non_finite,
+        min=sketch.min,
+        max=sketch.max,
+        mean=sketch.mean,
+        constant=sketch.min == sketch.max,
+        std=math.sqrt(max(sketch.m2, 0.0) / (sketch.count - 1)) if sketch.count > 1 else None,
+        quantiles=None if quantiles is None else _quantile_dict(quantiles),
+    )
 
 
 def _summary_column(
@@ -866,6 +965,7 @@ def _summary_column(
     stats: Any,
     plans: Mapping[str, ColumnPlan],
     histograms: tuple[Mapping[str, Any], Mapping[str, Any]],
+    quantiles: tuple[Sequence[float] | None, Sequence[float] | None] = (None, None),
 ) -> ColumnDrift:
     if ref is None or cur is None:
         present = ref if ref is not None else cur
@@ -906,7 +1006,7 @@ def _summary_column(
             "type_mismatch",
             f"column '{name}' was named numerical but its reference values are not numbers",
         )
-    ref_side = _summary_side(ref, "numerical")
+    ref_side = _summary_side(ref, quantiles[0])
     if not ref.count:
         return ColumnDrift(
             name,
@@ -931,7 +1031,7 @@ def _summary_column(
                 ref_side, SideQuality(cur.rows, cur.missing, _share(cur.missing, cur.rows))
             ),
         )
-    cur_side = _summary_side(cur, "numerical")
+    cur_side = _summary_side(cur, quantiles[1])
     if not cur.count:
         return ColumnDrift(
             name,
@@ -965,6 +1065,7 @@ def _summary_column(
             tuple((ref_hist.plot_counts / ref.count).tolist()),
             tuple((cur_hist.plot_counts / cur.count).tolist()),
             edges,
+            plot_edges(min(ref.min, cur.min), max(ref.max, cur.max), ref.count + cur.count)[1],
         )
     quality = ColumnQuality(
         ref_side, cur_side, out_of_range_share=1.0 - float(inside) / cur.count
@@ -998,8 +1099,8 @@ def _summary_categorical(
         )
     sample = SummarySample("categorical", ref, cur)
     values, ref_counts, cur_counts = sample.category_counts
-    ref_side = _categorical_side(ref_counts, ref.rows, ref.missing)
-    cur_side = _categorical_side(cur_counts, cur.rows, cur.missing)
+    ref_side = _categorical_side(ref_counts, ref.rows, ref.missing, values)
+    cur_side = _categorical_side(cur_counts, cur.rows, cur.missing, values)
     if sample.n_current == 0:
         return ColumnDrift(
             name,
@@ -1039,11 +1140,7 @@ def _histogram_plan(
     )
     center, scale, grid = grid_for([ref, cur])
     low, high = min(ref.min, cur.min), max(ref.max, cur.max)
-    n_bins = int(min(30, max(5, math.ceil(math.log2(ref.count + cur.count)) + 1)))
-    if low == high:
-        plot = (low - 0.5, high + 0.5)
-    else:
-        plot = tuple(np.linspace(low, high, n_bins + 1).tolist())
+    plot = tuple(plot_edges(low, high, ref.count + cur.count)[0].tolist())
     binned = test.name in ("jensenshannon", "psi", "kl_div")
     sturges = (
         tuple(sturges_edges(low, high, ref.count + cur.count).tolist())
@@ -1055,7 +1152,7 @@ def _histogram_plan(
         name,
         center=center,
         scale=scale,
-        grid=grid if test.name == "wasserstein" else None,
+        grid=grid,  # counts for the exact quantiles too; sums only for wasserstein
         sums=test.name == "wasserstein",
         plot_edges=plot,
         sturges_edges=sturges,
@@ -1098,34 +1195,45 @@ class ReportJob(Job):
         stattests: Mapping[str, str] | None = None,
         thresholds: Mapping[str, float] | None = None,
         drift_share: float = 0.5,
+        mapping: ColumnMapping | Mapping[str, Any] | str | Path | None = None,
+        target: str | None = None,
+        prediction: str | None = None,
+        score: str | None = None,
+        task: str | None = None,
+        positive_label: Any = None,
         method: str = "evidently",
         false_alarm_rate: float = 0.01,
     ) -> None:
         super().__init__()
         self._stats = _load_stats()
         _check_options(self._stats, drift_share, stattests, method, false_alarm_rate)
+        self.mapping = _column_mapping(
+            mapping, target=target, prediction=prediction, score=score, task=task,
+            positive_label=positive_label, numerical=numerical, categorical=categorical,
+        )  # fmt: skip
+        self.roles = self.mapping.roles()
         self.columns = None if columns is None else [str(c) for c in columns]
         self.drift_share = drift_share
         self.method = method
         self.false_alarm_rate = false_alarm_rate
-        self.options = _Options(
-            stattests=dict(stattests or {}),
-            thresholds=dict(thresholds or {}),
-            numerical=frozenset(numerical),
-            categorical=frozenset(categorical),
-        )
+        self.options = _options(self.mapping, stattests, thresholds)
         self._plans: dict[str, ColumnPlan] = {}
+        self._planner = _planner(self.mapping)
+
+    def _listed(self) -> list[str] | None:
+        if self.columns is None:
+            return None
+        return self.columns + [c for c in self.roles.values() if c not in self.columns]
 
     def _names(self) -> list[str]:
         ref, cur = self.merged(1, "reference"), self.merged(1, "current")
-        if self.columns is None:
+        listed = self._listed()
+        if listed is None:
             names = list(ref.columns)
             names += [n for n in cur.columns if n not in ref.columns]
         else:
-            names = list(self.columns)
-            absent = [c for c in names if c not in ref.columns and c not in cur.columns]
-            if absent:
-                raise ValueError(f"columns {absent} are in neither the reference nor current data")
+            names = listed
+        _check_names(names, [*ref.columns, *cur.columns], self.columns, self.roles)
         _check_stray(names, self.options)
         self.options.plan = _decision_plan(self.method, self.false_alarm_rate, len(names))
         return names
@@ -1133,24 +1241,79 @@ class ReportJob(Job):
     def _plan(self, step: int) -> ScanPass | None:
         o = self.options
         if step == 1:
+            listed = self._listed()
             return ScanPass(
                 1,
-                columns=None if self.columns is None else tuple(self.columns),
+                columns=None if listed is None else tuple(listed),
                 numerical=o.numerical,
                 categorical=o.categorical,
                 sides=self.sides,
             )
-        if step != 2:
-            return None
+        if step == 2:
+            return self._histograms()
+        if step == 3:
+            return self._selection()
+        return None
+
+    def _histograms(self) -> ScanPass | None:
+        """Pass 2: fine histograms of the big numeric columns, the performance counts."""
+        o = self.options
         ref, cur = self.merged(1, "reference").columns, self.merged(1, "current").columns
         for name in self._names():
             if name in ref and name in cur and _sketch_kind(name, ref[name], o) == "numerical":
                 plan = _histogram_plan(name, ref[name], cur[name], o, self._stats)
                 if plan is not None and ref[name].numeric and cur[name].numeric:
                     self._plans[name] = plan
-        if not self._plans:
+        performance = None
+        if self._planner is not None:
+            performance = self._planner.count_plan({"reference": ref, "current": cur})
+        if not self._plans and performance is None:
             return None
-        return ScanPass(2, plans=tuple(self._plans.values()), sides=self.sides)
+        return ScanPass(
+            2, plans=tuple(self._plans.values()), sides=self.sides, performance=performance
+        )
+
+    def _selection(self) -> ScanPass | None:
+        """Pass 3: the values of the fine buckets holding the quantiles of big columns,
+        and the scores of the ROC AUC buckets where the classes overlap."""
+        plans = []
+        for name, plan in self._plans.items():
+            assert plan.grid is not None
+            buckets: set[int] = set()
+            for side in self.sides:
+                sketch = self.merged(1, side).columns[name]
+                if sketch.raw is None:
+                    counts = self.merged(2, side).columns[name].grid_counts
+                    ranks = quantile_ranks(QUANTILES, sketch.count)
+                    found = np.searchsorted(np.cumsum(counts), ranks, side="right")
+                    buckets.update((found + plan.grid[0]).tolist())
+            plans.append(
+                ColumnPlan(name, plan.center, plan.scale, plan.grid,
+                           selected=tuple(sorted(buckets)), parse=plan.parse)
+            )  # fmt: skip
+        performance = None
+        if self._planner is not None:
+            performance = self._planner.resolve_plan(
+                {side: state for side in self.sides
+                 if (state := self.merged(2, side).performance) is not None}
+            )  # fmt: skip
+        if not plans and performance is None:
+            return None
+        return ScanPass(3, plans=tuple(plans), sides=self.sides, performance=performance)
+
+    def _quantiles(self, name: str, side: str) -> list[float] | None:
+        """Exact quantiles of a big numeric column's side, from passes 2 and 3."""
+        plan = self._plans.get(name)
+        sketch = self.merged(1, side).columns.get(name)
+        if plan is None or sketch is None or sketch.raw is not None or not sketch.count:
+            return None
+        assert plan.grid is not None
+        grid = self.merged(2, side).columns[name].grid_counts
+        picked = self.merged(3, side).columns.get(name)
+        selected = (picked.selected if picked is not None else None) or {}
+        ranks = quantile_ranks(QUANTILES, sketch.count)
+        values = order_statistics(ranks, grid, plan.grid[0], plan, selected)
+        return exact_quantiles(QUANTILES, sketch.count, values)
 
     def result(self, progress: Callable[[int, int, str], None] | None = None) -> DriftReport:
         """The report (call after :meth:`next_pass` returned None)."""
@@ -1170,13 +1333,144 @@ class ReportJob(Job):
                     self._stats,
                     self._plans,
                     histograms,
+                    (self._quantiles(name, "reference"), self._quantiles(name, "current")),
                 )
             )
             if progress is not None:
                 progress(done, len(names), name)
+        performance = None
+        if self._planner is not None:
+            performance = self._planner.result(
+                {side: self.merged(2, side).performance for side in self.sides},
+                {side: self.merged(3, side).performance for side in self.sides},
+            )
         return _assemble(
-            results, ref.rows, cur.rows, self.drift_share, self.method, self.false_alarm_rate
+            results, ref.rows, cur.rows, self.drift_share, self.mapping, performance,
+            self.method, self.false_alarm_rate,
         )
+
+
+class _PerformanceJob(Job):
+    """The performance section alone, in passes over the role columns (in-memory reports
+    compute it this way too, so both paths give the same numbers)."""
+
+    sides = ("reference", "current")
+
+    def __init__(self, mapping: ColumnMapping, planner: PerformancePlanner) -> None:
+        super().__init__()
+        self.mapping, self.planner = mapping, planner
+
+    def _plan(self, step: int) -> ScanPass | None:
+        if step == 1:
+            return ScanPass(
+                1,
+                columns=tuple(self.mapping.roles().values()),
+                numerical=frozenset(self.mapping.numerical),
+                categorical=frozenset(self.mapping.categorical),
+                sides=self.sides,
+            )
+        if step == 2:
+            plan = self.planner.count_plan({s: self.merged(1, s).columns for s in self.sides})
+        elif step == 3:
+            plan = self.planner.resolve_plan(
+                {s: p for s in self.sides if (p := self.merged(2, s).performance) is not None}
+            )
+        else:
+            return None
+        return None if plan is None else ScanPass(step, sides=self.sides, performance=plan)
+
+    def result(self) -> Performance:
+        counted: dict[str, PerformanceState | None] = {}
+        resolved: dict[str, PerformanceState | None] = {}
+        for side in self.sides:
+            counted[side] = self.merged(2, side).performance
+            resolved[side] = self.merged(3, side).performance
+        return self.planner.result(counted, resolved)
+
+
+def _planner(mapping: ColumnMapping) -> PerformancePlanner | None:
+    if mapping.target is None or mapping.prediction is None:
+        return None
+    return PerformancePlanner(
+        mapping.target, mapping.prediction, mapping.score, mapping.task, mapping.positive_label
+    )
+
+
+def _performance_in_memory(
+    reference: Any, current: Any, mapping: ColumnMapping
+) -> Performance | None:
+    planner = _planner(mapping)
+    if planner is None:
+        return None
+    import pyarrow as pa
+
+    roles = list(mapping.roles().values())
+    sources = {
+        side: frame[[c for c in roles if c in frame.columns]]
+        for side, frame in (("reference", reference), ("current", current))
+    }
+    job = _PerformanceJob(mapping, planner)
+    try:
+        run_job(job, sources)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        return Performance(
+            mapping.task or "classification",
+            planner.target,
+            planner.prediction,
+            planner.score,
+            message=f"the target, prediction or score column cannot be read: {exc}",
+        )
+    return job.result()
+
+
+def _column_mapping(
+    mapping: ColumnMapping | Mapping[str, Any] | str | Path | None,
+    *,
+    target: Any,
+    prediction: Any,
+    score: Any,
+    task: str | None,
+    positive_label: Any,
+    numerical: Sequence[str],
+    categorical: Sequence[str],
+) -> ColumnMapping:
+    """The mapping given (object, dict or file) with the keyword options on top."""
+    if mapping is None:
+        base = ColumnMapping()
+    elif isinstance(mapping, ColumnMapping):
+        base = mapping
+    elif isinstance(mapping, (str, Path)):
+        base = ColumnMapping.load(mapping)
+    elif isinstance(mapping, Mapping):
+        base = ColumnMapping.from_dict(mapping)
+    else:
+        raise TypeError(
+            "mapping must be a ColumnMapping, a dict or the path of a JSON/YAML file, got "
+            f"{type(mapping).__name__}"
+        )
+    given = ColumnMapping(
+        target=None if target is None else str(target),
+        prediction=None if prediction is None else str(prediction),
+        score=None if score is None else str(score),
+        task=task,
+        positive_label=positive_label,
+        numerical=tuple(str(c) for c in numerical),
+        categorical=tuple(str(c) for c in categorical),
+    )
+    return base.merged(given)
+
+
+def _options(
+    mapping: ColumnMapping,
+    stattests: Mapping[str, str] | None,
+    thresholds: Mapping[str, float] | None,
+) -> _Options:
+    return _Options(
+        stattests=dict(stattests or {}),
+        thresholds=dict(thresholds or {}),
+        numerical=frozenset(mapping.numerical),
+        categorical=frozenset(mapping.categorical),
+    )
 
 
 def _check_options(
@@ -1197,6 +1491,26 @@ def _check_options(
         raise ValueError(
             f"unknown drift test(s) {unknown}; available: {sorted(stats.STAT_TESTS)}"
         )
+
+
+def _check_names(
+    names: Sequence[str],
+    present: Sequence[str],
+    listed: Sequence[str] | None,
+    roles: Mapping[str, str],
+) -> None:
+    """``columns=`` and the roles must name columns of the data."""
+    found = set(present)
+    if listed is not None:
+        absent = [c for c in listed if c not in found]
+        if absent:
+            raise ValueError(f"columns {absent} are in neither the reference nor current data")
+    for role, column in roles.items():
+        if column not in found:
+            raise ValueError(
+                f"{role} names column {column!r}, which is in neither the reference nor "
+                "current data"
+            )
 
 
 def _check_stray(names: Sequence[str], options: _Options) -> None:
@@ -1224,17 +1538,22 @@ def _assemble(
     reference_rows: int,
     current_rows: int,
     drift_share: float,
+    mapping: ColumnMapping,
+    performance: Performance | None,
     method: str = "evidently",
     false_alarm_rate: float = 0.01,
 ) -> DriftReport:
-    tested = [c for c in results if c.status == "tested"]
+    roles = mapping.roles()
+    by_name = {c.name: c for c in results}
+    features = [c for c in results if c.name not in roles.values()]
+    tested = [c for c in features if c.status == "tested"]
     drifted = sum(c.drift_detected for c in tested)
     share = drifted / len(tested) if tested else None
     from .._version import VERSION
 
     calibrated = method == "calibrated"
     return DriftReport(
-        columns=tuple(results),
+        columns=tuple(features),
         reference_rows=reference_rows,
         current_rows=current_rows,
         drift_share_threshold=drift_share,
@@ -1245,6 +1564,11 @@ def _assemble(
         drift_share=share,
         dataset_drift=share is not None and (drifted > 0 if calibrated else share >= drift_share),
         mlotel_version=VERSION,
+        column_mapping=mapping,
+        target_drift=by_name.get(roles.get("target", "")),
+        prediction_drift=by_name.get(roles.get("prediction", "")),
+        score_drift=by_name.get(roles.get("score", "")),
+        performance=performance,
     )
 
 
@@ -1260,13 +1584,9 @@ def _report_datasets(
     for side, source in (("reference", reference), ("current", current)):
         sources[side] = open_dataset(source) if is_dataset_source(source) else source
     names = {side: _source_columns(s) for side, s in sources.items()}
-    listed = job.columns
-    if listed is not None:
-        absent = [c for c in listed if c not in names["reference"] and c not in names["current"]]
-        if absent:
-            raise ValueError(f"columns {absent} are in neither the reference nor current data")
-    else:
-        listed = names["reference"] + [n for n in names["current"] if n not in names["reference"]]
+    present = names["reference"] + [n for n in names["current"] if n not in names["reference"]]
+    listed = job._listed() or present
+    _check_names(listed, present, job.columns, job.roles)
     _check_stray(listed, job.options)
     run_job(
         job,
@@ -1293,6 +1613,12 @@ def report(
     stattests: Mapping[str, str] | None = None,
     thresholds: Mapping[str, float] | None = None,
     drift_share: float = 0.5,
+    target: str | None = None,
+    prediction: str | None = None,
+    score: str | None = None,
+    task: str | None = None,
+    positive_label: Any = None,
+    mapping: ColumnMapping | Mapping[str, Any] | str | Path | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     workers: int | None = None,
     row_progress: Callable[[int, str, int, int | None], None] | None = None,
@@ -1303,7 +1629,7 @@ def report(
 
     Each side is a pandas DataFrame (held in memory), or a dataset: a Parquet or CSV file,
     a directory of them (hive partitions included), a glob, or a list of these, read in
-    record batches in two passes with memory bounded by the batch, not the rows
+    record batches in passes with memory bounded by the batch, not the rows
     (docs/drift-report.md, "Datasets"). Small columns (at most 10,000 values a side) get
     exactly the in-memory numbers; bigger ones get the normalised Wasserstein distance
     from fine histograms, within ``score_error_bound`` of the exact value.
@@ -1323,6 +1649,15 @@ def report(
     least ``drift_share``. ``progress(done, total, column)`` is called after each column;
     ``row_progress(pass, side, rows_done, rows_total_or_None)`` after each batch read.
     Columns are computed in ``workers`` threads (default: the CPU count, at most 8).
+
+    The column mapping names the model's columns: ``target`` (the label),
+    ``prediction`` (predicted labels or values) and ``score`` (a binary classifier's
+    positive-class probability), ``task`` (``classification`` / ``regression``; inferred
+    when None) and ``positive_label``; or ``mapping``: a :class:`ColumnMapping`, a dict or
+    the path of a JSON/YAML mapping file (keyword options win over it; type lists are
+    joined). Named columns are left out of the feature tests and the drift share; the
+    report adds their drift (``target_drift``, ``prediction_drift``, ``score_drift``) and,
+    with target and prediction, the model's ``performance`` on both data sets.
 
     Columns that cannot be tested (missing on one side, empty, of another type) get a
     status saying why; they do not count in the drift share.
@@ -1344,6 +1679,12 @@ def report(
             stattests=stattests,
             thresholds=thresholds,
             drift_share=drift_share,
+            mapping=mapping,
+            target=target,
+            prediction=prediction,
+            score=score,
+            task=task,
+            positive_label=positive_label,
             method=method,
             false_alarm_rate=false_alarm_rate,
         )
@@ -1355,24 +1696,23 @@ def report(
                 f"paths), got {type(frame).__name__}"
             )
     _check_options(stats, drift_share, stattests, method, false_alarm_rate)
-    options = _Options(
-        stattests=dict(stattests or {}),
-        thresholds=dict(thresholds or {}),
-        numerical=frozenset(numerical),
-        categorical=frozenset(categorical),
-    )
-    if columns is None:
-        names = [str(c) for c in reference.columns]
-        names += [str(c) for c in current.columns if str(c) not in set(names)]
-    else:
-        names = [str(c) for c in columns]
-        absent = [c for c in names if c not in reference.columns and c not in current.columns]
-        if absent:
-            raise ValueError(f"columns {absent} are in neither the reference nor current data")
-    _check_stray(names, options)
-    options.plan = _decision_plan(method, false_alarm_rate, len(names))
+    column_mapping = _column_mapping(
+        mapping, target=target, prediction=prediction, score=score, task=task,
+        positive_label=positive_label, numerical=numerical, categorical=categorical,
+    )  # fmt: skip
+    roles = column_mapping.roles()
+    options = _options(column_mapping, stattests, thresholds)
     reference = reference.rename(columns=str)
     current = current.rename(columns=str)
+    present = [str(c) for c in reference.columns]
+    present += [str(c) for c in current.columns if str(c) not in set(present)]
+    listed = None if columns is None else [str(c) for c in columns]
+    names = present if listed is None else listed + [
+        c for c in roles.values() if c not in listed
+    ]
+    _check_names(names, present, listed, roles)
+    _check_stray(names, options)
+    options.plan = _decision_plan(method, false_alarm_rate, len(names))
 
     pairs = [
         (
@@ -1395,8 +1735,10 @@ def report(
             results.append(result)
             if progress is not None:
                 progress(done, len(pairs), result.name)
+    performance = _performance_in_memory(reference, current, column_mapping)
     return _assemble(
-        results, len(reference), len(current), drift_share, method, false_alarm_rate
+        results, len(reference), len(current), drift_share, column_mapping, performance,
+        method, false_alarm_rate,
     )
 
 

@@ -77,7 +77,8 @@ def profile(
 def report(reference_df: Any, current_df: Any, **options: Any) -> DriftReport:
     """The drift report of two Spark DataFrames (options of :func:`mlotel.drift.report`:
     ``columns``, ``numerical``, ``categorical``, ``stattests``, ``thresholds``,
-    ``drift_share``)."""
+    ``drift_share`` and the column mapping: ``target``, ``prediction``, ``score``,
+    ``task``, ``positive_label`` or ``mapping``)."""
     job = ReportJob(**options)
     run_job(job, {"reference": reference_df, "current": current_df})
     return job.result()
@@ -88,7 +89,7 @@ def run_job(job: Job, frames: Mapping[str, Any]) -> None:
     _pyspark()
     while (step := job.next_pass()) is not None:
         for side, frame in frames.items():
-            names = _columns_for(step, [str(n) for n in frame.columns])
+            names = step.read_columns([str(n) for n in frame.columns])
             if not names:
                 continue
             projected = frame.select(*[_quoted(n) for n in names])
@@ -97,13 +98,6 @@ def run_job(job: Job, frames: Mapping[str, Any]) -> None:
             job.add(*(Partial.from_bytes(bytes(row["partial"])) for row in rows))
             if not rows and schema is not None:  # no partition at all: the columns, no rows
                 job.add(step.summarize(schema.empty_table(), side))
-
-
-def _columns_for(step: ScanPass, names: list[str]) -> list[str]:
-    if step.step == 1:
-        return [n for n in names if step.columns is None or n in step.columns]
-    wanted = {plan.name for plan in step.plans}
-    return [n for n in names if n in wanted]
 
 
 def _quoted(name: str) -> Any:
