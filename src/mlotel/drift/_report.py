@@ -654,7 +654,7 @@ def _calibrated_test(
         None,
         stattest="calibrated",
         stattest_display_name="mlotel calibrated tests (adjusted p_value)",
-        drift_rule="<=",
+        drift_rule="p_value_at_most",
         score=decision.p_value,
         threshold=options.plan.false_alarm_rate,
         drift_detected=decision.detected,
