@@ -350,16 +350,7 @@ class ModelAggregator:
             if out is None or out.ndim == 0:
                 unknown_rows += rec.output_rows or rec.rows
                 continue
-            key = (  # = _output_key(rec, out), inlined: once per flushed call
-                rec.operation,
-                rec.output_kind,
-                id(rec.class_labels),
-                out.ndim,
-                out.shape[1:],
-                out.dtype.kind,
-                None if rec.scores is None else rec.scores.shape[1:],
-            )
-            outputs.setdefault(key, []).append(index)
+            outputs.setdefault(_output_key(rec, out), []).append(index)
         # Metric attributes from calls' values are capped like classes (per model).
         operations = {op: self._capped(op, len(rows), _OPERATION_CAP) for op, rows in sizes.items()}
         duration_exemplars = _duration_exemplars(records)

@@ -881,16 +881,32 @@ def _categorical_column(
             ),
         )
     sample = stats.ColumnSample(ref_values, cur_values, "categorical")
+    return _categorical_test(
+        name, sample, ref_rows, ref_missing, cur_rows, cur_missing, options, stats
+    )
+
+
+def _categorical_test(
+    name: str,
+    sample: _stats.ColumnSample | SummarySample,
+    ref_rows: int,
+    ref_missing: int,
+    cur_rows: int,
+    cur_missing: int,
+    options: _Options,
+    stats: Any,
+) -> ColumnDrift:
+    """A categorical column's quality (new categories) and test, from either sample kind."""
     values, ref_counts, cur_counts = sample.category_counts
     ref_side = _categorical_side(ref_counts, ref_rows, ref_missing, values)
     cur_side = _categorical_side(cur_counts, cur_rows, cur_missing, values)
-    if cur_values.size == 0:
+    if sample.n_current == 0:
         return ColumnDrift(
             name,
             "categorical",
             "empty_current",
             f"column '{name}' has no values in the current data (all missing or 0 rows)",
-            reference_size=ref_values.size,
+            reference_size=sample.n_reference,
             quality=ColumnQuality(ref_side, cur_side),
         )
     new_mask = (ref_counts == 0) & (cur_counts > 0)
@@ -902,7 +918,7 @@ def _categorical_column(
         cur_side,
         new_categories=tuple(str(v) for v in new_values[new_order].tolist()),
         new_category_count=int(new_values.size),
-        new_category_share=float(cur_counts[new_mask].sum()) / cur_values.size,
+        new_category_share=float(cur_counts[new_mask].sum()) / sample.n_current,
     )
     return _run_test(name, "categorical", sample, options, stats, quality, _categories(sample))
 
@@ -1098,30 +1114,9 @@ def _summary_categorical(
             "count them all in a dataset report",
         )
     sample = SummarySample("categorical", ref, cur)
-    values, ref_counts, cur_counts = sample.category_counts
-    ref_side = _categorical_side(ref_counts, ref.rows, ref.missing, values)
-    cur_side = _categorical_side(cur_counts, cur.rows, cur.missing, values)
-    if sample.n_current == 0:
-        return ColumnDrift(
-            name,
-            "categorical",
-            "empty_current",
-            f"column '{name}' has no values in the current data (all missing or 0 rows)",
-            reference_size=sample.n_reference,
-            quality=ColumnQuality(ref_side, cur_side),
-        )
-    new_mask = (ref_counts == 0) & (cur_counts > 0)
-    new_values = values[new_mask]
-    new_names = np.array([str(v) for v in new_values.tolist()], dtype=object)
-    new_order = np.lexsort((new_names, -cur_counts[new_mask]))[:TOP_CATEGORIES]
-    quality = ColumnQuality(
-        ref_side,
-        cur_side,
-        new_categories=tuple(str(v) for v in new_values[new_order].tolist()),
-        new_category_count=int(new_values.size),
-        new_category_share=float(cur_counts[new_mask].sum()) / sample.n_current,
+    return _categorical_test(
+        name, sample, ref.rows, ref.missing, cur.rows, cur.missing, options, stats
     )
-    return _run_test(name, "categorical", sample, options, stats, quality, _categories(sample))
 
 
 def _histogram_plan(

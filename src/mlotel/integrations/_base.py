@@ -440,7 +440,7 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             instance, cls, model_name
         )
         version_text = None if version is None else str(version)
-        return ModelSpec(
+        spec = ModelSpec(
             model_name,
             version_text,
             semconv.framework_of(cls),
@@ -450,6 +450,11 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             analyzers=self._analyzers(cls, model_name, version_text),
             span_attributes=self._span_attributes(extra),
         )
+        return self._adapt_spec(spec, operation, extra)
+
+    def _adapt_spec(self, spec: ModelSpec, operation: str, extra: tuple[Any, ...]) -> ModelSpec:
+        """The spec an operation finally gets (e.g. transformers' GenAI attributes)."""
+        return spec
 
     def _identity(self, instance: Any, cls: type, name: Any, version: Any) -> tuple[Any, Any]:
         """Name and version found on the model itself (None: from the options/defaults)."""

@@ -586,16 +586,7 @@ class TransformersInstrumentor(MLInstrumentor):
             return "none"
         return "auto"
 
-    def _build_spec(
-        self,
-        instance: Any,
-        cls: type,
-        operation: str,
-        name: Any,
-        version: Any,
-        extra: tuple[Any, ...],
-    ) -> ModelSpec:
-        spec = super()._build_spec(instance, cls, operation, name, version, extra)
+    def _adapt_spec(self, spec: ModelSpec, operation: str, extra: tuple[Any, ...]) -> ModelSpec:
         if self._genai and (operation == "generate" or operation in GENERATION_TASKS):
             attributes = {
                 semconv.ATTR_GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_GENERATE,
