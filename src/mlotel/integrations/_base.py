@@ -342,6 +342,14 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._specs = {}
         self._generation += 1
         self._active = True
+        self._when_imported(self._module, self._patch, f"integrations.{self._library}")
+
+    def _when_imported(
+        self, module_name: str, patch: Callable[[Any], None], component: str
+    ) -> None:
+        """Run ``patch(module)`` when ``module_name`` is imported (at once if it already
+        is), unless this instrumentation was turned off (or on again) meanwhile; a fault
+        is counted in ``component``."""
         generation = self._generation
 
         def on_import(module: Any) -> None:
@@ -349,11 +357,11 @@ class MLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             if not self._active or generation != self._generation:
                 return
             try:
-                self._patch(module)
+                patch(module)
             except Exception as exc:
-                tally.error(f"integrations.{self._library}", exc)
+                tally.error(component, exc)
 
-        wrapt.register_post_import_hook(on_import, self._module)
+        wrapt.register_post_import_hook(on_import, module_name)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._active = False

@@ -31,7 +31,6 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-import wrapt
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .. import semconv
@@ -168,16 +167,9 @@ class TorchInstrumentor(MLInstrumentor):
                 raise ValueError(f"scores={mode!r} must be one of {', '.join(SCORE_MODES)}")
         super()._instrument(**kwargs)
         self._pulled: MLInstrumentor | None = None
-        generation = self._generation
-
-        def on_transformers(module: Any) -> None:
-            if self._active and generation == self._generation:
-                try:
-                    self._pull_transformers(kwargs)
-                except Exception as exc:
-                    tally.error("integrations.torch", exc)
-
-        wrapt.register_post_import_hook(on_transformers, "transformers")
+        self._when_imported(
+            "transformers", lambda module: self._pull_transformers(kwargs), "integrations.torch"
+        )
 
     def _pull_transformers(self, options: dict[str, Any]) -> None:
         """With transformers imported, its ``generate()`` and pipelines are one inference

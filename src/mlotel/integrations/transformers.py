@@ -42,7 +42,6 @@ from time import perf_counter
 from typing import Any
 
 import numpy as np
-import wrapt
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .. import semconv
@@ -534,17 +533,7 @@ class TransformersInstrumentor(MLInstrumentor):
         )
         self._genai_metrics = _GenAIMetrics(self._provider_key)
         super()._instrument(**kwargs)
-        generation = self._generation
-
-        def on_pipelines(module: Any) -> None:
-            if not self._active or generation != self._generation:
-                return
-            try:
-                self._patch_pipelines(module)
-            except Exception as exc:
-                tally.error(_COMPONENT, exc)
-
-        wrapt.register_post_import_hook(on_pipelines, "transformers.pipelines.base")
+        self._when_imported("transformers.pipelines.base", self._patch_pipelines, _COMPONENT)
 
     def _patch(self, module: Any) -> None:
         import torch
