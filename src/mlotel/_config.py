@@ -243,7 +243,12 @@ _SPEC: dict[str, tuple[Callable[[str, Any], Any], str | None, tuple[str, ...]]] 
     "otlp_protocol": (
         _choice(_PROTOCOLS),
         "MLOTEL_OTLP_PROTOCOL",
-        ("OTEL_EXPORTER_OTLP_PROTOCOL",),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            # a per-signal variable serves all signals when the generic one is absent
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        ),
     ),
     "prometheus": (_bool, "MLOTEL_PROMETHEUS", ()),
     "prometheus_host": (_text, "MLOTEL_PROMETHEUS_HOST", ("OTEL_EXPORTER_PROMETHEUS_HOST",)),
@@ -411,12 +416,6 @@ def resolve_settings(
             env.get(var, "").strip() for var in _OTLP_ENDPOINT_VARS
         )
         values["exporter"] = "otlp" if otlp_wanted else "embedded"
-    # A per-signal protocol variable wins for all signals only when the generic one is absent.
-    if "otlp_protocol" not in values:
-        for var in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"):
-            if env.get(var, "").strip():
-                values["otlp_protocol"] = _choice(_PROTOCOLS)(var, env[var])
-                break
     if "metric_export_interval" not in values and env.get("OTEL_METRIC_EXPORT_INTERVAL", ""):
         values["metric_export_interval"] = _millis_to_seconds(
             "OTEL_METRIC_EXPORT_INTERVAL", env["OTEL_METRIC_EXPORT_INTERVAL"]

@@ -35,6 +35,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..outcomes._metrics import class_count_metrics
+
 __all__ = [
     "AUC_BUCKETS",
     "AUC_EXACT_CAP",
@@ -756,26 +758,13 @@ def _side(
         matrix, per_class = None, state.per_class
     if not n:
         return SidePerformance(0, skipped, {})
-    tp, predicted, actual = (per_class[i].astype(np.int64) for i in range(3))
-    metrics: dict[str, float] = {"accuracy": int(tp.sum()) / n}
-    present = (predicted + actual) > 0  # sklearn averages over the labels of this data set
-    f1_scores = [
-        _f1(int(t), int(p) - int(t), int(a) - int(t))
-        for t, p, a in zip(tp[present], predicted[present], actual[present])
-    ]
-    metrics["f1_macro"] = float(np.mean(f1_scores))
+    metrics = class_count_metrics(per_class[0], per_class[1], per_class[2], n, plan.positive)
     bound = None
-    if plan.positive is not None:
-        i = plan.positive
-        t, p, a = int(tp[i]), int(predicted[i]), int(actual[i])
-        metrics["precision"] = t / p if p else 0.0
-        metrics["recall"] = t / a if a else 0.0
-        metrics["f1"] = _f1(t, p - t, a - t)
-        if plan.score is not None:
-            metrics["log_loss"] = exact_sum_value(state.sums["log_loss"], n)
-            auc = _roc_auc(plan, state, resolved)
-            if auc is not None:
-                metrics["roc_auc"], bound = auc
+    if plan.positive is not None and plan.score is not None:
+        metrics["log_loss"] = exact_sum_value(state.sums["log_loss"], n)
+        auc = _roc_auc(plan, state, resolved)
+        if auc is not None:
+            metrics["roc_auc"], bound = auc
     ordered = {m: metrics[m] for m in CLASSIFICATION_METRICS if m in metrics}
     return SidePerformance(
         n,
@@ -786,11 +775,6 @@ def _side(
         else tuple(tuple(int(v) for v in row) for row in matrix.tolist()),
         roc_auc_error_bound=bound,
     )
-
-
-def _f1(tp: int, fp: int, fn: int) -> float:
-    denominator = 2 * tp + fp + fn
-    return 2 * tp / denominator if denominator else 0.0
 
 
 def _regression_metrics(sums: Mapping[str, int], n: int) -> dict[str, float]:

@@ -916,10 +916,9 @@ class DriftMonitor:
         multivariate: tuple[bool, float, DriftTestResult | None] | None = None
         # Every completed window joins the evidence; when one flush completes several,
         # the last is decided (the gauges show the latest decision).
-        for counts, _rows, mv_rows, mv_total in closed[:-1]:
+        for counts, _rows, mv_rows, mv_total in closed:
             evidence.push(counts, mv_rows, mv_total)
-        for counts, _rows, mv_rows, mv_total in closed[-1:]:
-            evidence.push(counts, mv_rows, mv_total)
+        if closed:
             pooled = evidence.pooled()
             decisions = []
             for j, column in enumerate(columns):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import semconv
-from ._metrics import classification_metrics, regression_metrics
+from ._metrics import classification_metrics, regression_metrics, score_metrics
 
 __all__ = ["performance_from_logs", "predictions_from_logs"]
 
@@ -205,10 +205,5 @@ def performance_from_logs(
     if positive is not None and scored.any():
         # The logged score is the top class's probability: P(positive) is it, or 1 - it.
         proba = np.where(pred_codes == positive, score_array, 1.0 - score_array)
-        with_scores = classification_metrics(
-            pred_codes[scored], true_codes[scored], positive, proba[scored]
-        )
-        for name in ("log_loss", "roc_auc"):
-            if name in with_scores:
-                metrics[name] = with_scores[name]
+        metrics.update(score_metrics(true_codes[scored] == positive, proba[scored]))
     return {**metrics, "matched": float(len(predicted))}

@@ -53,11 +53,8 @@ def _store_buffered(runtime: Runtime, model_name: str | None) -> bool:
     their metrics, log records and drift wait for the flush. True when a model had any."""
     stored = False
     for tracker in _trackers(runtime, model_name):
-        if tracker.monitor.buffered:
-            tracker.insert_buffered()
-            stored = True
-        elif tracker.monitor.flushing:
-            tracker.insert_buffered()  # waits for the flush in progress
+        if tracker.monitor.buffered or tracker.monitor.flushing:
+            tracker.insert_buffered()  # (waits for a flush in progress)
             stored = True
     return stored
 

@@ -17,9 +17,11 @@ import numpy as np
 
 __all__ = [
     "classification_metrics",
+    "class_count_metrics",
     "estimated_metrics",
     "regression_metrics",
     "roc_auc",
+    "score_metrics",
 ]
 
 
@@ -51,6 +53,38 @@ def roc_auc(is_positive: np.ndarray, scores: np.ndarray) -> float | None:
     return u / (n_pos * n_neg)
 
 
+def class_count_metrics(
+    tp: np.ndarray, predicted: np.ndarray, actual: np.ndarray, n: int, positive: int | None
+) -> dict[str, float]:
+    """Accuracy, macro F1 and (``positive`` given) precision/recall/F1 from per-class
+    integer counts: true positives, predicted and actual rows of each class."""
+    tp, predicted, actual = (np.asarray(v, dtype=np.int64) for v in (tp, predicted, actual))
+    metrics = {"accuracy": int(tp.sum()) / n}
+    present = (predicted + actual) > 0  # sklearn averages over the labels of the data
+    metrics["f1_macro"] = float(np.mean([
+        _f1(int(t), int(p) - int(t), int(a) - int(t))
+        for t, p, a in zip(tp[present], predicted[present], actual[present])
+    ]))
+    if positive is None:
+        return metrics
+    t, p, a = int(tp[positive]), int(predicted[positive]), int(actual[positive])
+    metrics["precision"] = t / p if p else 0.0
+    metrics["recall"] = t / a if a else 0.0
+    metrics["f1"] = _f1(t, p - t, a - t)
+    return metrics
+
+
+def score_metrics(is_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Log loss and ROC AUC of positive-class probabilities."""
+    eps = np.finfo(np.float64).eps
+    of_truth = np.where(is_true, proba, 1.0 - proba)
+    metrics = {"log_loss": float(-np.mean(np.log(np.clip(of_truth, eps, 1 - eps))))}
+    auc = roc_auc(is_true, proba)
+    if auc is not None:
+        metrics["roc_auc"] = auc
+    return metrics
+
+
 def classification_metrics(
     predicted: np.ndarray,
     actual: np.ndarray,
@@ -69,37 +103,21 @@ def classification_metrics(
     n = len(actual)
     if n == 0:
         return {}
-    hits = predicted == actual
-    metrics = {"accuracy": float(np.count_nonzero(hits)) / n}
-    classes = np.union1d(predicted, actual)
-    f1_scores = []
-    for code in classes.tolist():
-        is_pred = predicted == code
-        is_true = actual == code
-        tp = float(np.count_nonzero(is_pred & is_true))
-        f1_scores.append(
-            _f1(tp, float(np.count_nonzero(is_pred)) - tp, float(np.count_nonzero(is_true)) - tp)
-        )
-    metrics["f1_macro"] = float(np.mean(f1_scores))
-    if positive is None:
-        return metrics
-    is_pred = predicted == positive
-    is_true = actual == positive
-    tp = float(np.count_nonzero(is_pred & is_true))
-    predicted_pos = float(np.count_nonzero(is_pred))
-    true_pos = float(np.count_nonzero(is_true))
-    metrics["precision"] = tp / predicted_pos if predicted_pos else 0.0
-    metrics["recall"] = tp / true_pos if true_pos else 0.0
-    metrics["f1"] = _f1(tp, predicted_pos - tp, true_pos - tp)
-    if positive_proba is not None and len(positive_proba) == n:
+    # codes may be negative (labels past the store's cap): shift them for bincount
+    extra = () if positive is None else (positive,)
+    low = min(int(predicted.min()), int(actual.min()), 0, *extra)
+    pc, ac = predicted - low, actual - low
+    k = max(int(pc.max()), int(ac.max()), *(e - low for e in extra)) + 1
+    hits = pc == ac
+    tp = np.bincount(ac[hits], minlength=k)
+    metrics = class_count_metrics(
+        tp, np.bincount(pc, minlength=k), np.bincount(ac, minlength=k), n,
+        None if positive is None else positive - low,
+    )
+    if positive is not None and positive_proba is not None and len(positive_proba) == n:
         proba = np.asarray(positive_proba, dtype=np.float64)
         if np.isfinite(proba).all():
-            eps = np.finfo(np.float64).eps
-            of_truth = np.where(is_true, proba, 1.0 - proba)
-            metrics["log_loss"] = float(-np.mean(np.log(np.clip(of_truth, eps, 1 - eps))))
-            auc = roc_auc(is_true, proba)
-            if auc is not None:
-                metrics["roc_auc"] = auc
+            metrics.update(score_metrics(actual == positive, proba))
     return metrics
 
 

@@ -40,7 +40,12 @@ from .._metric_store import AttrKey, MetricStore
 from .._model_io import clean_value, interpret_output
 from .._self_telemetry import tally
 from ._ids import as_list
-from ._metrics import classification_metrics, estimated_metrics, regression_metrics
+from ._metrics import (
+    classification_metrics,
+    estimated_metrics,
+    regression_metrics,
+    score_metrics,
+)
 
 if TYPE_CHECKING:
     from .._aggregator import CallRecord, ModelAggregator
@@ -57,7 +62,6 @@ _PAYLOAD_LOGGED = 0x100
 _TRACE_FLAGS = 0xFF
 _CHUNK_ROWS = 400  # rows written to the store per step (see OutcomeTracker._insert)
 _ROWS_PER_CALL_FILL = 64  # calls this big on average: per-call fields filled call by call
-_NO_LABEL_OPERATIONS = frozenset({"transform", "score_samples", "decision_function", "embed"})
 _time_ns = time.time_ns
 _ARRAYS = (
     "_seq", "_row", "_time", "_pred", "_proba", "_top", "_matched", "_trace_hi", "_trace_lo",
@@ -257,7 +261,7 @@ class OutcomeTracker:
         # The monitor grouped the flushed records by output layout and read each group's
         # outputs already (labels, top scores, values): the store takes rows of that.
         for key, group in groups.items():
-            if key[0] in _NO_LABEL_OPERATIONS:
+            if key[0] in semconv.NON_PREDICTION_OPERATIONS:
                 continue
             calls = [records[i] for i in group.indexes]
             sizes = [len(rec.output) for rec in calls]
@@ -753,15 +757,7 @@ class OutcomeTracker:
         proba = window["proba"][:used][recent]
         scored = np.isfinite(proba)
         if positive is not None and int(np.count_nonzero(scored)) >= self._min_samples:
-            with_scores = classification_metrics(
-                pred[scored].astype(np.int64),
-                actual[scored].astype(np.int64),
-                positive,
-                proba[scored],
-            )
-            for name in ("log_loss", "roc_auc"):
-                if name in with_scores:
-                    metrics[name] = with_scores[name]
+            metrics.update(score_metrics(actual[scored] == positive, proba[scored]))
         return metrics
 
     def _estimated(self, now: int) -> dict[str, float]:
