@@ -1,9 +1,11 @@
 """Per-model aggregation: the bridge from finished calls to metrics and log records.
 
-Hot path (:meth:`ModelAggregator.observe`): one ``deque.append`` of the finished call
-object. Flush (size-triggered in the background, before every metric collection, and
-at shutdown): outputs are read, payloads built, and durations, batch sizes, classes
-and scores of all buffered calls aggregated with numpy in one pass; one
+Hot path: a finished call appends itself to :attr:`ModelAggregator.buffer` (one
+``deque.append``; :meth:`ModelAggregator.after_append` only when the buffer reached its
+threshold or the call holds large arrays). Flush (size-triggered in the background,
+before every metric collection, and at shutdown): outputs are read, payloads built,
+and durations, batch sizes, classes and scores of all buffered calls aggregated with
+numpy in one pass; one
 ``ml.prediction`` log record per sampled call is emitted in that call's span context
 with its own timestamp; then the analyzers (drift, outcomes) read the same batch.
 """
@@ -84,6 +86,12 @@ class CallRecord(Protocol):
 
     @property
     def operation(self) -> str: ...
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def model_version(self) -> str | None: ...
 
     @property
     def output_kind(self) -> str: ...
@@ -225,17 +233,11 @@ class ModelAggregator:
         return self._flushing
 
     # --- hot path -----------------------------------------------------------------
-    def observe(self, record: CallRecord) -> None:
-        """Buffer one finished call (called on the caller's thread: O(1))."""
-        buffer = self.buffer
-        buffer.append(record)
-        if len(buffer) >= self.threshold or type(record.output) is np.ndarray:
-            self.after_append(record)
-
     def after_append(self, record: CallRecord) -> None:
         """Backpressure after ``record`` was appended to :attr:`buffer`: bound the buffer
-        by bytes (large outputs) and by calls. Callers that append directly call this when
-        the buffer reaches :attr:`threshold` or the output is a numpy array."""
+        by bytes (large outputs, copies of every input row) and by calls. The finished
+        call runs this when the buffer reached :attr:`threshold` or it holds an array of
+        more than 4 KiB."""
         output = record.output
         if type(output) is np.ndarray and output.nbytes > 4096:
             # Large outputs (embeddings, wide score matrices) bound the buffer by bytes too.
@@ -606,7 +608,7 @@ class ModelAggregator:
         return self._redact(payload), truncated
 
     def _redact(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return self.redactor.payload(payload) if self.redactor.active else payload
+        return self.redactor.payload(payload, walk=False)
 
     def _emit_logs(
         self,
@@ -756,11 +758,11 @@ def _read_outputs(records: list[CallRecord]) -> None:
 
 
 def _real_identity(rec: CallRecord, attributes: dict[str, Any]) -> None:
-    """Log records of overflowed models keep their real name/version (from their span)."""
-    span_attributes = getattr(rec.span, "attributes", None) or {}
-    for key in (semconv.ATTR_MODEL_NAME, semconv.ATTR_MODEL_VERSION):
-        if key in span_attributes:
-            attributes[key] = span_attributes[key]
+    """Log records of overflowed models keep their real name/version (from their spec:
+    a span the sampler dropped carries no attributes)."""
+    attributes[semconv.ATTR_MODEL_NAME] = rec.model_name
+    if rec.model_version is not None:
+        attributes[semconv.ATTR_MODEL_VERSION] = rec.model_version
 
 
 def _logged_ids(rec: CallRecord, prediction: Any, attributes: dict[str, Any]) -> None:

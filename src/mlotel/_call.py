@@ -57,6 +57,7 @@ __all__ = [
     "input_of",
     "observe_async",
     "observe_sync",
+    "run_unobserved",
     "start_call",
 ]
 
@@ -213,6 +214,7 @@ class ObservedCall:
     __slots__ = (
         "aggregator",
         "class_labels",
+        "copied",
         "drawn",
         "duration",
         "end_ns",
@@ -258,7 +260,8 @@ class ObservedCall:
         rows: int | None,
         prediction_id: str,
         inputs: Any,
-        drawn: bool | None = None,
+        drawn: bool = False,
+        copied: bool = False,
     ) -> None:
         self.spec = spec
         self.runtime = runtime
@@ -268,9 +271,8 @@ class ObservedCall:
         self.rows: int = -1 if rows is None else rows  # -1: not known yet (read at finish)
         self.prediction_id = prediction_id
         self.inputs = inputs
-        # The payload sampling draw, made by start_call when it snapshotted an array input
-        # (then ``inputs`` is that snapshot); None: drawn at finish().
-        self.drawn = drawn
+        self.drawn = drawn  # start_call's payload sampling draw
+        self.copied = copied  # ``inputs`` is start_call's copy of an array input
         self.state_token: contextvars.Token[int | None] | None = _state_set(INFERENCE)
         self.excluded = 0.0
         self.start = _perf_counter()
@@ -279,6 +281,16 @@ class ObservedCall:
     def operation(self) -> str:
         """``ml.operation.name`` of the call."""
         return self.spec.operation
+
+    @property
+    def model_name(self) -> str:
+        """``ml.model.name`` of the call's model."""
+        return self.spec.model_name
+
+    @property
+    def model_version(self) -> str | None:
+        """``ml.model.version`` of the call's model (None: not stated)."""
+        return self.spec.model_version
 
     @property
     def output_kind(self) -> str:
@@ -330,11 +342,11 @@ class ObservedCall:
             aggregator = self.aggregator
             if self.runtime.closed:
                 aggregator = self._rebind()
-            drawn = self.drawn
+            copied = self.copied
             if features is NO_INPUT:
                 features = self.inputs
             else:  # known only now (inference() blocks): nothing was taken at the start
-                drawn = None
+                copied = False
             if row_ids is None:
                 row_ids = _get_supplied()
             # The common call (no error, ids or late batch size) skips _annotate.
@@ -348,13 +360,7 @@ class ObservedCall:
             else:
                 self.error_type = None
             self.row_ids = row_ids
-            sampled = aggregator.sample_all or (
-                aggregator.payload_enabled
-                and (
-                    error is not None
-                    or (drawn if drawn is not None else _random() < aggregator.sample_rate)
-                )
-            )
+            sampled = self.drawn or (error is not None and aggregator.payload_enabled)
             self.sampled = sampled
             # What the flush reads of the input: an array was copied by start_call (before
             # the model could change it); other inputs are copied now where cheap, so a
@@ -363,10 +369,8 @@ class ObservedCall:
             keeps_inputs = aggregator.keeps_inputs
             if features is None or not (sampled or keeps_inputs):
                 self.inputs = None
-            elif drawn or (drawn is not None and keeps_inputs):
+            elif copied:
                 self.inputs = features  # start_call's copy
-            elif type(features) is _ndarray and features.ndim == 2 and features.shape[0] == 1:
-                self.inputs = features if keeps_inputs else features.copy()  # one row
             else:
                 self.inputs = input_snapshot(features, keeps_inputs, aggregator.payload_max_bytes)
             # A copy of every input row (for drift) counts toward the buffer's byte bound.
@@ -482,28 +486,28 @@ def start_call(spec: ModelSpec, features: Any = NO_INPUT) -> ObservedCall | None
                 semconv.ATTR_BATCH_SIZE: rows,
                 semconv.ATTR_PREDICTION_ID: prediction_id,
             }
-        drawn = None
-        if type(features) is _ndarray:
+        # The payload sampling draw (failed calls are logged whatever it says).
+        drawn = aggregator.sample_all or (
+            aggregator.payload_enabled and _random() < aggregator.sample_rate
+        )
+        copied = False
+        if type(features) is _ndarray and (drawn or aggregator.keeps_inputs):
             # Copied before the model runs: a model (or caller) that changes the array in
             # place cannot change what is logged or what drift counts.
-            drawn = aggregator.sample_all or (
-                aggregator.payload_enabled and _random() < aggregator.sample_rate
-            )
+            copied = True
             if aggregator.keeps_inputs:
                 features = features.copy()  # every row: the drift monitor reads them all
-            elif drawn:
-                features = (
-                    features.copy()  # the common call: one row
-                    if rows == 1
-                    else input_snapshot(features, False, aggregator.payload_max_bytes)
-                )
+            elif rows == 1:
+                features = features.copy()  # the common call: one row
+            else:
+                features = input_snapshot(features, False, aggregator.payload_max_bytes)
         span = runtime.tracer.start_span(spec.span_name, current, attributes=attributes)
         token = _attach(_set_span_in_context(span, current))
     except Exception as exc:
         tally.error("instrument.start", exc)
         return None
     return ObservedCall(
-        spec, runtime, aggregator, span, token, rows, prediction_id, features, drawn
+        spec, runtime, aggregator, span, token, rows, prediction_id, features, drawn, copied
     )
 
 
@@ -526,6 +530,17 @@ Readout = Callable[[Any, "ObservedCall"], tuple[Any, Any]]
 """``(result, call) -> (output to read, explicit scores or None)``: how an integration
 turns a model's return value into what telemetry reads (time it spends is excluded from
 the call's duration with ``call.exclude``)."""
+
+
+def run_unobserved(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call a model that is not observed (mlotel off, instrumentation suppressed, or a
+    fault when the call started) with :data:`MODEL_CALL_STATE` set as an observed call
+    sets it, so the model calls nested inside pass straight through."""
+    token = _state_set(INFERENCE)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _state_reset(token)
 
 
 def observe_sync(
@@ -551,7 +566,7 @@ def observe_sync(
         features = args[0] if args else input_of(args, kwargs)
     call = start_call(spec, features)
     if call is None:
-        return fn(*args, **kwargs)
+        return run_unobserved(fn, args, kwargs)
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from . import semconv
+
 __all__ = [
     "MAX_STRING",
     "DeferredArray",
@@ -31,6 +33,7 @@ __all__ = [
     "is_torch",
     "output_array",
     "output_rows",
+    "payload_rows",
     "reduce_rows",
     "row_fits",
     "torch_to_numpy",
@@ -393,6 +396,15 @@ def row_fits(names: Sequence[str], width: int, max_bytes: int) -> bool:
     return fits
 
 
+def payload_rows(width: int, max_bytes: int) -> int:
+    """Rows of a ``width``-wide numeric input that a payload of ``max_bytes`` can show.
+
+    >>> payload_rows(4, 8192)
+    125
+    """
+    return max_bytes // (_NUMBER_BYTES * max(1, width) + _ROW_OUTPUT_BYTES) + 1
+
+
 def input_snapshot(x: Any, all_rows: bool, max_bytes: int) -> Any:
     """What telemetry reads of a model input, copied where that is cheap.
 
@@ -413,9 +425,7 @@ def input_snapshot(x: Any, all_rows: bool, max_bytes: int) -> Any:
         return x
     if x.ndim < 2 or x.shape[0] <= 1:
         return x.copy()
-    width = max(1, x.size // x.shape[0])
-    rows = max_bytes // (_NUMBER_BYTES * width + _ROW_OUTPUT_BYTES) + 1
-    return x[:rows].copy()
+    return x[: payload_rows(x.size // x.shape[0], max_bytes)].copy()
 
 
 def features_payload(
@@ -437,17 +447,6 @@ def features_payload(
     >>> features_payload(np.array([[1.0, 2.0]]), ("age", "income"), 8192, 100)
     ({'age': 1.0, 'income': 2.0}, False, 0)
     """
-    if type(x) is np.ndarray and x.dtype.kind in "bif" and (x.ndim <= 1 or x.shape[0] == 1):
-        # Fast path for the most common call: one numeric row that fits the cap.
-        row = x.reshape(-1)
-        width = len(row)
-        if width <= max_features:
-            if names is not None and type(names) is not tuple:
-                names = tuple(names)
-            if names is None or len(names) != width:
-                names = default_names(width)
-            if row_fits(names, width, max_bytes):
-                return dict(zip(names, row.tolist())), False, 0
     sparse_dropped = 0
     if not is_sparse(x) and hasattr(x, "toarray") and len(getattr(x, "shape", ())) == 2:
         # A row view of another sparse container (xgboost's DMatrix): its first rows.
@@ -728,7 +727,6 @@ def reduce_rows(matrix: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
 
 
 _PROBA_OPERATIONS = ("predict_proba",)
-_NO_LABEL_OPERATIONS = ("transform", "score_samples", "decision_function", "embed")
 
 
 def interpret_output(
@@ -751,7 +749,7 @@ def interpret_output(
         arr = np.exp(arr.astype(np.float64))
         kind = "probabilities"
     if kind == "auto":
-        if operation in _NO_LABEL_OPERATIONS:
+        if operation in semconv.NON_PREDICTION_OPERATIONS:
             return None, None, None
         if operation in _PROBA_OPERATIONS:
             kind = "probabilities"

@@ -86,12 +86,13 @@ class Redactor:
                 self._denied[name] = found
         return found
 
-    def payload(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """``payload`` (a feature map, changed in place) with hidden features redacted and
-        denied keys redacted inside container values."""
+    def payload(self, payload: dict[str, Any], walk: bool = True) -> dict[str, Any]:
+        """``payload`` (a feature map, changed in place) with hidden features redacted and,
+        with ``walk``, denied keys redacted inside container values (the aggregator passes
+        ``walk=False``: it redacted each row's containers with :meth:`value` already)."""
         if not self.active:
             return payload
-        nested = self.nested
+        nested = self.nested and walk
         for key, value in payload.items():
             if self.hides(key):
                 payload[key] = semconv.REDACTED

@@ -207,13 +207,14 @@ def capture_telemetry(**settings: Unpack[ConfigureOptions]) -> Iterator[Captured
     logger_provider.add_log_record_processor(logs.SimpleLogRecordProcessor(log_exporter))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
+    # build_runtime points the process-wide tally at the new runtime: point it back after.
+    previous_tally = (tally.store, tally.hide_messages)
     runtime = _lifecycle.build_runtime(
         resolved,
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         logger_provider=logger_provider,
     )
-    previous_store = tally.store
     previous = _lifecycle.install(runtime)
     captured = CapturedTelemetry(runtime, span_exporter, log_exporter, reader)
     try:
@@ -221,7 +222,7 @@ def capture_telemetry(**settings: Unpack[ConfigureOptions]) -> Iterator[Captured
     finally:
         captured._freeze()
         _lifecycle.install(previous)
-        tally.store = previous_store
+        tally.store, tally.hide_messages = previous_tally
         runtime.shutdown(timeout=2.0)
         for provider in (tracer_provider, logger_provider, meter_provider):
             provider.shutdown()

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from mlotel import semconv
+from mlotel._model_io import payload_rows
 from mlotel.integrations import _device
 from mlotel.integrations.torch import TorchInstrumentor
 from mlotel.integrations.transformers import TransformersInstrumentor
@@ -109,7 +110,7 @@ def test_copies_are_bounded_and_what_is_cut_is_counted(
         model(torch.randn(1000, 4))
     # output: 3 rows (the cap); input: the rows a default 8 KiB payload shows, capped too
     assert fake.copied_shapes[0] == (3, 3)
-    assert fake.copied_shapes[1][0] <= _device.payload_rows(4, 8192)
+    assert fake.copied_shapes[1][0] <= payload_rows(4, 8192)
     captured.flush()
     assert captured.histogram_count(semconv.PREDICTION_SCORE.name) == 3
     dropped = captured.points(
@@ -125,7 +126,7 @@ def test_payload_rows_only_unless_a_drift_monitor_reads_every_row(
 ) -> None:
     with torch.no_grad():
         _model()(torch.randn(1000, 4))
-    assert fake.copied_shapes == [(1000, 3), (_device.payload_rows(4, 8192), 4)]
+    assert fake.copied_shapes == [(1000, 3), (payload_rows(4, 8192), 4)]
 
 
 def test_generate_counts_tokens_at_flush_without_waiting(fake: FakeCudaOps) -> None:

@@ -285,6 +285,24 @@ def test_model_cardinality_is_capped() -> None:
         assert log_versions == ["0", "1", "2", "3", "4"]  # logs keep the real identity too
 
 
+def test_overflowed_model_logs_keep_identity_when_the_span_is_sampled_out() -> None:
+    """The real name/version come from the model, not from its span: an upstream
+    service that sampled the trace out leaves the span without attributes."""
+    unsampled_parent = trace.NonRecordingSpan(
+        trace.SpanContext(0x1, 0x2, is_remote=True, trace_flags=trace.TraceFlags(0))
+    )
+    with capture_telemetry(max_models=1) as captured:
+        mlotel.instrument(lambda x: [1], model_name="first")([[1]])
+        with trace.use_span(unsampled_parent):
+            mlotel.instrument(lambda x: [1], model_name="late", model_version="7")([[1]])
+        assert [s.name for s in captured.spans] == ["predict first"]  # "late" not sampled
+        identities = [
+            (r.attributes["ml.model.name"], r.attributes.get("ml.model.version"))
+            for r in captured.logs
+        ]
+        assert identities == [("first", None), ("late", "7")]
+
+
 def test_error_type_and_operation_cardinality_is_capped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -137,6 +137,31 @@ def test_internal_error_logs_hide_messages_while_redaction_is_configured(
     assert "SECRET" not in text
 
 
+def test_a_capture_inside_another_gives_the_tally_back() -> None:
+    """Contained errors after an inner capture (with redaction) count in the outer one,
+    and its hiding of messages ends with it."""
+    from mlotel._self_telemetry import tally
+
+    with capture_telemetry() as outer:
+        with capture_telemetry(payload_redact="ssn"):
+            assert tally.hide_messages
+        assert not tally.hide_messages
+        tally.error("test.after_inner", log=False)
+        assert outer.internal_errors("test.after_inner") == 1
+
+
+def test_redacted_batches_log_every_value() -> None:
+    """Redaction walks a batch's payload once: a 200-row batch logs all 200 values of
+    its feature, as it does without redaction."""
+    batch = [[float(i)] for i in range(200)]
+    with capture_telemetry(payload_redact="ssn") as captured:
+        mlotel.instrument(lambda rows: [0] * len(rows), model_name="m", feature_names=["x"])(
+            batch
+        )
+        (record,) = captured.logs
+        assert log_payload(record)["ml.features"]["x"] == [float(i) for i in range(200)]
+
+
 def test_categories_of_a_redacted_feature_are_not_metric_labels() -> None:
     from mlotel.drift import Profile
 

@@ -67,7 +67,6 @@ __all__ = [
     "lookup",
     "names_of",
     "not_inference",
-    "observe_inference",
     "pass_through",
     "training_wrapper",
 ]
@@ -552,15 +551,14 @@ def inference_wrapper(
         state = STATE.get()
         if state is not None or instance is None or not is_instrumentation_enabled():
             child = nested and instance is not None
-            name = f"{operation} {type(instance).__name__}"
-            return pass_through(state, child, name, wrapped, args, kwargs)
+            return pass_through(state, child, operation, instance, wrapped, args, kwargs)
         try:
             spec = spec_for(instance, operation)
             features, labels, names = prepare(instance, args, kwargs)
         except Exception as exc:  # fail open: e.g. a user property that raises
             tally.error(component, exc)
             return wrapped(*args, **kwargs)
-        return observe_inference(spec, wrapped, args, kwargs, labels, names, features, readout)
+        return observe_sync(spec, wrapped, None, args, kwargs, labels, names, features, readout)
 
     return observe
 
@@ -568,37 +566,17 @@ def inference_wrapper(
 def pass_through(
     state: int | None,
     nested_spans: bool,
-    span_name: str,
+    operation: str,
+    instance: Any,
     wrapped: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
     """Run a model call that is no inference of its own (inside one, in training, or
     instrumentation suppressed); inside an inference, with ``nested_spans`` on, under a
-    child span without metrics."""
+    child span ``"{operation} {class name}"`` without metrics."""
     if nested_spans and state == INFERENCE:
         tracer = _lifecycle.lazy_runtime().tracer
-        with tracer.start_as_current_span(span_name):
+        with tracer.start_as_current_span(f"{operation} {type(instance).__name__}"):
             return wrapped(*args, **kwargs)
     return wrapped(*args, **kwargs)
-
-
-def observe_inference(
-    spec: ModelSpec,
-    wrapped: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    class_labels: Any,
-    feature_names: Any,
-    features: Any,
-    readout: Readout | None,
-) -> Any:
-    """One observed inference of a library's model call; nested model calls inside it
-    pass through (:data:`STATE` is :data:`INFERENCE` meanwhile)."""
-    token = STATE.set(INFERENCE)
-    try:
-        return observe_sync(
-            spec, wrapped, None, args, kwargs, class_labels, feature_names, features, readout
-        )
-    finally:
-        STATE.reset(token)

@@ -30,13 +30,11 @@ from typing import Any
 from .._model_io import DeferredArray, torch_to_numpy
 from .._self_telemetry import tally
 
-__all__ = ["MAX_COPY_BYTES", "CudaOps", "PendingReads", "payload_rows"]
+__all__ = ["MAX_COPY_BYTES", "CudaOps", "PendingReads"]
 
 MAX_COPY_BYTES = 4 * 1024 * 1024
 """Most bytes of one tensor copied to the host for telemetry per call."""
 
-_NUMBER_BYTES = 11  # approximate encoded bytes of one logged number (as _model_io counts)
-_ROW_OUTPUT_BYTES = 22
 
 
 class CudaOps:
@@ -67,11 +65,6 @@ class CudaOps:
     def seconds_between(self, start: Any, end: Any) -> float:
         """GPU time between two completed markers."""
         return float(start.elapsed_time(end)) / 1000.0
-
-
-def payload_rows(width: int, max_bytes: int) -> int:
-    """Rows of a ``width``-wide numeric input that a payload of ``max_bytes`` can show."""
-    return max_bytes // (_NUMBER_BYTES * max(1, width) + _ROW_OUTPUT_BYTES) + 1
 
 
 class PendingReads:

@@ -27,8 +27,7 @@ _TRAINING_FUNCTIONS = ("train", "cv")
 def _prepare_booster(
     instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[Any, Any, Any]:
-    data = input_of(args, kwargs)
-    return (kwargs.get("data") if data is None else data), None, None
+    return input_of(args, kwargs), None, None
 
 
 class LightGBMInstrumentor(MLInstrumentor):

@@ -27,6 +27,7 @@ behaviour: the caller blocks, so CPU work can no longer overlap the GPU's);
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
@@ -34,11 +35,12 @@ from typing import Any
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .. import semconv
-from .._call import INFERENCE, NO_INPUT, TRAINING, ObservedCall, input_of, start_call
+from .._call import NO_INPUT, TRAINING, ObservedCall, input_of, run_unobserved, start_call
 from .._config import setting_from_env
+from .._model_io import payload_rows
 from .._self_telemetry import tally
 from ._base import STATE, MLInstrumentor, lookup, pass_through
-from ._device import CudaOps, PendingReads, payload_rows
+from ._device import CudaOps, PendingReads
 
 __all__ = ["CUDA_TIMINGS", "SCORE_MODES", "TorchInstrumentor", "enqueue_reads"]
 
@@ -83,10 +85,7 @@ def enqueue_reads(
         if aggregator.keeps_inputs:
             inputs = pending.copy(features, None, component)
         elif aggregator.payload_enabled:
-            width = 1
-            for n in shape[1:]:
-                width *= int(n)
-            rows = payload_rows(width, aggregator.payload_max_bytes)
+            rows = payload_rows(math.prod(shape[1:]), aggregator.payload_max_bytes)
             inputs = pending.copy(features, rows, component)
     elif features is not None:
         inputs = NO_INPUT  # the start's input stands
@@ -154,9 +153,7 @@ class TorchInstrumentor(MLInstrumentor):
             if isinstance(scores, str) or scores is None
             else lookup(scores, cls, model_name)
         )
-        if mode is not None and mode not in SCORE_MODES:
-            raise ValueError(f"scores={mode!r} must be one of {', '.join(SCORE_MODES)}")
-        return mode
+        return mode  # every value was checked by _instrument
 
     def _instrument(self, **kwargs: Any) -> None:
         _cuda_timing(kwargs.get("cuda_timing", "events"))  # a bad value fails here
@@ -223,8 +220,7 @@ class TorchInstrumentor(MLInstrumentor):
         ) -> Any:
             state = STATE.get()
             if state is not None or not is_instrumentation_enabled():
-                name = f"forward {type(instance).__name__}"
-                return pass_through(state, nested, name, wrapped, args, kwargs)
+                return pass_through(state, nested, "forward", instance, wrapped, args, kwargs)
             if (instance.training and grad_enabled() and not observe_training) or compiling():
                 token = STATE.set(TRAINING)  # submodules then skip every check above
                 try:
@@ -239,48 +235,44 @@ class TorchInstrumentor(MLInstrumentor):
                 spec = spec_for(instance, "predict", device, dtype)
                 mode = (
                     score_mode(type(instance), spec.model_name)
-                    if spec.output_kind == ("probabilities")
+                    if spec.output_kind == "probabilities"
                     else None
                 )
             except Exception as exc:
                 tally.error("integrations.torch", exc)
                 return wrapped(*args, **kwargs)
-            token = STATE.set(INFERENCE)
+            call = start_call(spec, features)
+            if call is None:
+                return run_unobserved(wrapped, args, kwargs)
+            cuda = tensor is not None and on_device(tensor)
+            start = ops.marker() if cuda and cuda_timing == "events" else None
             try:
-                call = start_call(spec, features)
-                if call is None:
-                    return wrapped(*args, **kwargs)
-                cuda = tensor is not None and on_device(tensor)
-                start = ops.marker() if cuda and cuda_timing == "events" else None
-                try:
-                    result = wrapped(*args, **kwargs)
-                except BaseException as exc:
-                    call.finish(error=exc)
-                    raise
-                observed = result
-                inputs = NO_INPUT
-                if mode is None and not cuda:
-                    call.finish(result)
-                    return result
-                try:
-                    began = perf_counter()
-                    if mode is not None:
-                        observed = to_probabilities(result, mode)
-                    if cuda:
-                        if cuda_timing == "sync":
-                            done = cuda_event()
-                            done.record()
-                            done.synchronize()
-                            began = perf_counter()  # the wait is the model's time
-                        observed, inputs = enqueue_reads(
-                            call, ops, start, observed, features, "integrations.torch"
-                        )
-                    call.exclude(perf_counter() - began)  # telemetry's work, not the model's
-                except Exception as exc:
-                    tally.error("integrations.torch", exc)
-                call.finish(observed, features=inputs)
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                call.finish(error=exc)
+                raise
+            observed = result
+            inputs = NO_INPUT
+            if mode is None and not cuda:
+                call.finish(result)
                 return result
-            finally:
-                STATE.reset(token)
+            try:
+                began = perf_counter()
+                if mode is not None:
+                    observed = to_probabilities(result, mode)
+                if cuda:
+                    if cuda_timing == "sync":
+                        done = cuda_event()
+                        done.record()
+                        done.synchronize()
+                        began = perf_counter()  # the wait is the model's time
+                    observed, inputs = enqueue_reads(
+                        call, ops, start, observed, features, "integrations.torch"
+                    )
+                call.exclude(perf_counter() - began)  # telemetry's work, not the model's
+            except Exception as exc:
+                tally.error("integrations.torch", exc)
+            call.finish(observed, features=inputs)
+            return result
 
         return observe

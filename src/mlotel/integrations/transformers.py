@@ -46,9 +46,9 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .. import semconv
 from .._aggregator import CallRecord, ModelAggregator
-from .._call import INFERENCE, NO_INPUT, ModelSpec, ObservedCall, start_call
+from .._call import INFERENCE, NO_INPUT, ModelSpec, ObservedCall, run_unobserved, start_call
 from .._metric_store import MetricStore
-from .._model_io import DeferredArray, torch_to_numpy
+from .._model_io import DeferredArray, is_torch, torch_to_numpy
 from .._self_telemetry import tally
 from ..drift import TextDescriptors
 from ..drift._text import TEXT_TOKENS, documents_of
@@ -216,10 +216,6 @@ def _prompt_tensor(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     return args[0] if args else None
 
 
-def _is_tensor(value: Any) -> bool:
-    return type(value).__module__.partition(".")[0] == "torch" and hasattr(value, "shape")
-
-
 def _signed(input_ids: Any, scores: Any) -> Any:
     """Stands in for a hook's bound ``__call__`` when transformers inspects it:
     LogitsProcessorList reads each processor's ``__call__`` signature at every decoding
@@ -270,7 +266,7 @@ class _Generate:
     ) -> Any:
         prompt = _prompt_tensor(args, kwargs)
         ops = self._ops
-        cuda = _is_tensor(prompt) and ops.on_device(prompt)
+        cuda = is_torch(prompt) and ops.on_device(prompt)
         hook = None
         if self._timed:
             hook = self._hook_class(ops.marker if cuda else None)
@@ -299,14 +295,14 @@ class _Generate:
         start: Any,
     ) -> None:
         sequences = getattr(result, "sequences", result)
-        if not _is_tensor(sequences) or len(sequences.shape) != 2:
+        if not is_torch(sequences) or len(sequences.shape) != 2:
             return
         config = getattr(instance, "config", None)
         if getattr(config, "is_encoder_decoder", False):
             decoder: Any = kwargs.get("decoder_input_ids")
-            offset = int(decoder.shape[1]) if _is_tensor(decoder) else 1
+            offset = int(decoder.shape[1]) if is_torch(decoder) else 1
         else:
-            offset = int(prompt.shape[1]) if _is_tensor(prompt) and len(prompt.shape) == 2 else 0
+            offset = int(prompt.shape[1]) if is_torch(prompt) and len(prompt.shape) == 2 else 0
         eos = _id_list(_config_value(instance, kwargs, "eos_token_id"))
         pad_ids = _id_list(_config_value(instance, kwargs, "pad_token_id"))
         pad = pad_ids[0] if pad_ids else None
@@ -328,7 +324,7 @@ class _Generate:
         # CUDA: enqueue host copies and events now, count and time at flush.
         pending = PendingReads(ops, start)
         host_sequences = pending.copy(sequences, None, _COMPONENT)
-        host_mask = pending.copy(mask, None, _COMPONENT) if _is_tensor(mask) else None
+        host_mask = pending.copy(mask, None, _COMPONENT) if is_torch(mask) else None
         pending.seal()
         first = hook.at if hook is not None else None
         lead = began - generation.call_start  # host time before this generate started
@@ -356,7 +352,7 @@ def _input_counts(prompt: Any, mask: Any) -> np.ndarray:
     if mask is not None:
         values = mask if isinstance(mask, np.ndarray) else torch_to_numpy(mask)
         return np.asarray(values.reshape(len(values), -1).sum(axis=1), dtype=np.float64)
-    if _is_tensor(prompt) and len(prompt.shape) == 2:
+    if is_torch(prompt) and len(prompt.shape) == 2:
         return np.full(int(prompt.shape[0]), float(prompt.shape[1]))
     return np.zeros(0)
 
@@ -426,15 +422,15 @@ def _entities(result: Any, single: bool) -> tuple[Any, Any]:
 
 def _vectors(result: Any, single: bool) -> tuple[Any, Any]:
     """One vector per input (the mean of its token vectors), converted at flush time."""
-    items = [result] if single or _is_tensor(result) else list(result)
-    rows = int(result.shape[0]) if _is_tensor(result) else len(items)
+    items = [result] if single or is_torch(result) else list(result)
+    rows = int(result.shape[0]) if is_torch(result) else len(items)
     return DeferredArray(lambda: _mean_vectors(items), (rows, -1)), None
 
 
 def _mean_vectors(items: Sequence[Any]) -> np.ndarray:
     vectors = []
     for item in items:
-        arr = torch_to_numpy(item) if _is_tensor(item) else np.asarray(item, dtype=np.float64)
+        arr = torch_to_numpy(item) if is_torch(item) else np.asarray(item, dtype=np.float64)
         if arr.ndim == 3:  # (inputs, tokens, hidden)
             vectors.extend(arr.mean(axis=1))
         else:
@@ -617,24 +613,20 @@ class TransformersInstrumentor(MLInstrumentor):
             except Exception as exc:
                 tally.error(_COMPONENT, exc)
                 return wrapped(*args, **kwargs)
-            token = STATE.set(INFERENCE)
+            call = start_call(spec, prompt if prompt is not None else NO_INPUT)
+            if call is None:
+                return run_unobserved(wrapped, args, kwargs)
+            generation = _Generation(call.start)
+            max_tokens = _config_value(instance, kwargs, "max_new_tokens")
+            if isinstance(max_tokens, int):
+                generation.max_tokens = max_tokens
             try:
-                call = start_call(spec, prompt if prompt is not None else NO_INPUT)
-                if call is None:
-                    return wrapped(*args, **kwargs)
-                generation = _Generation(call.start)
-                max_tokens = _config_value(instance, kwargs, "max_new_tokens")
-                if isinstance(max_tokens, int):
-                    generation.max_tokens = max_tokens
-                try:
-                    result = runner.run(wrapped, instance, args, kwargs, generation)
-                except BaseException as exc:
-                    call.finish(error=exc, features=_generation_inputs(generation))
-                    raise
-                _finish_generation(call, generation, genai, None)
-                return result
-            finally:
-                STATE.reset(token)
+                result = runner.run(wrapped, instance, args, kwargs, generation)
+            except BaseException as exc:
+                call.finish(error=exc, features=_generation_inputs(generation))
+                raise
+            _finish_generation(call, generation, genai)
+            return result
 
         return observe
 
@@ -663,57 +655,53 @@ class TransformersInstrumentor(MLInstrumentor):
             except Exception as exc:
                 tally.error(_COMPONENT, exc)
                 return wrapped(*args, **kwargs)
-            token = STATE.set(INFERENCE)
+            if documents is not None:
+                rows: Any = documents
+            elif isinstance(inputs, list) and inputs and _is_message(inputs[0]):
+                rows = [inputs]  # one chat (a list of messages) is one input
+            else:
+                rows = inputs
+            call = start_call(spec, rows)
+            if call is None:
+                return run_unobserved(wrapped, args, kwargs)
+            generation = _Generation(call.start) if task in GENERATION_TASKS else None
+            active = _ACTIVE.set(generation) if generation is not None else None
             try:
-                if documents is not None:
-                    rows: Any = documents
-                elif isinstance(inputs, list) and inputs and _is_message(inputs[0]):
-                    rows = [inputs]  # one chat (a list of messages) is one input
-                else:
-                    rows = inputs
-                call = start_call(spec, rows)
-                if call is None:
-                    return wrapped(*args, **kwargs)
-                generation = _Generation(call.start) if task in GENERATION_TASKS else None
-                active = _ACTIVE.set(generation) if generation is not None else None
-                try:
-                    result = wrapped(*args, **kwargs)
-                except BaseException as exc:
-                    call.finish(
-                        error=exc,
-                        features=_described(documents, tokenizer, capture, generation),
-                    )
-                    raise
-                finally:
-                    if active is not None:
-                        _ACTIVE.reset(active)
-                began = perf_counter()
-                observed: Any = None
-                scores: Any = None
-                try:
-                    if generation is not None:
-                        observed = _generated_counts(generation)
-                    elif task in _CLASSIFICATION_TASKS:
-                        observed, scores = _classification(result, not isinstance(inputs, list))
-                    elif task in _ENTITY_TASKS:
-                        observed, scores = _entities(result, not isinstance(inputs, list))
-                    elif task in _VECTOR_TASKS:
-                        observed, scores = _vectors(result, not isinstance(inputs, list))
-                    else:
-                        observed = result
-                    if generation is not None and generation.resolved:
-                        _usage_attributes(call, generation, genai)
-                except Exception as exc:
-                    tally.error(_COMPONENT, exc)
-                call.exclude(perf_counter() - began)
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
                 call.finish(
-                    observed,
-                    scores=scores,
+                    error=exc,
                     features=_described(documents, tokenizer, capture, generation),
                 )
-                return result
+                raise
             finally:
-                STATE.reset(token)
+                if active is not None:
+                    _ACTIVE.reset(active)
+            began = perf_counter()
+            observed: Any = None
+            scores: Any = None
+            try:
+                if generation is not None:
+                    observed = _generated_counts(generation)
+                elif task in _CLASSIFICATION_TASKS:
+                    observed, scores = _classification(result, not isinstance(inputs, list))
+                elif task in _ENTITY_TASKS:
+                    observed, scores = _entities(result, not isinstance(inputs, list))
+                elif task in _VECTOR_TASKS:
+                    observed, scores = _vectors(result, not isinstance(inputs, list))
+                else:
+                    observed = result
+                if generation is not None and generation.resolved:
+                    _usage_attributes(call, generation, genai)
+            except Exception as exc:
+                tally.error(_COMPONENT, exc)
+            call.exclude(perf_counter() - began)
+            call.finish(
+                observed,
+                scores=scores,
+                features=_described(documents, tokenizer, capture, generation),
+            )
+            return result
 
         return observe
 
@@ -721,7 +709,7 @@ class TransformersInstrumentor(MLInstrumentor):
 
 def _is_dataset(value: Any) -> bool:
     module = type(value).__module__.partition(".")[0]
-    return module in ("datasets", "torch") and not _is_tensor(value) and hasattr(value, "__len__")
+    return module in ("datasets", "torch") and not is_torch(value) and hasattr(value, "__len__")
 
 
 def _is_message(item: Any) -> bool:
@@ -768,9 +756,7 @@ def _usage_attributes(call: ObservedCall, generation: _Generation, genai: bool) 
         call.span.set_attributes(attributes)
 
 
-def _finish_generation(
-    call: ObservedCall, generation: _Generation, genai: bool, result: Any
-) -> None:
+def _finish_generation(call: ObservedCall, generation: _Generation, genai: bool) -> None:
     began = perf_counter()
     observed: Any = None
     try:

@@ -47,8 +47,6 @@ def _prepare_booster(
     instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[Any, Any, Any]:
     data = input_of(args, kwargs)
-    if data is None:
-        data = kwargs.get("data")
     if type(data).__name__ in ("DMatrix", "QuantileDMatrix") and hasattr(data, "num_row"):
         names = data.feature_names
         return _DMatrixRows(data), None, None if names is None else tuple(names)
