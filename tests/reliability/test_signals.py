@@ -10,14 +10,14 @@ handler in the main thread right after, on top of the interrupted flush.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+
+from support.scripts import json_lines, run_script
 
 SHUTDOWN_TIMEOUT = 2.0
 MARGIN = 4.0  # scheduling slack on a loaded machine: this checks a bound, not a speed
@@ -92,25 +92,15 @@ _SCRIPT = textwrap.dedent(
 
 
 def _run(scenario: str, tmp_path: Path) -> tuple[dict[str, object], float, Path]:
-    script = tmp_path / "signals.py"
-    script.write_text(_SCRIPT)
     out = tmp_path / "telemetry"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLOTEL_"))}
     started = time.monotonic()
     try:
-        proc = subprocess.run(
-            [sys.executable, str(script), scenario, str(out)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=env,
-            cwd=tmp_path,
-        )
+        proc = run_script(_SCRIPT, tmp_path, scenario, str(out), name="signals.py", timeout=30)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{scenario}: the process hung (deadlock) and was killed after 30 s: {exc}")
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr[-4000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = json_lines(proc.stdout)[-1]
     return report, elapsed, out
 
 
