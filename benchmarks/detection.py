@@ -45,13 +45,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
+from drift import FakeMonitor, call_record  # benchmarks/drift.py (this folder is on sys.path)
 from sklearn.datasets import load_diabetes
 
-from mlotel import semconv
 from mlotel._metric_store import MetricStore
 from mlotel.drift import DriftConfig, DriftMonitor, Profile
 from mlotel.drift._calibrated import normal_isf, normal_sf
@@ -120,18 +119,6 @@ class Gaussian(Diabetes):
 # --- driving the real monitor -------------------------------------------------------------
 
 
-class _Model:
-    model_name = "bench"
-    model_version = "1"
-    base_attrs = ((semconv.ATTR_MODEL_NAME, "bench"), (semconv.ATTR_MODEL_VERSION, "1"))
-    output_groups: ClassVar[dict[str, Any]] = {}
-
-
-def _record(inputs: np.ndarray) -> Any:
-    """A finished call as the drift monitor reads it (see mlotel._aggregator.CallRecord)."""
-    return SimpleNamespace(inputs=inputs, rows=len(inputs), error_type=None, output=None)
-
-
 class Stream:
     """One monitor fed window by window; ``step`` returns (feature flags, multivariate)."""
 
@@ -148,10 +135,10 @@ class Stream:
         self.monitor = DriftMonitor(profile, config, export_bins=False)
         self.store = MetricStore()
         self.store.add_reader(1)
-        self.model = _Model()
+        self.model = FakeMonitor()
 
     def step(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
-        self.monitor.process([_record(x)], self.model, self.store)
+        self.monitor.process([call_record(x)], self.model, self.store)
         flags = np.array([self.monitor.detected.get(n, False) for n in self.names])
         return flags, bool(self.monitor.multivariate_detected)
 

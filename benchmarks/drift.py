@@ -23,7 +23,7 @@ import statistics
 import time
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -37,15 +37,16 @@ CATEGORICAL = 3
 CALL_ROWS = 1_000
 
 
-class _FakeMonitor:
-    """What an analyzer reads from its monitor."""
+class FakeMonitor:
+    """What an analyzer reads from its monitor (also used by benchmarks/detection.py)."""
 
     model_name = "bench"
     model_version = "1"
     base_attrs = ((semconv.ATTR_MODEL_NAME, "bench"), (semconv.ATTR_MODEL_VERSION, "1"))
+    output_groups: ClassVar[dict[Any, Any]] = {}  # no outputs read in this flush
 
 
-def _record(inputs: Any) -> Any:
+def call_record(inputs: Any) -> Any:
     """A finished call as the drift monitor reads it (see mlotel._aggregator.CallRecord)."""
     return SimpleNamespace(inputs=inputs, rows=len(inputs), error_type=None, output=None)
 
@@ -74,8 +75,8 @@ def bench_streaming(repeats: int) -> None:
     monitor = DriftMonitor(profile, DriftConfig(min_samples=500))
     store = MetricStore()
     store.add_reader(1)
-    fake = _FakeMonitor()
-    records = [_record(current[i : i + CALL_ROWS]) for i in range(0, ROWS, CALL_ROWS)]
+    fake = FakeMonitor()
+    records = [call_record(current[i : i + CALL_ROWS]) for i in range(0, ROWS, CALL_ROWS)]
     edges = [np.asarray(profile[n].edges) for n in names]
 
     def ingest() -> None:
@@ -110,7 +111,9 @@ def bench_streaming(repeats: int) -> None:
         frame_ref[f"c{k}"] = cats[:, k]
         frame_cur[f"c{k}"] = cats[::-1, k]
     mixed = DriftMonitor(Profile.from_data(frame_ref))
-    frame_records = [_record(frame_cur.iloc[i : i + CALL_ROWS]) for i in range(0, ROWS, CALL_ROWS)]
+    frame_records = [
+        call_record(frame_cur.iloc[i : i + CALL_ROWS]) for i in range(0, ROWS, CALL_ROWS)
+    ]
 
     def ingest_frames() -> None:
         mixed.process(frame_records, fake, store)

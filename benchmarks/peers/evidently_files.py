@@ -6,7 +6,8 @@ Usage (normally called by benchmarks/scale.py):
 
 Reads both datasets whole with pandas (as an Evidently user would), keeps the first N rows of
 each when --rows is given, times ``Report([DataDriftPreset()]).run(current, reference)`` and
-writes the time, the peak RSS of this process and the per-column scores as JSON.
+writes the time, the peak RSS of this process and the per-column scores (run_peers.py's
+``evidently_scores``: method, threshold, score) as JSON.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import warnings
 
 import pandas as pd
+from run_peers import evidently_scores  # this script's folder is sys.path[0]
 
 
 def main() -> None:
@@ -30,23 +32,13 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     logging.disable(logging.WARNING)
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
-
     started = time.perf_counter()
     reference = pd.concat([pd.read_parquet(f) for f in args.reference], ignore_index=True)
     current = pd.concat([pd.read_parquet(f) for f in args.current], ignore_index=True)
     if args.rows:
         reference, current = reference.iloc[: args.rows], current.iloc[: args.rows]
     read = time.perf_counter() - started
-    started = time.perf_counter()
-    result = Report([DataDriftPreset()]).run(current, reference)
-    seconds = time.perf_counter() - started
-    scores = {}
-    for metric in result.dict()["metrics"]:
-        config = metric["config"]
-        if config.get("type", "").endswith("ValueDrift"):
-            scores[config["column"]] = {"method": config["method"], "score": metric["value"]}
+    seconds, scores = evidently_scores(reference, current)
     out = {
         "rows": len(reference) + len(current),
         "read_seconds": read,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from support.file_sink import file_spans
+
 
 def _demo(
     cwd: Path, *args: str, env: dict[str, str] | None = None
@@ -77,14 +79,7 @@ def test_demo_serves_metrics_and_writes_spans_and_logs(tmp_path: Path) -> None:
     assert accuracy and max(accuracy) > 0.9, text
     assert accuracy[-1] < 0.85, text
     assert re.search(r"estimated accuracy \(no labels\) 0\.\d+", text), text
-    spans = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
-    names = {
-        s["name"]
-        for req in spans
-        for rs in req["resourceSpans"]
-        for ss in rs["scopeSpans"]
-        for s in ss["spans"]
-    }
+    names = {span["name"] for _, span in file_spans(out, "traces.jsonl")}
     assert names <= {"predict breast-cancer", "predict_proba breast-cancer"} and names
     assert (out / "logs.jsonl").stat().st_size > 0
 

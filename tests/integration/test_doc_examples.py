@@ -10,13 +10,12 @@ Python) and must be listed in NOT_RUN with the reason.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from support.scripts import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -90,15 +89,12 @@ def test_doc_examples_run_as_printed(relative: str, tmp_path: Path) -> None:
     spec.write_text(json.dumps({"blocks": blocks, "checks": CHECKS[relative]}))
     work = tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOTEL_", "OTEL_"))}
-    env["MLOTEL_PROMETHEUS_PORT"] = "0"  # never the default 9464 of a running service
-    proc = subprocess.run(
-        [sys.executable, str(RUNNER), str(spec)],
+    proc = run_python(
+        RUNNER,
+        str(spec),
         cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=240,
+        MLOTEL_PROMETHEUS_PORT="0",  # never the default 9464 of a running service
     )
     assert proc.returncode == 0, proc.stderr[-6000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -10,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from support.file_sink import file_spans
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -22,14 +24,7 @@ def test_batch_job(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "scored 1780 rows" in proc.stdout
-    lines = (tmp_path / "traces.jsonl").read_text().splitlines()
-    spans = [
-        s
-        for line in lines
-        for rs in json.loads(line)["resourceSpans"]
-        for ss in rs["scopeSpans"]
-        for s in ss["spans"]
-    ]
+    spans = [span for _, span in file_spans(tmp_path, "traces.jsonl")]
     assert len(spans) == 7  # ceil(1780 / 256) calls
     sizes = sorted(
         int(a["value"]["intValue"])

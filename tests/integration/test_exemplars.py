@@ -4,7 +4,6 @@ real Prometheus with exemplar storage (`/api/v1/query_exemplars`)."""
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.request
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 import mlotel
 import mlotel.testing
 from mlotel import semconv
+from support.file_sink import file_spans
 from support.otlp_receiver import OTLPReceiver
 from support.prometheus_server import PrometheusServer, free_port
 
@@ -35,14 +35,7 @@ def _predict_a_few(predict: Any) -> None:
 
 def _file_spans(folder: Path) -> dict[str, str]:
     """trace id -> span id of every span in the files sink (hex, as OpenMetrics has them)."""
-    found: dict[str, str] = {}
-    for path in folder.glob("traces*.jsonl"):
-        for line in path.read_text().splitlines():
-            for resource in json.loads(line)["resourceSpans"]:
-                for scope in resource["scopeSpans"]:
-                    for span in scope["spans"]:
-                        found[span["traceId"]] = span["spanId"]
-    return found
+    return {span["traceId"]: span["spanId"] for _, span in file_spans(folder)}
 
 
 def test_real_prometheus_stores_exemplars_of_real_spans(tmp_path: Path) -> None:

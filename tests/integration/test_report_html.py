@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -15,12 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from support.chromium import find_chromium
+
 ROWS = 2000
 
 
 def _chromium() -> str:
     """The chromium binary, or fail (never skip): scripts/test.sh installs it."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    found = find_chromium()
     if found is None:
         pytest.fail(
             "chromium not found: apt-get install chromium (scripts/test.sh does)", pytrace=False

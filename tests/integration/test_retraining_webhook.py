@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -71,6 +72,21 @@ class Hook:
         self.server.server_close()
 
 
+@contextmanager
+def _serving(trigger: Any, **limits: Any) -> Iterator[tuple[str, int]]:
+    """The example server for ``trigger`` on loopback (``limits``: make_server's read
+    timeout, request deadline, connection cap) as (its /alerts URL, its port); shut down
+    and closed on the way out, whatever happened."""
+    server = webhook.make_server(trigger, port=0, token=TOKEN, **limits)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    port = server.server_address[1]
+    try:
+        yield f"http://127.0.0.1:{port}/alerts", port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture()
 def receiver(tmp_path: Path) -> Iterator[tuple[str, Hook, Path]]:
     """The example server on loopback; its hook fails once with 503 first."""
@@ -80,13 +96,10 @@ def receiver(tmp_path: Path) -> Iterator[tuple[str, Hook, Path]]:
         lambda payload: webhook.call_hook_with_retries(hook.url, payload, first_delay_s=0.05),
         state,
     )
-    server = webhook.make_server(trigger, port=0, token=TOKEN)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", hook, state
+        with _serving(trigger) as (url, _port):
+            yield url, hook, state
     finally:
-        server.shutdown()
-        server.server_close()
         hook.close()
 
 
@@ -322,20 +335,10 @@ def _closed_by_server(connection: socket.socket, trickle: bytes, within_s: float
 def strict_server() -> Iterator[tuple[str, int]]:
     """The example with short limits: 0.3 s per read, 1.5 s per request, 2 connections."""
     trigger = webhook.RetrainingTrigger(lambda payload: None)
-    server = webhook.make_server(
-        trigger,
-        port=0,
-        token=TOKEN,
-        read_timeout_s=0.3,
-        request_deadline_s=1.5,
-        max_connections=2,
-    )
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(
+        trigger, read_timeout_s=0.3, request_deadline_s=1.5, max_connections=2
+    ) as served:
+        yield served
 
 
 def test_stalled_and_trickling_clients_are_cut_off(strict_server: tuple[str, int]) -> None:
@@ -357,35 +360,26 @@ def test_stalled_and_trickling_clients_are_cut_off(strict_server: tuple[str, int
 
 def test_connections_beyond_the_cap_are_closed_unanswered() -> None:
     # Long read timeouts here, so the two held connections stay held until closed.
-    server = webhook.make_server(
-        webhook.RetrainingTrigger(lambda payload: None),
-        port=0,
-        token=TOKEN,
-        read_timeout_s=30,
-        request_deadline_s=30,
-        max_connections=2,
-    )
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    port = server.server_address[1]
-    url = f"http://127.0.0.1:{port}/alerts"
-    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
-    try:
-        for connection in held:  # both are being served (and stall)
-            connection.sendall(b"POST /alerts HTTP/1.1\r\n")
-        # Accepted in order: the first two took both slots before this one is accepted.
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as third:
-            assert third.recv(65536) == b""  # closed at once, no thread spent on it
-    finally:
-        for connection in held:
-            connection.close()
-    # Once the held ones are gone the server answers again (retry: slots free up async).
-    deadline = time.monotonic() + 20
-    while True:
+    trigger = webhook.RetrainingTrigger(lambda payload: None)
+    with _serving(
+        trigger, read_timeout_s=30, request_deadline_s=30, max_connections=2
+    ) as (url, port):
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
         try:
-            assert _post(url, {"alerts": []})[0] == 200
-            break
-        except (urllib.error.URLError, ConnectionError):
-            assert time.monotonic() < deadline, "server never served again"
-            time.sleep(0.1)
-    server.shutdown()
-    server.server_close()
+            for connection in held:  # both are being served (and stall)
+                connection.sendall(b"POST /alerts HTTP/1.1\r\n")
+            # Accepted in order: the first two took both slots before this one is accepted.
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as third:
+                assert third.recv(65536) == b""  # closed at once, no thread spent on it
+        finally:
+            for connection in held:
+                connection.close()
+        # Once the held ones are gone the server answers again (retry: slots free up async).
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert _post(url, {"alerts": []})[0] == 200
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "server never served again"
+                time.sleep(0.1)

@@ -4,8 +4,6 @@ executors, merged on the driver, the same profile and report as on one machine."
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,27 +16,18 @@ pyspark = pytest.importorskip("pyspark", reason="the test extra installs pyspark
 
 from mlotel.drift import Profile, report  # noqa: E402
 from mlotel.drift import spark as drift_spark  # noqa: E402
+from support.spark import local_spark_session  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
-    from pyspark.sql import SparkSession
-
-    # Python workers run this interpreter (the one with mlotel, numpy and pyarrow).
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("mlotel-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.driver.memory", "1g")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "5000")
-        .getOrCreate()
+    session = local_spark_session(
+        "mlotel-tests",
+        {
+            "spark.driver.memory": "1g",
+            "spark.sql.execution.arrow.maxRecordsPerBatch": "5000",
+        },
     )
-    session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
 

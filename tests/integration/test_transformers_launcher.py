@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
-from typing import Any
 
 from support.launcher import run_instrumented
-from support.otlp_receiver import OTLPReceiver
+from support.otlp_receiver import OTLPReceiver, attributes_to_dict
 
 SCRIPT = textwrap.dedent(
     """
@@ -42,14 +41,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _attrs(span: Any) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for a in span.attributes:
-        kind = a.value.WhichOneof("value")
-        found[a.key] = getattr(a.value, kind) if kind else None
-    return found
-
-
 def test_generate_and_pipeline_under_the_launcher(tmp_path: Path) -> None:
     with OTLPReceiver() as rx:
         proc = run_instrumented(SCRIPT, tmp_path, rx, "llm-app", HF_HUB_OFFLINE="1")
@@ -61,12 +52,13 @@ def test_generate_and_pipeline_under_the_launcher(tmp_path: Path) -> None:
             "generate GPT2LMHeadModel",
             "text-classification BertForSequenceClassification",
         ]
-        generate = _attrs(next(s for s in spans if s.name.startswith("generate")))
+        generate_span = next(s for s in spans if s.name.startswith("generate"))
+        generate = attributes_to_dict(generate_span.attributes)
         assert generate["gen_ai.operation.name"] == "text_completion"
         assert generate["gen_ai.usage.input_tokens"] == 3
         assert generate["gen_ai.usage.output_tokens"] == real["generated"] == 20
         usage = {
-            _attrs(p)["gen_ai.token.type"]: p.sum
+            attributes_to_dict(p.attributes)["gen_ai.token.type"]: p.sum
             for p in rx.metric_points("gen_ai.client.token.usage")
         }
         assert usage == {"input": 3.0, "output": 20.0}
@@ -75,10 +67,13 @@ def test_generate_and_pipeline_under_the_launcher(tmp_path: Path) -> None:
         total = rx.metric_points("gen_ai.client.operation.duration")[-1]
         assert ttft.count == total.count == 1
         assert 0.0 < ttft.sum <= total.sum
+        predictions = [
+            (attributes_to_dict(p.attributes), p) for p in rx.metric_points("ml.predictions")
+        ]
         classes = {
-            _attrs(p).get("ml.prediction.class"): p.as_int
-            for p in rx.metric_points("ml.predictions")
-            if _attrs(p).get("ml.model.name") == "BertForSequenceClassification"
+            attrs.get("ml.prediction.class"): p.as_int
+            for attrs, p in predictions
+            if attrs.get("ml.model.name") == "BertForSequenceClassification"
         }
         expected: dict[str, int] = {}
         for row in real["labels"]:

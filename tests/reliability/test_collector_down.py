@@ -7,10 +7,6 @@ checks of behaviour, not benchmarks: the margins are generous.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -20,6 +16,7 @@ import pytest
 
 import mlotel
 from support.prometheus_server import free_port
+from support.scripts import json_lines, run_script
 
 PROTOCOLS = ["http/protobuf", "grpc"]
 CALLS = 1_000
@@ -115,22 +112,20 @@ def test_process_exits_promptly_with_collector_down(
     protocol: str, mode: str, tmp_path: Path
 ) -> None:
     """shutdown_timeout bounds how long a process lingers at exit, not just shutdown()."""
-    script = tmp_path / "exit_with_collector_down.py"
-    script.write_text(_EXIT_SCRIPT)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLOTEL_"))}
-    proc = subprocess.run(
-        [sys.executable, str(script), _closed_endpoint(), protocol, mode, str(CALLS)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-        cwd=tmp_path,
+    proc = run_script(
+        _EXIT_SCRIPT,
+        tmp_path,
+        _closed_endpoint(),
+        protocol,
+        mode,
+        str(CALLS),
+        name="exit_with_collector_down.py",
     )
     exited = time.monotonic()  # CLOCK_MONOTONIC is system-wide on Linux
     assert proc.returncode == 0, proc.stderr[-4000:]
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert lines, proc.stdout + proc.stderr[-4000:]
-    marker = json.loads(lines[-1])
+    markers = json_lines(proc.stdout)
+    assert markers, proc.stdout + proc.stderr[-4000:]
+    marker = markers[-1]
     if mode == "explicit":
         assert marker["shutdown_s"] < SHUTDOWN_TIMEOUT + MARGIN
     lingered = exited - marker["calls_done"]
@@ -209,22 +204,20 @@ def test_exit_with_the_applications_providers_is_bounded_once(
     wait out exporter retries), shutdown() and process exit share one shutdown_timeout,
     not one each (before: 2 + 5.4 s explicit, 22 s at exit, for a 2 s timeout)."""
     timeout = 1.0
-    script = tmp_path / "app_providers_exit.py"
-    script.write_text(_APP_EXIT_SCRIPT)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLOTEL_"))}
-    proc = subprocess.run(
-        [sys.executable, str(script), _closed_endpoint(), protocol, mode, str(timeout)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-        cwd=tmp_path,
+    proc = run_script(
+        _APP_EXIT_SCRIPT,
+        tmp_path,
+        _closed_endpoint(),
+        protocol,
+        mode,
+        str(timeout),
+        name="app_providers_exit.py",
     )
     exited = time.monotonic()
     assert proc.returncode == 0, proc.stderr[-4000:]
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert lines, proc.stdout + proc.stderr[-4000:]
-    marker = json.loads(lines[-1])
+    markers = json_lines(proc.stdout)
+    assert markers, proc.stdout + proc.stderr[-4000:]
+    marker = markers[-1]
     if mode == "explicit":
         assert marker["finished"] is False  # the collector is down: it did not finish
         assert marker["shutdown_s"] < timeout + 1.0

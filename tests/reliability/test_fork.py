@@ -7,9 +7,6 @@ OTLP receiver runs here and the subprocess exports to it (HTTP and gRPC).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +17,7 @@ import pytest
 
 from mlotel import semconv
 from support.otlp_receiver import OTLPReceiver, log_fields
+from support.scripts import json_lines, run_script
 
 PARENT_CALLS = 3
 CHILD_CALLS = {"a": 5, "b": 7}
@@ -127,21 +125,13 @@ def _latest_by_pid(rx: OTLPReceiver, name: str) -> dict[int, Any]:
 def test_forked_children_report_their_own_pid_and_counts(
     receiver: OTLPReceiver, protocol: str, tmp_path: Path
 ) -> None:
-    script = tmp_path / "forking_server.py"
-    script.write_text(_SCRIPT)
     plan = {"parent_calls": PARENT_CALLS, "children": CHILD_CALLS, "tags": TAGS}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLOTEL_"))}
     endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
-    proc = subprocess.run(
-        [sys.executable, str(script), endpoint, protocol, json.dumps(plan)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-        cwd=tmp_path,
+    proc = run_script(
+        _SCRIPT, tmp_path, endpoint, protocol, json.dumps(plan), name="forking_server.py"
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = json_lines(proc.stdout)[-1]
     assert report["exit_codes"] == {"a": 0, "b": 0}, proc.stderr[-4000:]
     assert report["shutdown_ok"] is True
     parent_pid = report["parent"]
@@ -258,19 +248,11 @@ def test_configured_metric_readers_serve_forked_children(
 ) -> None:
     """Issue 13, item 8: readers given to configure(metric_readers=[...]) get each forked
     child's own metrics (before: a child had no reader at all and exported nothing)."""
-    script = tmp_path / "forking_readers.py"
-    script.write_text(_READERS_SCRIPT)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLOTEL_"))}
-    proc = subprocess.run(
-        [sys.executable, str(script), receiver.http_endpoint],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-        cwd=tmp_path,
+    proc = run_script(
+        _READERS_SCRIPT, tmp_path, receiver.http_endpoint, name="forking_readers.py"
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
-    reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    reports = json_lines(proc.stdout)
     child = next(r for r in reports if "child" in r)
     parent = next(r for r in reports if "parent" in r)
     assert parent["child_exit"] == 0, proc.stderr[-4000:]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -15,21 +13,16 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import mlotel
 from mlotel import _lifecycle
+from support.scripts import run_script
 
 
 def _run(script: str, tmp_path: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "script.py"
-    path.write_text(textwrap.dedent(script))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOTEL_", "OTEL_"))}
-    env["MLOTEL_OUTPUT_DIR"] = str(tmp_path / "telemetry")
-    env["MLOTEL_PAYLOAD_SAMPLE_RATE"] = "1"  # the scripts count every call's log record
-    return subprocess.run(
-        [sys.executable, str(path)],
-        capture_output=True,
-        text=True,
+    return run_script(
+        script,
+        tmp_path,
         timeout=timeout,
-        env=env,
-        cwd=tmp_path,
+        MLOTEL_OUTPUT_DIR=str(tmp_path / "telemetry"),
+        MLOTEL_PAYLOAD_SAMPLE_RATE="1",  # the scripts count every call's log record
     )
 
 

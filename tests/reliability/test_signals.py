@@ -9,15 +9,15 @@ handler in the main thread right after, on top of the interrupted flush.
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+
+from support.file_sink import file_log_records, file_spans
+from support.scripts import json_lines, run_script
 
 SHUTDOWN_TIMEOUT = 2.0
 MARGIN = 4.0  # scheduling slack on a loaded machine: this checks a bound, not a speed
@@ -92,36 +92,16 @@ _SCRIPT = textwrap.dedent(
 
 
 def _run(scenario: str, tmp_path: Path) -> tuple[dict[str, object], float, Path]:
-    script = tmp_path / "signals.py"
-    script.write_text(_SCRIPT)
     out = tmp_path / "telemetry"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLOTEL_"))}
     started = time.monotonic()
     try:
-        proc = subprocess.run(
-            [sys.executable, str(script), scenario, str(out)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=env,
-            cwd=tmp_path,
-        )
+        proc = run_script(_SCRIPT, tmp_path, scenario, str(out), name="signals.py", timeout=30)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{scenario}: the process hung (deadlock) and was killed after 30 s: {exc}")
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr[-4000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = json_lines(proc.stdout)[-1]
     return report, elapsed, out
-
-
-def _spans(out: Path) -> list[dict[str, object]]:
-    spans = []
-    for path in out.glob("traces*.jsonl"):
-        for line in path.read_text().splitlines():
-            for resource in json.loads(line)["resourceSpans"]:
-                for scope in resource["scopeSpans"]:
-                    spans.extend(scope["spans"])
-    return spans
 
 
 def test_sigterm_handler_shutdown_during_a_flush_finishes_within_its_timeout(
@@ -134,7 +114,7 @@ def test_sigterm_handler_shutdown_during_a_flush_finishes_within_its_timeout(
     assert float(report["shutdown_s"]) < SHUTDOWN_TIMEOUT + MARGIN  # type: ignore[arg-type]
     assert elapsed < 30.0
     # The calls made before the signal were exported by that shutdown.
-    assert len(_spans(out)) == 3
+    assert len(file_spans(out)) == 3
 
 
 def test_signal_handler_that_predicts_during_a_flush(tmp_path: Path) -> None:
@@ -144,13 +124,5 @@ def test_signal_handler_that_predicts_during_a_flush(tmp_path: Path) -> None:
     assert report["after_flush"] is True and report["shutdown_returned"] is True
     assert elapsed < 30.0
     # Nothing lost: the handler's calls stayed buffered and went out with the next flush.
-    assert len(_spans(out)) == 103
-    logs = [
-        record
-        for path in out.glob("logs*.jsonl")
-        for line in path.read_text().splitlines()
-        for resource in json.loads(line)["resourceLogs"]
-        for scope in resource["scopeLogs"]
-        for record in scope["logRecords"]
-    ]
-    assert len(logs) == 103
+    assert len(file_spans(out)) == 103
+    assert len(file_log_records(out)) == 103

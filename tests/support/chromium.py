@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import select
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -35,6 +36,11 @@ FLAGS = [
     "--hide-scrollbars",
     "--remote-debugging-pipe",
 ]
+
+
+def find_chromium() -> str | None:
+    """The path of the ``chromium`` (or ``chromium-browser``) on PATH, or None."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _high(fds: tuple[int, int]) -> tuple[int, int]:

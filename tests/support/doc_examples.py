@@ -56,6 +56,7 @@ import logging
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from sklearn.datasets import load_diabetes
@@ -63,6 +64,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 import mlotel
+
+# Run as a script, only tests/support is on the path: tests/ makes `support` importable
+# (appended, so nothing a doc example imports can be shadowed by it).
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from support.spark import local_spark_session
 
 
 def fixtures(code: str) -> dict[str, Any]:
@@ -134,19 +140,7 @@ def _chunks(frame: Any, parts: int = 3) -> list[Any]:
 def _spark(reference: Any, current: Any) -> Any:
     import os
 
-    from pyspark.sql import SparkSession
-
-    os.environ["PYSPARK_PYTHON"] = os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("mlotel-doc-examples")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
+    session = local_spark_session("mlotel-doc-examples")
     reference.to_parquet("lake-train.parquet")
     os.makedirs("lake/train", exist_ok=True)
     os.replace("lake-train.parquet", "lake/train/part-0.parquet")

@@ -10,7 +10,6 @@ written next to the PNG (``OUT.html``), then headless Chromium renders it at WID
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ from sklearn.model_selection import train_test_split
 from mlotel.drift import report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support.chromium import Browser
+from support.chromium import Browser, find_chromium
 
 
 def main(out: Path, width: int = 1440, height: int = 1800) -> None:
@@ -49,7 +48,7 @@ def main(out: Path, width: int = 1440, height: int = 1800) -> None:
     )
     page = out.with_suffix(".html")
     result.save_html(page)
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = find_chromium()
     if chromium is None:
         raise SystemExit("chromium not found")
     with tempfile.TemporaryDirectory() as work, Browser(chromium, Path(work)) as browser:

@@ -16,6 +16,7 @@ import yaml
 from mlotel import semconv
 from support.collector_files import DASHBOARDS, dashboard_panels, dashboard_queries, split_names
 from support.collector_schema import check_value, config_problems, expand_env
+from support.file_sink import file_log_records
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR = ROOT / "collector"
@@ -774,12 +775,9 @@ def test_grafana_elasticsearch_line_and_level_fields_are_strings_of_every_mlotel
         mlotel.instrument(failing, model_name="churn")(np.array([[1.0, 2.0]]))
     assert mlotel.shutdown()
     documents = []
-    for line in (out / "logs.jsonl").read_text().splitlines():
-        for resource_logs in json.loads(line)["resourceLogs"]:
-            for scope_logs in resource_logs["scopeLogs"]:
-                for record in scope_logs["logRecords"]:
-                    source = _elasticsearch_otel_document(record, resource_logs["resource"])
-                    documents.append(_grafana_flatten(source))
+    for resource, record in file_log_records(out, "logs.jsonl"):
+        source = _elasticsearch_otel_document(record, resource)
+        documents.append(_grafana_flatten(source))
     assert len(documents) == 2
     provisioning = COLLECTOR / "grafana" / "provisioning" / "datasources" / "datasources.yaml"
     datasources = yaml.safe_load(provisioning.read_text())["datasources"]

@@ -23,6 +23,7 @@ from mlotel.integrations.torch import TorchInstrumentor
 from mlotel.integrations.transformers import TransformersInstrumentor
 from mlotel.testing import CapturedTelemetry, capture_telemetry, log_payload
 from support import tiny_transformers as tiny
+from support.instrumentation import instrumented
 
 GPU_SECONDS = 0.25  # longer than any host time here: proves durations come from events
 
@@ -66,12 +67,8 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeCudaOps:
 
 @pytest.fixture
 def captured(fake: FakeCudaOps) -> Iterator[CapturedTelemetry]:
-    with capture_telemetry() as cap:
-        TorchInstrumentor().instrument()
-        try:
-            yield cap
-        finally:
-            TorchInstrumentor().uninstrument()
+    with capture_telemetry() as cap, instrumented(TorchInstrumentor):
+        yield cap
 
 
 def _model() -> Any:
@@ -131,13 +128,10 @@ def test_payload_rows_only_unless_a_drift_monitor_reads_every_row(
 
 def test_generate_counts_tokens_at_flush_without_waiting(fake: FakeCudaOps) -> None:
     with capture_telemetry() as cap:
-        TransformersInstrumentor().instrument()
-        try:
+        with instrumented(TransformersInstrumentor):
             tiny.gpt2().generate(
                 torch.tensor([[5, 6, 7]]), max_new_tokens=5, do_sample=False, eos_token_id=999
             )
-        finally:
-            TransformersInstrumentor().uninstrument()
         assert fake.waits == []
         (span,) = cap.spans
         # counts are not known without reading the device: not on the span

@@ -7,6 +7,7 @@ import itertools
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from mlotel.drift import (
     merge_partials,
     report,
 )
+from support import parquet_parts
 
 BOUND = 1e-3
 
@@ -63,12 +65,7 @@ def sides(rows: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     return out[0], out[1]
 
 
-def write_parts(frame: pd.DataFrame, folder: Path, parts: int = 3) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, rows in enumerate(np.array_split(np.arange(len(frame)), parts)):
-        table = pa.Table.from_pandas(frame.iloc[rows], preserve_index=False)
-        pq.write_table(table, folder / f"part-{i}.parquet", row_group_size=4_000)
-    return folder
+write_parts = partial(parquet_parts.write_parts, parts=3, row_group_size=4_000)
 
 
 def assert_same_report(streamed: Any, in_memory: Any) -> None:

@@ -11,6 +11,7 @@ import pytest
 from mlotel import semconv
 from mlotel.integrations.lightgbm import LightGBMInstrumentor
 from mlotel.testing import CapturedTelemetry, capture_telemetry
+from support.instrumentation import instrumented
 
 RNG = np.random.default_rng(6)
 X = RNG.random((80, 3))
@@ -19,12 +20,9 @@ Y = (X[:, 0] > 0.5).astype(int)
 
 @pytest.fixture
 def captured() -> Iterator[CapturedTelemetry]:
-    with capture_telemetry() as cap:
-        LightGBMInstrumentor().instrument(model_names={"LGBMClassifier": "churn-lgbm"})
-        try:
-            yield cap
-        finally:
-            LightGBMInstrumentor().uninstrument()
+    names = {"LGBMClassifier": "churn-lgbm"}
+    with capture_telemetry() as cap, instrumented(LightGBMInstrumentor, model_names=names):
+        yield cap
 
 
 def test_sklearn_api_names_and_scores(captured: CapturedTelemetry) -> None:

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from mlotel import semconv
 from mlotel.integrations.onnxruntime import OnnxRuntimeInstrumentor
 from mlotel.testing import CapturedTelemetry, capture_telemetry, log_payload
+from support.instrumentation import instrumented
 
 RNG = np.random.default_rng(8)
 X = RNG.random((40, 3)).astype(np.float32)
@@ -25,12 +26,8 @@ Y = (X[:, 0] > 0.5).astype(np.int64)
 
 @pytest.fixture
 def captured() -> Iterator[CapturedTelemetry]:
-    with capture_telemetry() as cap:
-        OnnxRuntimeInstrumentor().instrument()
-        try:
-            yield cap
-        finally:
-            OnnxRuntimeInstrumentor().uninstrument()
+    with capture_telemetry() as cap, instrumented(OnnxRuntimeInstrumentor):
+        yield cap
 
 
 def _classifier_file(tmp_path: Path) -> Path:

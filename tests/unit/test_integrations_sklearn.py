@@ -22,6 +22,7 @@ from mlotel import semconv
 from mlotel.integrations import MLInstrumentor, not_inference, set_model_name
 from mlotel.integrations.sklearn import SklearnInstrumentor
 from mlotel.testing import CapturedTelemetry, capture_telemetry, log_payload
+from support.instrumentation import instrumented
 
 RNG = np.random.default_rng(3)
 X = RNG.random((80, 3))
@@ -38,12 +39,8 @@ def _originals() -> dict[tuple[type, str], Any]:
 
 @pytest.fixture
 def captured() -> Iterator[CapturedTelemetry]:
-    with capture_telemetry() as cap:
-        SklearnInstrumentor().instrument()
-        try:
-            yield cap
-        finally:
-            SklearnInstrumentor().uninstrument()
+    with capture_telemetry() as cap, instrumented(SklearnInstrumentor):
+        yield cap
 
 
 def _inferences(cap: CapturedTelemetry) -> int:
@@ -124,17 +121,15 @@ def test_estimators_imported_later_and_user_subclasses(captured: CapturedTelemet
 
 def test_model_names_from_attribute_and_mapping() -> None:
     with capture_telemetry() as cap:
-        SklearnInstrumentor().instrument(
+        with instrumented(
+            SklearnInstrumentor,
             model_names={LogisticRegression: "churn", "StandardScaler": "scaler"},
             model_versions={"churn": "4"},
-        )
-        try:
+        ):
             clf = LogisticRegression().fit(X, Y)
             clf.predict(X[:1])
             StandardScaler().fit(X).transform(X[:2])
             set_model_name(LogisticRegression().fit(X, Y), "fraud", "9").predict(X[:1])
-        finally:
-            SklearnInstrumentor().uninstrument()
         spans = {s.name: dict(s.attributes or {}) for s in cap.spans}
     assert spans["predict churn"][semconv.ATTR_MODEL_VERSION] == "4"
     assert "transform scaler" in spans
@@ -143,12 +138,9 @@ def test_model_names_from_attribute_and_mapping() -> None:
 
 def test_nested_spans_are_children_without_metrics() -> None:
     with capture_telemetry() as cap:
-        SklearnInstrumentor().instrument(nested_spans=True)
-        try:
+        with instrumented(SklearnInstrumentor, nested_spans=True):
             pipe = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())])
             pipe.fit(X, Y).predict(X[:2])
-        finally:
-            SklearnInstrumentor().uninstrument()
         spans = {s.name: s for s in cap.spans}
         assert _inferences(cap) == 1
     outer = spans["predict Pipeline"]

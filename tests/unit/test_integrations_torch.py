@@ -12,6 +12,7 @@ from mlotel import semconv
 from mlotel.integrations import set_model_name
 from mlotel.integrations.torch import TorchInstrumentor
 from mlotel.testing import CapturedTelemetry, capture_telemetry, log_payload
+from support.instrumentation import instrumented
 
 torch.manual_seed(0)
 
@@ -37,12 +38,8 @@ def _inferences(cap: CapturedTelemetry) -> int:
 
 @pytest.fixture
 def captured() -> Iterator[CapturedTelemetry]:
-    with capture_telemetry() as cap:
-        TorchInstrumentor().instrument()
-        try:
-            yield cap
-        finally:
-            TorchInstrumentor().uninstrument()
+    with capture_telemetry() as cap, instrumented(TorchInstrumentor):
+        yield cap
 
 
 def test_eval_mode_forward_is_one_inference_per_call(captured: CapturedTelemetry) -> None:
@@ -90,11 +87,8 @@ def test_training_loop_gives_no_inferences(captured: CapturedTelemetry) -> None:
 
 def test_observe_training_option() -> None:
     with capture_telemetry() as cap:
-        TorchInstrumentor().instrument(observe_training=True)
-        try:
+        with instrumented(TorchInstrumentor, observe_training=True):
             torch.nn.Linear(4, 2).train()(torch.randn(5, 4))
-        finally:
-            TorchInstrumentor().uninstrument()
         assert _inferences(cap) == 1
 
 

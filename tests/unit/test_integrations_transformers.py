@@ -17,6 +17,7 @@ from mlotel.integrations import instrumentor, uninstrument_all
 from mlotel.integrations.transformers import TransformersInstrumentor
 from mlotel.testing import CapturedTelemetry, capture_telemetry, log_payload
 from support import tiny_transformers as tiny
+from support.instrumentation import instrumented
 
 PROMPTS = ["the good film was", "a very slow story about music and a bad actor"]
 
@@ -130,11 +131,8 @@ def test_torch_alone_makes_generate_one_inference() -> None:
 def test_latest_genai_conventions_are_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
     with capture_telemetry() as cap:
-        TransformersInstrumentor().instrument()
-        try:
+        with instrumented(TransformersInstrumentor):
             tiny.gpt2().generate(torch.tensor([[5, 6]]), max_new_tokens=3, do_sample=False)
-        finally:
-            TransformersInstrumentor().uninstrument()
         cap.flush()
         attrs = dict(cap.spans[0].attributes or {})
         assert attrs[semconv.ATTR_GEN_AI_PROVIDER_NAME] == "transformers"
@@ -145,11 +143,8 @@ def test_latest_genai_conventions_are_opt_in(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_genai_names_can_be_left_out() -> None:
     with capture_telemetry() as cap:
-        TransformersInstrumentor().instrument(genai_conventions=False)
-        try:
+        with instrumented(TransformersInstrumentor, genai_conventions=False):
             tiny.gpt2().generate(torch.tensor([[5, 6]]), max_new_tokens=3, do_sample=False)
-        finally:
-            TransformersInstrumentor().uninstrument()
         cap.flush()
         (span,) = cap.spans
         assert not [k for k in (span.attributes or {}) if k.startswith("gen_ai.")]
@@ -237,11 +232,8 @@ def test_generation_pipeline_counts_the_generated_tokens(captured: CapturedTelem
 
 def test_content_capture_logs_the_text() -> None:
     with capture_telemetry() as cap:
-        TransformersInstrumentor().instrument(capture_content=True)
-        try:
+        with instrumented(TransformersInstrumentor, capture_content=True):
             tiny.classifier_pipeline()(["the good film"])
-        finally:
-            TransformersInstrumentor().uninstrument()
         cap.flush()
         assert log_payload(cap.logs[0])[semconv.ATTR_FEATURES]["text"] == "the good film"
 
@@ -275,15 +267,12 @@ def test_text_descriptors_drift_when_the_text_changes() -> None:
     results = {}
     for name, texts in (("same", same), ("changed", changed)):
         with capture_telemetry() as cap:
-            TransformersInstrumentor().instrument(
-                references={"BertForSequenceClassification": reference}
-            )
-            try:
+            with instrumented(
+                TransformersInstrumentor, references={"BertForSequenceClassification": reference}
+            ):
                 clf = tiny.classifier_pipeline()
                 for start in range(0, 600, 200):
                     clf(texts[start : start + 200], batch_size=100)
-            finally:
-                TransformersInstrumentor().uninstrument()
             cap.flush()
             out_of_range = cap.points(
                 semconv.DATA_QUALITY_ISSUES.name,

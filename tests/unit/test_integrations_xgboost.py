@@ -13,6 +13,7 @@ import xgboost.training
 from mlotel import semconv
 from mlotel.integrations.xgboost import XGBoostInstrumentor
 from mlotel.testing import CapturedTelemetry, capture_telemetry, log_payload
+from support.instrumentation import instrumented
 
 RNG = np.random.default_rng(5)
 X = RNG.random((60, 4)).astype(np.float32)
@@ -21,12 +22,8 @@ Y = (X[:, 0] > 0.5).astype(int)
 
 @pytest.fixture
 def captured() -> Iterator[CapturedTelemetry]:
-    with capture_telemetry() as cap:
-        XGBoostInstrumentor().instrument()
-        try:
-            yield cap
-        finally:
-            XGBoostInstrumentor().uninstrument()
+    with capture_telemetry() as cap, instrumented(XGBoostInstrumentor):
+        yield cap
 
 
 def test_dependency_check_accepts_either_distribution() -> None:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import math
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from sklearn import metrics as skm
 
@@ -26,6 +25,7 @@ from mlotel.drift import (
     report,
 )
 from mlotel.drift._performance import exact_square_sum, exact_sum, exact_sum_value
+from support import parquet_parts
 
 
 def scored(rows: int, seed: int, shift: float = 0.0, labels: Any = (0, 1)) -> pd.DataFrame:
@@ -68,12 +68,7 @@ def assert_metrics(ours: dict[str, float], expected: dict[str, float]) -> None:
         assert ours[name] == pytest.approx(value, rel=1e-12, abs=1e-15), name
 
 
-def write_parts(frame: pd.DataFrame, folder: Path, parts: int = 4) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, rows in enumerate(np.array_split(np.arange(len(frame)), parts)):
-        table = pa.Table.from_pandas(frame.iloc[rows], preserve_index=False)
-        pq.write_table(table, folder / f"part-{i}.parquet", row_group_size=3_000)
-    return folder
+write_parts = partial(parquet_parts.write_parts, parts=4, row_group_size=3_000)
 
 
 ROLES = {"target": "label", "prediction": "predicted", "score": "probability"}
