@@ -162,6 +162,19 @@ def test_named_tests_on_big_columns(tmp_path: Path) -> None:
     assert "at most 10,000 reference values" in (ks.column("normal").message or "")
 
 
+def test_an_empty_column_list_tests_no_features(tmp_path: Path) -> None:
+    # columns=[] is "no feature columns", not "all of them", in memory and from files.
+    frame = pd.DataFrame({"a": np.arange(50.0), "y": [0, 1] * 25, "p": [1, 0] * 25})
+    frame.to_parquet(tmp_path / "d.parquet")
+    path = tmp_path / "d.parquet"
+    for ref, cur in ((frame, frame), (path, path)):
+        assert report(ref, cur, columns=[]).columns == ()
+        roles = report(ref, cur, columns=[], target="y", prediction="p")
+        assert roles.columns == () and roles.target_drift is not None
+        with pytest.raises(ValueError, match=r"stattests names column\(s\) \['a'\]"):
+            report(ref, cur, columns=[], stattests={"a": "ks"})
+
+
 def test_hive_partitioned_directories(tmp_path: Path) -> None:
     ref, cur = sides(12_000, seed=7)
     for frame, name in ((ref, "ref"), (cur, "cur")):

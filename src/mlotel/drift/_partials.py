@@ -42,6 +42,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -64,8 +65,10 @@ __all__ = [
     "bucket_index",
     "exact_quantiles",
     "grid_for",
+    "grid_quantiles",
     "merge_partials",
     "order_statistics",
+    "quantile_buckets",
     "quantile_ranks",
     "run_job",
     "sturges_edges",
@@ -787,6 +790,27 @@ def order_statistics(
     return found
 
 
+def quantile_buckets(
+    probs: Sequence[float], count: int, grid_counts: np.ndarray, plan: ColumnPlan
+) -> set[int]:
+    """The fine buckets (pass 3's ``selected``) holding the order statistics of ``probs``."""
+    assert plan.grid is not None
+    ranks = quantile_ranks(probs, count)
+    found = np.searchsorted(np.cumsum(grid_counts), ranks, side="right") + plan.grid[0]
+    return set(found.tolist())
+
+
+def grid_quantiles(
+    probs: Sequence[float], count: int, grid_counts: np.ndarray, plan: ColumnPlan,
+    selected: Mapping[float, int],
+) -> list[float]:
+    """``np.quantile(values, probs)`` from pass 2's fine histogram and pass 3's values."""
+    assert plan.grid is not None
+    values = order_statistics(quantile_ranks(probs, count), grid_counts, plan.grid[0], plan,
+                              selected)
+    return exact_quantiles(probs, count, values)
+
+
 def exact_quantiles(probs: Sequence[float], count: int, values: Mapping[int, float]) -> list[float]:
     """``np.quantile(data, probs)`` (numpy's default linear method, reproduced step by step)
     from the order statistics :func:`quantile_ranks` names.
@@ -1013,7 +1037,7 @@ class SummarySample:
             raise ValueError(f"more than {cap:,} distinct values: too many to count them all")
         return ref, cur
 
-    @property
+    @cached_property
     def category_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(distinct values over both sides, their reference counts, current counts)."""
         ref, cur = self._tallies()

@@ -32,10 +32,9 @@ from ._partials import (
     Job,
     ScanPass,
     bucket_index,
-    exact_quantiles,
     grid_for,
-    order_statistics,
-    quantile_ranks,
+    grid_quantiles,
+    quantile_buckets,
     run_job,
 )
 
@@ -807,12 +806,10 @@ class ProfileJob(Job):
         elif step == 3:
             counted = self.merged(2, "data").columns
             for name, plan in list(self._plans.items()):
-                cumulative = np.cumsum(counted[name].grid_counts)
                 count = sketches[name].count
-                ranks = quantile_ranks(self._probs(count), count)
-                assert plan.grid is not None
-                buckets = np.searchsorted(cumulative, ranks, side="right") + plan.grid[0]
-                self._plans[name] = replace(plan, selected=tuple(sorted(set(buckets.tolist()))))
+                counts = counted[name].grid_counts
+                buckets = quantile_buckets(self._probs(count), count, counts, plan)
+                self._plans[name] = replace(plan, selected=tuple(sorted(buckets)))
         else:
             return None
         if not self._plans:
@@ -872,8 +869,7 @@ class ProfileJob(Job):
         selected = self.merged(3, "data").columns[sketch.name].selected or {}
         n = sketch.count
         probs = self._probs(n)
-        stats = order_statistics(quantile_ranks(probs, n), grid, first, plan, selected)
-        values = exact_quantiles(probs, n, stats)
+        values = grid_quantiles(probs, n, grid, plan, selected)
         quantiles = values[: len(QUANTILES)]
         edges = np.unique(np.asarray(values[len(QUANTILES):], dtype=np.float64))
         edges = edges[edges > sketch.min]
