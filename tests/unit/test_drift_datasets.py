@@ -175,6 +175,29 @@ def test_an_empty_column_list_tests_no_features(tmp_path: Path) -> None:
             report(ref, cur, columns=[], stattests={"a": "ks"})
 
 
+@pytest.mark.parametrize("text_side", ["reference", "current"])
+def test_big_text_column_named_numerical_is_a_type_mismatch(
+    tmp_path: Path, text_side: str
+) -> None:
+    # More values than RAW_CAP, so pass 2 would count the column's histogram.
+    rng = np.random.default_rng(7)
+    rows = 30_000
+    text = rng.normal(size=rows).astype(str).astype(object)
+    text[::7] = "x"
+    numbers = pd.DataFrame({"v": rng.normal(size=rows)})
+    frames = {"reference": numbers, "current": numbers}
+    frames[text_side] = pd.DataFrame({"v": text})
+    for side, frame in frames.items():
+        frame.to_parquet(tmp_path / f"{side}.parquet")
+    streamed = report(tmp_path / "reference.parquet", tmp_path / "current.parquet",
+                      numerical=["v"]).column("v")
+    in_memory = report(frames["reference"], frames["current"], numerical=["v"]).column("v")
+    assert streamed.status == in_memory.status == "type_mismatch"
+    assert streamed.message == in_memory.message
+    what = "reference values are not numbers" if text_side == "reference" else "(e.g. 'x')"
+    assert what in (streamed.message or "")
+
+
 def test_hive_partitioned_directories(tmp_path: Path) -> None:
     ref, cur = sides(12_000, seed=7)
     for frame, name in ((ref, "ref"), (cur, "cur")):

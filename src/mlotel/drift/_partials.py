@@ -344,8 +344,6 @@ class ColumnPlan:
     reference_range: tuple[float, float] | None = None
     selected: tuple[int, ...] | None = None
     """Fine buckets whose values pass 3 collects."""
-    parse: bool = False
-    """Text to be read as numbers (``numerical=`` named a text column)."""
 
 
 # --- partials ---------------------------------------------------------------------------
@@ -695,9 +693,11 @@ def _py(value: Any) -> Any:
 
 
 def _histogram(column: Any, plan: ColumnPlan, side: str) -> ColumnHistogram:
-    values = (
-        _parsed(column)[0] if plan.parse else _numbers(column).astype(np.float64, copy=False)
-    )
+    # Text is here only when named numerical: read as pass 1 read it (_sketch).
+    if arrow_kind(column.type) == "string":
+        values = _parsed(column)[0]
+    else:
+        values = _numbers(column).astype(np.float64, copy=False)
     finite_mask = np.isfinite(values)
     finite = values if finite_mask.all() else values[finite_mask]
     state = ColumnHistogram(plan.name)

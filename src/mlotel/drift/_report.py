@@ -1102,7 +1102,6 @@ def _histogram_plan(
         if test.name == "ks" and ref.raw is not None
         else None,
         reference_range=(ref.min, ref.max),
-        parse=ref.kind == "string" or cur.kind == "string",
     )
 
 
@@ -1204,10 +1203,15 @@ class ReportJob(Job):
         o = self.options
         ref, cur = self.merged(1, "reference").columns, self.merged(1, "current").columns
         for name in self._names():
-            if name in ref and name in cur and _sketch_kind(name, ref[name], o) == "numerical":
-                plan = _histogram_plan(name, ref[name], cur[name], o, self._stats)
-                if plan is not None and ref[name].numeric and cur[name].numeric:
-                    self._plans[name] = plan
+            if name not in ref or name not in cur:
+                continue
+            if _sketch_kind(name, ref[name], o) != "numerical":
+                continue
+            if any(not s.numeric or s.not_numeric for s in (ref[name], cur[name])):
+                continue  # values that are no numbers: a type_mismatch, nothing to count
+            plan = _histogram_plan(name, ref[name], cur[name], o, self._stats)
+            if plan is not None:
+                self._plans[name] = plan
         performance = None
         if self._planner is not None:
             performance = self._planner.count_plan({"reference": ref, "current": cur})
@@ -1231,7 +1235,7 @@ class ReportJob(Job):
                     buckets |= quantile_buckets(QUANTILES, sketch.count, counts, plan)
             plans.append(
                 ColumnPlan(name, plan.center, plan.scale, plan.grid,
-                           selected=tuple(sorted(buckets)), parse=plan.parse)
+                           selected=tuple(sorted(buckets)))
             )  # fmt: skip
         performance = None
         if self._planner is not None:
