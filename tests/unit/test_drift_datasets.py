@@ -198,6 +198,17 @@ def test_big_text_column_named_numerical_is_a_type_mismatch(
     assert what in (streamed.message or "")
 
 
+def test_report_of_opened_datasets_equals_the_report_of_their_paths(tmp_path: Path) -> None:
+    # The CLI opens each side once (for its column names) and hands the Datasets on.
+    ref, cur = sides(12_000, seed=4)
+    ref_dir, cur_dir = write_parts(ref, tmp_path / "ref"), write_parts(cur, tmp_path / "cur")
+    opened = report(_datasets.open_dataset(ref_dir), _datasets.open_dataset(cur_dir))
+    assert opened.to_dict() | {"mlotel_version": None} == report(ref_dir, cur_dir).to_dict() | {
+        "mlotel_version": None
+    }
+    assert opened.column("normal").score_error_bound is not None  # streamed, not in memory
+
+
 def test_hive_partitioned_directories(tmp_path: Path) -> None:
     ref, cur = sides(12_000, seed=7)
     for frame, name in ((ref, "ref"), (cur, "cur")):

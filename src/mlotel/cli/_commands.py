@@ -112,7 +112,7 @@ def profile_command(args: argparse.Namespace) -> int:
 def _profile_of(paths: list[str], args: argparse.Namespace, progress: RowProgress) -> Any:
     from ..drift import Profile, ProfileJob
     from ..drift._datasets import open_dataset, read_table
-    from ..drift._partials import run_job
+    from ..drift._profile import profile_dataset
 
     options = {
         "categorical": args.categorical or None,
@@ -129,15 +129,7 @@ def _profile_of(paths: list[str], args: argparse.Namespace, progress: RowProgres
         if len(paths) == 1 and paths[0].lower().endswith(".csv"):
             return Profile.from_data(read_table(paths[0]), **options)
     dataset = open_dataset(_source(paths))
-    job = ProfileJob(**options)
-    run_job(job, {"data": dataset}, workers=_workers(), progress=progress)
-    return job.result()
-
-
-def _workers() -> int:
-    import os
-
-    return max(1, min(8, os.cpu_count() or 1))
+    return profile_dataset(dataset, ProfileJob(**options), progress=progress)
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -191,7 +183,6 @@ def report_command(args: argparse.Namespace) -> int:
             where = f"--{role}" if getattr(args, role) == name else f"--mapping {args.mapping}"
             print(f"mlotel report: {where}: no column named {name!r}", file=sys.stderr)
             return 2
-    columns = [name for name in names if name not in mapping.roles().values()]
     thresholds = {}
     for column, value in args.threshold:  # every column's first, then one column's
         if column is None:
@@ -201,9 +192,8 @@ def report_command(args: argparse.Namespace) -> int:
             thresholds[column] = value
     try:
         result = report(
-            _source(args.reference),
-            _source(args.current),
-            columns=columns,
+            sides[0],
+            sides[1],
             mapping=mapping,
             stattests=dict(args.stattest),
             thresholds=thresholds,

@@ -39,6 +39,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ __all__ = [
     "quantile_ranks",
     "run_job",
     "sturges_edges",
+    "worker_count",
     "to_arrow",
 ]
 
@@ -911,21 +913,33 @@ class Job:
         raise NotImplementedError
 
 
+def worker_count(workers: int | None) -> int:
+    """Threads to use: ``workers`` (at least 1), or for None the CPU count, at most 8.
+
+    >>> worker_count(3), worker_count(0), 1 <= worker_count(None) <= 8
+    (3, 1, True)
+    """
+    return max(1, min(8, os.cpu_count() or 1)) if workers is None else max(1, workers)
+
+
 def run_job(
     job: Job,
     sources: Mapping[str, Any],
     *,
-    workers: int = 1,
+    workers: int | None = 1,
     progress: Any = None,
 ) -> None:
     """Drive ``job`` over local data: ``sources`` maps each side to a :class:`Dataset`
     (read in record batches) or to in-memory data (one chunk).
 
-    ``progress(step, side, rows_done, rows_total_or_None)`` is called after each batch.
+    Each chunk's columns are summarized in ``workers`` threads (None: the default,
+    :func:`worker_count`). ``progress(step, side, rows_done, rows_total_or_None)`` is
+    called after each batch.
     A CSV column widened while reading restarts the pass (nothing read before counts).
     """
     from ._datasets import Dataset, SchemaChanged
 
+    workers = worker_count(workers)
     totals = {
         side: (source.count_rows() if isinstance(source, Dataset) else None)
         for side, source in sources.items()

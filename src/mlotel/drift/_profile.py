@@ -38,7 +38,9 @@ from ._partials import (
     run_job,
 )
 
-__all__ = ["FeatureProfile", "Profile", "ProfileJob", "SCHEMA_VERSION", "auto_bins"]
+__all__ = [
+    "FeatureProfile", "Profile", "ProfileJob", "SCHEMA_VERSION", "auto_bins", "profile_dataset"
+]
 
 SCHEMA_VERSION = 2
 """Version of the profile JSON format this mlotel writes; it reads this and older ones.
@@ -438,7 +440,7 @@ class Profile:
                 prediction=prediction, score=score,  # type: ignore[arg-type]
                 bins=bins, top_categories=top_categories,
             )
-            return _profile_dataset(data, job)
+            return profile_dataset(data, job)
         names, columns = _columns_of(data, feature_names)
         rows = len(columns[0]) if columns else 0
         extra: list[tuple[str, str, np.ndarray]] = []
@@ -902,10 +904,12 @@ class ProfileJob(Job):
         )
 
 
-def _profile_dataset(
+def profile_dataset(
     source: Any, job: ProfileJob, workers: int | None = None, progress: Any = None
 ) -> Profile:
+    """Run ``job`` over ``source`` (paths, an opened dataset, or in-memory data) in
+    ``workers`` threads (None: the default count) and return its profile;
+    ``progress`` as :func:`run_job`'s."""
     dataset = open_dataset(source) if is_dataset_source(source) else source
-    count = max(1, min(8, os.cpu_count() or 1)) if workers is None else max(1, workers)
-    run_job(job, {"data": dataset}, workers=count, progress=progress)
+    run_job(job, {"data": dataset}, workers=workers, progress=progress)
     return job.result()

@@ -52,6 +52,7 @@ from ._partials import (
     run_job,
     sturges_edges,
     to_arrow,
+    worker_count,
 )
 from ._partials import canonical_order as _canonical
 from ._performance import Performance, PerformancePlanner, PerformanceState
@@ -451,10 +452,6 @@ def infer_column_type(series: Any) -> ColumnKind:
 
 
 # --- the report --------------------------------------------------------------------------
-
-
-def _default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
 
 
 def _is_numeric(series: Any) -> bool:
@@ -1527,12 +1524,7 @@ def _report_datasets(
     for side, source in (("reference", reference), ("current", current)):
         sources[side] = open_dataset(source) if is_dataset_source(source) else source
     job.column_names(_source_columns(sources["reference"]), _source_columns(sources["current"]))
-    run_job(
-        job,
-        sources,
-        workers=_default_workers() if workers is None else max(1, workers),
-        progress=row_progress,
-    )
+    run_job(job, sources, workers=workers, progress=row_progress)
     return job.result(progress)
 
 
@@ -1610,7 +1602,9 @@ def report(
     stats = _load_stats()
     import pandas as pd
 
-    datasets = is_dataset_source(reference) or is_dataset_source(current)
+    datasets = any(
+        is_dataset_source(side) or isinstance(side, Dataset) for side in (reference, current)
+    )
     for label, frame in (("reference", reference), ("current", current)):
         if not datasets and not isinstance(frame, pd.DataFrame):
             raise TypeError(
@@ -1642,7 +1636,7 @@ def report(
     def one(pair: tuple[str, Any, Any]) -> ColumnDrift:
         return _column(*pair, options, stats)
 
-    workers = min(_default_workers() if workers is None else max(1, workers), len(pairs) or 1)
+    workers = min(worker_count(workers), len(pairs) or 1)
     results = []
     # numpy's sorts (most of the time) release the GIL, so columns run in parallel threads.
     with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
