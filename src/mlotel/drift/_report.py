@@ -484,19 +484,12 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def _numeric_side(
-    sorted_values: np.ndarray[Any, Any],
-    rows: int,
-    missing: int,
-    inf: int,
-    quantiles: Sequence[float] | None = None,
+    sorted_values: np.ndarray[Any, Any], rows: int, missing: int, inf: int
 ) -> SideQuality:
-    """Quality of one side of a numeric column from its sorted finite values (or, for
-    data read in passes, only their count: ``quantiles`` and the moments come apart)."""
+    """Quality of one side of a numeric column from its sorted finite values."""
     if sorted_values.size == 0:
         return SideQuality(rows, missing, _share(missing, rows), inf)
     low, high = float(sorted_values[0]), float(sorted_values[-1])
-    if quantiles is None:
-        quantiles = np.quantile(sorted_values, QUANTILES).tolist()
     return SideQuality(
         rows=rows,
         missing=missing,
@@ -507,7 +500,7 @@ def _numeric_side(
         mean=float(np.mean(sorted_values)),
         constant=low == high,
         std=float(np.std(sorted_values, ddof=1)) if sorted_values.size > 1 else None,
-        quantiles=_quantile_dict(quantiles),
+        quantiles=_quantile_dict(np.quantile(sorted_values, QUANTILES).tolist()),
     )
 
 
