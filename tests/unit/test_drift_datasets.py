@@ -159,6 +159,53 @@ def test_named_tests_on_big_columns(tmp_path: Path) -> None:
     assert "at most 10,000 reference values" in (ks.column("normal").message or "")
 
 
+def test_an_empty_column_list_tests_no_features(tmp_path: Path) -> None:
+    # columns=[] is "no feature columns", not "all of them", in memory and from files.
+    frame = pd.DataFrame({"a": np.arange(50.0), "y": [0, 1] * 25, "p": [1, 0] * 25})
+    frame.to_parquet(tmp_path / "d.parquet")
+    path = tmp_path / "d.parquet"
+    for ref, cur in ((frame, frame), (path, path)):
+        assert report(ref, cur, columns=[]).columns == ()
+        roles = report(ref, cur, columns=[], target="y", prediction="p")
+        assert roles.columns == () and roles.target_drift is not None
+        with pytest.raises(ValueError, match=r"stattests names column\(s\) \['a'\]"):
+            report(ref, cur, columns=[], stattests={"a": "ks"})
+
+
+@pytest.mark.parametrize("text_side", ["reference", "current"])
+def test_big_text_column_named_numerical_is_a_type_mismatch(
+    tmp_path: Path, text_side: str
+) -> None:
+    # More values than RAW_CAP, so pass 2 would count the column's histogram.
+    rng = np.random.default_rng(7)
+    rows = 30_000
+    text = rng.normal(size=rows).astype(str).astype(object)
+    text[::7] = "x"
+    numbers = pd.DataFrame({"v": rng.normal(size=rows)})
+    frames = {"reference": numbers, "current": numbers}
+    frames[text_side] = pd.DataFrame({"v": text})
+    for side, frame in frames.items():
+        frame.to_parquet(tmp_path / f"{side}.parquet")
+    streamed = report(tmp_path / "reference.parquet", tmp_path / "current.parquet",
+                      numerical=["v"]).column("v")
+    in_memory = report(frames["reference"], frames["current"], numerical=["v"]).column("v")
+    assert streamed.status == in_memory.status == "type_mismatch"
+    assert streamed.message == in_memory.message
+    what = "reference values are not numbers" if text_side == "reference" else "(e.g. 'x')"
+    assert what in (streamed.message or "")
+
+
+def test_report_of_opened_datasets_equals_the_report_of_their_paths(tmp_path: Path) -> None:
+    # The CLI opens each side once (for its column names) and hands the Datasets on.
+    ref, cur = sides(12_000, seed=4)
+    ref_dir, cur_dir = write_parts(ref, tmp_path / "ref"), write_parts(cur, tmp_path / "cur")
+    opened = report(_datasets.open_dataset(ref_dir), _datasets.open_dataset(cur_dir))
+    assert opened.to_dict() | {"mlotel_version": None} == report(ref_dir, cur_dir).to_dict() | {
+        "mlotel_version": None
+    }
+    assert opened.column("normal").score_error_bound is not None  # streamed, not in memory
+
+
 def test_hive_partitioned_directories(tmp_path: Path) -> None:
     ref, cur = sides(12_000, seed=7)
     for frame, name in ((ref, "ref"), (cur, "cur")):

@@ -22,10 +22,9 @@ __all__ = [
     "version_command",
 ]
 
-# How each p-value test decides (ColumnDrift.score is a p-value for these, a distance
-# or divergence for the others, which drift at or above their threshold).
-_P_VALUE_RULES = {"ks": "<=", "chisquare": "<", "z": "<"}
-_RULES = {"p_value_at_most": "<=", "p_value_below": "<"}
+# The comparison of score and threshold that drifts, by ColumnDrift.drift_rule (every
+# tested column has one); the score is a p-value for the first two.
+_RULE_SIGNS = {"p_value_at_most": "<=", "p_value_below": "<", "score_at_least": ">="}
 
 
 class RowProgress:
@@ -112,7 +111,7 @@ def profile_command(args: argparse.Namespace) -> int:
 def _profile_of(paths: list[str], args: argparse.Namespace, progress: RowProgress) -> Any:
     from ..drift import Profile, ProfileJob
     from ..drift._datasets import open_dataset, read_table
-    from ..drift._partials import run_job
+    from ..drift._profile import profile_dataset
 
     options = {
         "categorical": args.categorical or None,
@@ -129,15 +128,7 @@ def _profile_of(paths: list[str], args: argparse.Namespace, progress: RowProgres
         if len(paths) == 1 and paths[0].lower().endswith(".csv"):
             return Profile.from_data(read_table(paths[0]), **options)
     dataset = open_dataset(_source(paths))
-    job = ProfileJob(**options)
-    run_job(job, {"data": dataset}, workers=_workers(), progress=progress)
-    return job.result()
-
-
-def _workers() -> int:
-    import os
-
-    return max(1, min(8, os.cpu_count() or 1))
+    return profile_dataset(dataset, ProfileJob(**options), progress=progress)
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -191,7 +182,6 @@ def report_command(args: argparse.Namespace) -> int:
             where = f"--{role}" if getattr(args, role) == name else f"--mapping {args.mapping}"
             print(f"mlotel report: {where}: no column named {name!r}", file=sys.stderr)
             return 2
-    columns = [name for name in names if name not in mapping.roles().values()]
     thresholds = {}
     for column, value in args.threshold:  # every column's first, then one column's
         if column is None:
@@ -201,9 +191,8 @@ def report_command(args: argparse.Namespace) -> int:
             thresholds[column] = value
     try:
         result = report(
-            _source(args.reference),
-            _source(args.current),
-            columns=columns,
+            sides[0],
+            sides[1],
             mapping=mapping,
             stattests=dict(args.stattest),
             thresholds=thresholds,
@@ -279,8 +268,8 @@ def _drift_text(column: Any) -> str:
         return f"{column.status}: {column.message}"
     if column.drift_detected:
         return f"drift, {_score_text(column)}"
-    kind, score, rule, threshold = _score_text(column).rsplit(" ", 3)
-    return f"no drift, {kind} {score}; drift if {rule} {threshold}"
+    kind, score, sign, threshold = _score_rule(column)
+    return f"no drift, {kind} {score:.4g}; drift if {sign} {threshold:g}"
 
 
 def _performance_lines(performance: Any) -> list[str]:
@@ -301,12 +290,20 @@ def _performance_lines(performance: Any) -> list[str]:
     return lines
 
 
+def _score_rule(column: Any) -> tuple[str, float, str, float]:
+    """A tested column's (what the score is, score, the sign that drifts, threshold):
+    ``("ks p-value", 3.6e-53, "<=", 0.05)`` or ``("psi", 1.93, ">=", 0.2)``."""
+    sign = _RULE_SIGNS[column.drift_rule]
+    p_value = column.drift_rule != "score_at_least"
+    kind = f"{column.stattest} p-value" if p_value else str(column.stattest)
+    return kind, column.score, sign, column.threshold
+
+
 def _score_text(column: Any) -> str:
     """``ks p-value 3.6e-53 <= 0.05`` or ``psi 1.93 >= 0.2``: what the score is and the
     rule that made it drift."""
-    rule = _RULES.get(column.drift_rule or "") or _P_VALUE_RULES.get(column.stattest)
-    kind = f"{column.stattest} p-value" if rule else str(column.stattest)
-    return f"{kind} {column.score:.4g} {rule or '>='} {column.threshold:g}"
+    kind, score, sign, threshold = _score_rule(column)
+    return f"{kind} {score:.4g} {sign} {threshold:g}"
 
 
 def version_command() -> int:

@@ -50,23 +50,20 @@ _PARQUET = (".parquet", ".pq")
 _CSV = (".csv",)
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _CSV_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+)")
-_WIDER = {"int64": "double", "double": "string", "bool": "string", "timestamp": "string"}
+_WIDER = {"int64": "double", "double": "string", "bool": "string"}
 
 
 # --- whole tables (small inputs, no pyarrow needed for CSV) ----------------------------
 
 
-def read_table(path: str | Path, *, dataframe: bool = False) -> Any:
-    """A pandas DataFrame of a CSV or Parquet file.
-
-    Without ``dataframe=True`` a missing pandas is no error: CSV files come back as
-    a dict of numpy columns and Parquet files as a pyarrow Table.
+def read_table(path: str | Path) -> Any:
+    """A pandas DataFrame of a CSV file; without pandas, a dict of numpy columns.
 
     >>> import tempfile, pathlib
     >>> data = pathlib.Path(tempfile.mkdtemp(), "d.csv")
     >>> _ = data.write_text("x,y\\n1,a\\n2,b\\n")
-    >>> read_table(data, dataframe=True).shape
-    (2, 2)
+    >>> [str(v) for v in read_table(data)["y"]]
+    ['a', 'b']
     >>> read_table(data.with_name("nope.csv"))
     Traceback (most recent call last):
     ...
@@ -78,12 +75,6 @@ def read_table(path: str | Path, *, dataframe: bool = False) -> Any:
     try:
         import pandas as pd
     except ImportError:
-        if dataframe:
-            raise DatasetError(f"{path}: reading it needs pandas: pip install pandas") from None
-        pd = None
-    if source.suffix.lower() in _PARQUET:
-        return _read_parquet(source, pd)
-    if pd is None:
         return read_csv_plain(source)
     try:
         return pd.read_csv(source, low_memory=False)
@@ -98,15 +89,6 @@ def read_table(path: str | Path, *, dataframe: bool = False) -> Any:
         ) from None
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot read it ({exc})") from None
-
-
-def _read_parquet(source: Path, pd: Any) -> Any:
-    pq = _pyarrow(source, "parquet")
-    try:
-        table = pq.read_table(source)
-    except Exception as exc:  # pyarrow raises several error types for a bad file
-        raise DatasetError(f"{source}: not a readable Parquet file ({_one_line(exc)})") from None
-    return table.to_pandas() if pd is not None else table
 
 
 def read_csv_plain(source: Path) -> dict[str, Any]:
@@ -261,8 +243,6 @@ def _type_text(pa_type: Any) -> str:
         return "string"
     if pa.types.is_dictionary(pa_type):
         return "string" if pa.types.is_string(pa_type.value_type) else str(pa_type)
-    if pa.types.is_timestamp(pa_type):
-        return "timestamp"
     return str(pa_type)
 
 

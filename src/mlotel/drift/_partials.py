@@ -39,9 +39,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -64,11 +66,14 @@ __all__ = [
     "bucket_index",
     "exact_quantiles",
     "grid_for",
+    "grid_quantiles",
     "merge_partials",
     "order_statistics",
+    "quantile_buckets",
     "quantile_ranks",
     "run_job",
     "sturges_edges",
+    "worker_count",
     "to_arrow",
 ]
 
@@ -341,8 +346,6 @@ class ColumnPlan:
     reference_range: tuple[float, float] | None = None
     selected: tuple[int, ...] | None = None
     """Fine buckets whose values pass 3 collects."""
-    parse: bool = False
-    """Text to be read as numbers (``numerical=`` named a text column)."""
 
 
 # --- partials ---------------------------------------------------------------------------
@@ -692,9 +695,11 @@ def _py(value: Any) -> Any:
 
 
 def _histogram(column: Any, plan: ColumnPlan, side: str) -> ColumnHistogram:
-    values = (
-        _parsed(column)[0] if plan.parse else _numbers(column).astype(np.float64, copy=False)
-    )
+    # Text is here only when named numerical: read as pass 1 read it (_sketch).
+    if arrow_kind(column.type) == "string":
+        values = _parsed(column)[0]
+    else:
+        values = _numbers(column).astype(np.float64, copy=False)
     finite_mask = np.isfinite(values)
     finite = values if finite_mask.all() else values[finite_mask]
     state = ColumnHistogram(plan.name)
@@ -785,6 +790,27 @@ def order_statistics(
         running = np.cumsum(tallies[mine])
         found[rank] = float(values[mine][int(np.searchsorted(running, rank - below, "right"))])
     return found
+
+
+def quantile_buckets(
+    probs: Sequence[float], count: int, grid_counts: np.ndarray, plan: ColumnPlan
+) -> set[int]:
+    """The fine buckets (pass 3's ``selected``) holding the order statistics of ``probs``."""
+    assert plan.grid is not None
+    ranks = quantile_ranks(probs, count)
+    found = np.searchsorted(np.cumsum(grid_counts), ranks, side="right") + plan.grid[0]
+    return set(found.tolist())
+
+
+def grid_quantiles(
+    probs: Sequence[float], count: int, grid_counts: np.ndarray, plan: ColumnPlan,
+    selected: Mapping[float, int],
+) -> list[float]:
+    """``np.quantile(values, probs)`` from pass 2's fine histogram and pass 3's values."""
+    assert plan.grid is not None
+    values = order_statistics(quantile_ranks(probs, count), grid_counts, plan.grid[0], plan,
+                              selected)
+    return exact_quantiles(probs, count, values)
 
 
 def exact_quantiles(probs: Sequence[float], count: int, values: Mapping[int, float]) -> list[float]:
@@ -887,21 +913,33 @@ class Job:
         raise NotImplementedError
 
 
+def worker_count(workers: int | None) -> int:
+    """Threads to use: ``workers`` (at least 1), or for None the CPU count, at most 8.
+
+    >>> worker_count(3), worker_count(0), 1 <= worker_count(None) <= 8
+    (3, 1, True)
+    """
+    return max(1, min(8, os.cpu_count() or 1)) if workers is None else max(1, workers)
+
+
 def run_job(
     job: Job,
     sources: Mapping[str, Any],
     *,
-    workers: int = 1,
+    workers: int | None = 1,
     progress: Any = None,
 ) -> None:
     """Drive ``job`` over local data: ``sources`` maps each side to a :class:`Dataset`
     (read in record batches) or to in-memory data (one chunk).
 
-    ``progress(step, side, rows_done, rows_total_or_None)`` is called after each batch.
+    Each chunk's columns are summarized in ``workers`` threads (None: the default,
+    :func:`worker_count`). ``progress(step, side, rows_done, rows_total_or_None)`` is
+    called after each batch.
     A CSV column widened while reading restarts the pass (nothing read before counts).
     """
     from ._datasets import Dataset, SchemaChanged
 
+    workers = worker_count(workers)
     totals = {
         side: (source.count_rows() if isinstance(source, Dataset) else None)
         for side, source in sources.items()
@@ -1013,7 +1051,7 @@ class SummarySample:
             raise ValueError(f"more than {cap:,} distinct values: too many to count them all")
         return ref, cur
 
-    @property
+    @cached_property
     def category_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(distinct values over both sides, their reference counts, current counts)."""
         ref, cur = self._tallies()

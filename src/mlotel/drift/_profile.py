@@ -32,14 +32,15 @@ from ._partials import (
     Job,
     ScanPass,
     bucket_index,
-    exact_quantiles,
     grid_for,
-    order_statistics,
-    quantile_ranks,
+    grid_quantiles,
+    quantile_buckets,
     run_job,
 )
 
-__all__ = ["FeatureProfile", "Profile", "ProfileJob", "SCHEMA_VERSION", "auto_bins"]
+__all__ = [
+    "FeatureProfile", "Profile", "ProfileJob", "SCHEMA_VERSION", "auto_bins", "profile_dataset"
+]
 
 SCHEMA_VERSION = 2
 """Version of the profile JSON format this mlotel writes; it reads this and older ones.
@@ -439,7 +440,7 @@ class Profile:
                 prediction=prediction, score=score,  # type: ignore[arg-type]
                 bins=bins, top_categories=top_categories,
             )
-            return _profile_dataset(data, job)
+            return profile_dataset(data, job)
         names, columns = _columns_of(data, feature_names)
         rows = len(columns[0]) if columns else 0
         extra: list[tuple[str, str, np.ndarray]] = []
@@ -807,12 +808,10 @@ class ProfileJob(Job):
         elif step == 3:
             counted = self.merged(2, "data").columns
             for name, plan in list(self._plans.items()):
-                cumulative = np.cumsum(counted[name].grid_counts)
                 count = sketches[name].count
-                ranks = quantile_ranks(self._probs(count), count)
-                assert plan.grid is not None
-                buckets = np.searchsorted(cumulative, ranks, side="right") + plan.grid[0]
-                self._plans[name] = replace(plan, selected=tuple(sorted(set(buckets.tolist()))))
+                counts = counted[name].grid_counts
+                buckets = quantile_buckets(self._probs(count), count, counts, plan)
+                self._plans[name] = replace(plan, selected=tuple(sorted(buckets)))
         else:
             return None
         if not self._plans:
@@ -872,8 +871,7 @@ class ProfileJob(Job):
         selected = self.merged(3, "data").columns[sketch.name].selected or {}
         n = sketch.count
         probs = self._probs(n)
-        stats = order_statistics(quantile_ranks(probs, n), grid, first, plan, selected)
-        values = exact_quantiles(probs, n, stats)
+        values = grid_quantiles(probs, n, grid, plan, selected)
         quantiles = values[: len(QUANTILES)]
         edges = np.unique(np.asarray(values[len(QUANTILES):], dtype=np.float64))
         edges = edges[edges > sketch.min]
@@ -906,10 +904,12 @@ class ProfileJob(Job):
         )
 
 
-def _profile_dataset(
+def profile_dataset(
     source: Any, job: ProfileJob, workers: int | None = None, progress: Any = None
 ) -> Profile:
+    """Run ``job`` over ``source`` (paths, an opened dataset, or in-memory data) in
+    ``workers`` threads (None: the default count) and return its profile;
+    ``progress`` as :func:`run_job`'s."""
     dataset = open_dataset(source) if is_dataset_source(source) else source
-    count = max(1, min(8, os.cpu_count() or 1)) if workers is None else max(1, workers)
-    run_job(job, {"data": dataset}, workers=count, progress=progress)
+    run_job(job, {"data": dataset}, workers=workers, progress=progress)
     return job.result()

@@ -46,13 +46,13 @@ from ._partials import (
     Job,
     ScanPass,
     SummarySample,
-    exact_quantiles,
     grid_for,
-    order_statistics,
-    quantile_ranks,
+    grid_quantiles,
+    quantile_buckets,
     run_job,
     sturges_edges,
     to_arrow,
+    worker_count,
 )
 from ._partials import canonical_order as _canonical
 from ._performance import Performance, PerformancePlanner, PerformanceState
@@ -454,10 +454,6 @@ def infer_column_type(series: Any) -> ColumnKind:
 # --- the report --------------------------------------------------------------------------
 
 
-def _default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
-
-
 def _is_numeric(series: Any) -> bool:
     import pandas as pd
 
@@ -488,19 +484,12 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def _numeric_side(
-    sorted_values: np.ndarray[Any, Any],
-    rows: int,
-    missing: int,
-    inf: int,
-    quantiles: Sequence[float] | None = None,
+    sorted_values: np.ndarray[Any, Any], rows: int, missing: int, inf: int
 ) -> SideQuality:
-    """Quality of one side of a numeric column from its sorted finite values (or, for
-    data read in passes, only their count: ``quantiles`` and the moments come apart)."""
+    """Quality of one side of a numeric column from its sorted finite values."""
     if sorted_values.size == 0:
         return SideQuality(rows, missing, _share(missing, rows), inf)
     low, high = float(sorted_values[0]), float(sorted_values[-1])
-    if quantiles is None:
-        quantiles = np.quantile(sorted_values, QUANTILES).tolist()
     return SideQuality(
         rows=rows,
         missing=missing,
@@ -511,7 +500,7 @@ def _numeric_side(
         mean=float(np.mean(sorted_values)),
         constant=low == high,
         std=float(np.std(sorted_values, ddof=1)) if sorted_values.size > 1 else None,
-        quantiles=_quantile_dict(quantiles),
+        quantiles=_quantile_dict(np.quantile(sorted_values, QUANTILES).tolist()),
     )
 
 
@@ -529,7 +518,8 @@ def _categorical_side(
     top = top_share = None
     if counts is not None and values is not None and distinct:
         names = np.array([str(v) for v in values.tolist()], dtype=object)
-        first = int(np.lexsort((names, -counts))[0])  # most frequent; ties: the first label
+        tied = np.flatnonzero(counts == counts.max()).tolist()
+        first = min(tied, key=lambda i: names[i])  # most frequent; ties: the first label
         top, top_share = str(names[first]), float(counts[first]) / float(counts.sum())
     return SideQuality(
         rows=rows,
@@ -683,35 +673,25 @@ def _grid_bins(sample: SummarySample, bins: int) -> tuple[np.ndarray, np.ndarray
     return np.add.reduceat(ref, starts), np.add.reduceat(cur, starts)
 
 
-def _column(
-    name: str, ref_series: Any, cur_series: Any, options: _Options, stats: Any
-) -> ColumnDrift:
-    in_ref, in_cur = ref_series is not None, cur_series is not None
-    if not in_cur or not in_ref:
-        kind = _kind(name, ref_series if in_ref else cur_series, options)
-        where, other = ("reference", "current") if in_ref else ("current", "reference")
-        return ColumnDrift(
-            name,
-            kind,
-            "missing_in_current" if in_ref else "missing_in_reference",
-            f"column '{name}' is in the {where} data but not in the {other} data",
-        )
-    kind = _kind(name, ref_series, options)
-    if kind == "numerical":
-        return _numeric_column(name, ref_series, cur_series, options, stats)
-    if kind == "categorical":
-        return _categorical_column(name, ref_series, cur_series, options, stats)
-    ref_missing = int(ref_series.isna().sum())
-    if ref_missing == len(ref_series):
+def _absent(name: str, kind: ColumnKind, in_reference: bool) -> ColumnDrift:
+    where, other = ("reference", "current") if in_reference else ("current", "reference")
+    return ColumnDrift(
+        name,
+        kind,
+        "missing_in_current" if in_reference else "missing_in_reference",
+        f"column '{name}' is in the {where} data but not in the {other} data",
+    )
+
+
+def _untested(name: str, kind: ColumnKind, rows: int, missing: int) -> ColumnDrift:
+    """A column of a type the report does not test (text, datetime, unknown)."""
+    if missing == rows:
         return ColumnDrift(
             name,
             kind,
             "empty_reference",
             f"column '{name}' has no values in the reference data (all missing or 0 rows)",
-            quality=ColumnQuality(
-                SideQuality(len(ref_series), ref_missing, _share(ref_missing, len(ref_series))),
-                None,
-            ),
+            quality=ColumnQuality(SideQuality(rows, missing, _share(missing, rows)), None),
         )
     return ColumnDrift(
         name,
@@ -720,6 +700,60 @@ def _column(
         f"column '{name}' is a {kind} column; the report tests numerical and categorical "
         "columns (name it in categorical=[...] or numerical=[...] to test it as one)",
     )
+
+
+def _empty(
+    name: str,
+    kind: ColumnKind,
+    side: Literal["reference", "current"],
+    quality: ColumnQuality,
+    reference_size: int = 0,
+) -> ColumnDrift:
+    what = (
+        "no finite values", "(all missing, infinite, or 0 rows)"
+    ) if kind == "numerical" else ("no values", "(all missing or 0 rows)")
+    return ColumnDrift(
+        name,
+        kind,
+        "empty_reference" if side == "reference" else "empty_current",
+        f"column '{name}' has {what[0]} in the {side} data {what[1]}",
+        reference_size=reference_size,
+        quality=quality,
+    )
+
+
+def _not_numbers(name: str) -> ColumnDrift:
+    return ColumnDrift(
+        name,
+        "numerical",
+        "type_mismatch",
+        f"column '{name}' was named numerical but its reference values are not numbers",
+    )
+
+
+def _mixed(name: str, example: Any, ref_side: SideQuality, rows: int, missing: int) -> ColumnDrift:
+    return ColumnDrift(
+        name,
+        "numerical",
+        "type_mismatch",
+        f"column '{name}' is numerical in the reference data but holds "
+        f"non-numeric values in the current data (e.g. {example!r})",
+        quality=ColumnQuality(ref_side, SideQuality(rows, missing, _share(missing, rows))),
+    )
+
+
+def _column(
+    name: str, ref_series: Any, cur_series: Any, options: _Options, stats: Any
+) -> ColumnDrift:
+    in_ref, in_cur = ref_series is not None, cur_series is not None
+    if not in_cur or not in_ref:
+        return _absent(name, _kind(name, ref_series if in_ref else cur_series, options), in_ref)
+    kind = _kind(name, ref_series, options)
+    if kind == "numerical":
+        return _numeric_column(name, ref_series, cur_series, options, stats)
+    if kind == "categorical":
+        return _categorical_column(name, ref_series, cur_series, options, stats)
+    return _untested(name, kind, len(ref_series), int(ref_series.isna().sum()))
 
 
 def _kind(name: str, series: Any, options: _Options) -> ColumnKind:
@@ -804,53 +838,25 @@ def _numeric_column(
 
             ref_series = pd.to_numeric(ref_series)
         except (ValueError, TypeError):
-            return ColumnDrift(
-                name,
-                "numerical",
-                "type_mismatch",
-                f"column '{name}' was named numerical but its reference values are not numbers",
-            )
+            return _not_numbers(name)
     ref_values, ref_missing, ref_inf = _numeric_values(ref_series)
     ref_rows, cur_rows = len(ref_series), len(cur_series)
     ref_sorted = np.sort(ref_values)
     ref_side = _numeric_side(ref_sorted, ref_rows, ref_missing, ref_inf)
     if ref_values.size == 0:
-        return ColumnDrift(
-            name,
-            "numerical",
-            "empty_reference",
-            f"column '{name}' has no finite values in the reference data "
-            "(all missing, infinite, or 0 rows)",
-            quality=ColumnQuality(ref_side, None),
-        )
+        return _empty(name, "numerical", "reference", ColumnQuality(ref_side, None))
     if not _is_numeric(cur_series):
         cur_missing = int(cur_series.isna().sum())
         if cur_missing < cur_rows:
-            example = cur_series.dropna().iloc[0]
-            return ColumnDrift(
-                name,
-                "numerical",
-                "type_mismatch",
-                f"column '{name}' is numerical in the reference data but holds "
-                f"non-numeric values in the current data (e.g. {example!r})",
-                quality=ColumnQuality(
-                    ref_side, SideQuality(cur_rows, cur_missing, _share(cur_missing, cur_rows))
-                ),
-            )
+            return _mixed(name, cur_series.dropna().iloc[0], ref_side, cur_rows, cur_missing)
         cur_series = cur_series.astype(np.float64)  # all missing (or 0 rows): no values
     cur_values, cur_missing, cur_inf = _numeric_values(cur_series)
     sample = stats.ColumnSample(ref_values, cur_values, "numerical")
     sample.__dict__["reference_sorted"] = ref_sorted  # share the sort already done
     cur_side = _numeric_side(sample.current_sorted, cur_rows, cur_missing, cur_inf)
     if cur_values.size == 0:
-        return ColumnDrift(
-            name,
-            "numerical",
-            "empty_current",
-            f"column '{name}' has no finite values in the current data "
-            "(all missing, infinite, or 0 rows)",
-            reference_size=ref_values.size,
-            quality=ColumnQuality(ref_side, cur_side),
+        return _empty(
+            name, "numerical", "current", ColumnQuality(ref_side, cur_side), ref_values.size
         )
     low, high = ref_sorted[0], ref_sorted[-1]
     cur_sorted = sample.current_sorted
@@ -870,16 +876,10 @@ def _categorical_column(
     cur_values, cur_missing = _category_values(cur_series)
     ref_rows, cur_rows = len(ref_series), len(cur_series)
     if ref_values.size == 0:
-        return ColumnDrift(
-            name,
-            "categorical",
-            "empty_reference",
-            f"column '{name}' has no values in the reference data (all missing or 0 rows)",
-            quality=ColumnQuality(
-                _categorical_side(None, ref_rows, ref_missing),
-                _categorical_side(None, cur_rows, cur_missing),
-            ),
-        )
+        return _empty(name, "categorical", "reference", ColumnQuality(
+            _categorical_side(None, ref_rows, ref_missing),
+            _categorical_side(None, cur_rows, cur_missing),
+        ))
     sample = stats.ColumnSample(ref_values, cur_values, "categorical")
     return _categorical_test(
         name, sample, ref_rows, ref_missing, cur_rows, cur_missing, options, stats
@@ -901,13 +901,8 @@ def _categorical_test(
     ref_side = _categorical_side(ref_counts, ref_rows, ref_missing, values)
     cur_side = _categorical_side(cur_counts, cur_rows, cur_missing, values)
     if sample.n_current == 0:
-        return ColumnDrift(
-            name,
-            "categorical",
-            "empty_current",
-            f"column '{name}' has no values in the current data (all missing or 0 rows)",
-            reference_size=sample.n_reference,
-            quality=ColumnQuality(ref_side, cur_side),
+        return _empty(
+            name, "categorical", "current", ColumnQuality(ref_side, cur_side), sample.n_reference
         )
     new_mask = (ref_counts == 0) & (cur_counts > 0)
     new_values = values[new_mask]
@@ -986,78 +981,26 @@ def _summary_column(
     if ref is None or cur is None:
         present = ref if ref is not None else cur
         assert present is not None
-        kind = _sketch_kind(name, present, options)
-        where, other = ("reference", "current") if ref is not None else ("current", "reference")
-        return ColumnDrift(
-            name,
-            kind,
-            "missing_in_current" if ref is not None else "missing_in_reference",
-            f"column '{name}' is in the {where} data but not in the {other} data",
-        )
+        return _absent(name, _sketch_kind(name, present, options), ref is not None)
     kind = _sketch_kind(name, ref, options)
     if kind not in ("numerical", "categorical"):
-        if ref.missing == ref.rows:
-            return ColumnDrift(
-                name,
-                kind,
-                "empty_reference",
-                f"column '{name}' has no values in the reference data (all missing or 0 rows)",
-                quality=ColumnQuality(
-                    SideQuality(ref.rows, ref.missing, _share(ref.missing, ref.rows)), None
-                ),
-            )
-        return ColumnDrift(
-            name,
-            kind,
-            "unsupported_type",
-            f"column '{name}' is a {kind} column; the report tests numerical and categorical "
-            "columns (name it in categorical=[...] or numerical=[...] to test it as one)",
-        )
+        return _untested(name, kind, ref.rows, ref.missing)
     if kind == "categorical":
         return _summary_categorical(name, ref, cur, options, stats)
     if not ref.numeric or ref.not_numeric:
-        return ColumnDrift(
-            name,
-            "numerical",
-            "type_mismatch",
-            f"column '{name}' was named numerical but its reference values are not numbers",
-        )
+        return _not_numbers(name)
     ref_side = _summary_side(ref, quantiles[0])
     if not ref.count:
-        return ColumnDrift(
-            name,
-            "numerical",
-            "empty_reference",
-            f"column '{name}' has no finite values in the reference data "
-            "(all missing, infinite, or 0 rows)",
-            quality=ColumnQuality(ref_side, None),
-        )
+        return _empty(name, "numerical", "reference", ColumnQuality(ref_side, None))
     if (not cur.numeric or cur.not_numeric) and cur.missing < cur.rows:
         example = cur.example
         if example is None:
             keys = _canonical(cur.category_tally() or {})
             example = keys[0] if keys else None
-        return ColumnDrift(
-            name,
-            "numerical",
-            "type_mismatch",
-            f"column '{name}' is numerical in the reference data but holds "
-            f"non-numeric values in the current data (e.g. {example!r})",
-            quality=ColumnQuality(
-                ref_side, SideQuality(cur.rows, cur.missing, _share(cur.missing, cur.rows))
-            ),
-        )
+        return _mixed(name, example, ref_side, cur.rows, cur.missing)
     cur_side = _summary_side(cur, quantiles[1])
     if not cur.count:
-        return ColumnDrift(
-            name,
-            "numerical",
-            "empty_current",
-            f"column '{name}' has no finite values in the current data "
-            "(all missing, infinite, or 0 rows)",
-            reference_size=ref.count,
-            quality=ColumnQuality(ref_side, cur_side),
-        )
+        return _empty(name, "numerical", "current", ColumnQuality(ref_side, cur_side), ref.count)
     if ref.raw is not None and cur.raw is not None:
         # Small data: the values themselves, and the in-memory report's exact numbers.
         sample = stats.ColumnSample(ref.raw, cur.raw, "numerical")
@@ -1095,16 +1038,10 @@ def _summary_categorical(
     ref_tally, cur_tally = ref.category_tally(), cur.category_tally()
     present_ref = ref.rows - ref.missing - ref.non_finite
     if (ref_tally is not None and not ref_tally) or present_ref == 0:
-        return ColumnDrift(
-            name,
-            "categorical",
-            "empty_reference",
-            f"column '{name}' has no values in the reference data (all missing or 0 rows)",
-            quality=ColumnQuality(
-                _categorical_side(None, ref.rows, ref.missing),
-                _categorical_side(None, cur.rows, cur.missing),
-            ),
-        )
+        return _empty(name, "categorical", "reference", ColumnQuality(
+            _categorical_side(None, ref.rows, ref.missing),
+            _categorical_side(None, cur.rows, cur.missing),
+        ))
     if ref_tally is None or cur_tally is None:
         return ColumnDrift(
             name,
@@ -1155,7 +1092,6 @@ def _histogram_plan(
         if test.name == "ks" and ref.raw is not None
         else None,
         reference_range=(ref.min, ref.max),
-        parse=ref.kind == "string" or cur.kind == "string",
     )
 
 
@@ -1221,14 +1157,16 @@ class ReportJob(Job):
         return self.columns + [c for c in self.roles.values() if c not in self.columns]
 
     def _names(self) -> list[str]:
-        ref, cur = self.merged(1, "reference"), self.merged(1, "current")
+        return self.column_names(
+            list(self.merged(1, "reference").columns), list(self.merged(1, "current").columns)
+        )
+
+    def column_names(self, reference: Sequence[str], current: Sequence[str]) -> list[str]:
+        """The report's columns (checked against the data's) in order; sets the decision."""
+        present = [*reference, *(n for n in current if n not in reference)]
         listed = self._listed()
-        if listed is None:
-            names = list(ref.columns)
-            names += [n for n in cur.columns if n not in ref.columns]
-        else:
-            names = listed
-        _check_names(names, [*ref.columns, *cur.columns], self.columns, self.roles)
+        names = present if listed is None else listed  # columns=[]: no feature columns
+        _check_names(names, present, self.columns, self.roles)
         _check_stray(names, self.options)
         self.options.plan = _decision_plan(self.method, self.false_alarm_rate, len(names))
         return names
@@ -1255,10 +1193,15 @@ class ReportJob(Job):
         o = self.options
         ref, cur = self.merged(1, "reference").columns, self.merged(1, "current").columns
         for name in self._names():
-            if name in ref and name in cur and _sketch_kind(name, ref[name], o) == "numerical":
-                plan = _histogram_plan(name, ref[name], cur[name], o, self._stats)
-                if plan is not None and ref[name].numeric and cur[name].numeric:
-                    self._plans[name] = plan
+            if name not in ref or name not in cur:
+                continue
+            if _sketch_kind(name, ref[name], o) != "numerical":
+                continue
+            if any(not s.numeric or s.not_numeric for s in (ref[name], cur[name])):
+                continue  # values that are no numbers: a type_mismatch, nothing to count
+            plan = _histogram_plan(name, ref[name], cur[name], o, self._stats)
+            if plan is not None:
+                self._plans[name] = plan
         performance = None
         if self._planner is not None:
             performance = self._planner.count_plan({"reference": ref, "current": cur})
@@ -1279,12 +1222,10 @@ class ReportJob(Job):
                 sketch = self.merged(1, side).columns[name]
                 if sketch.raw is None:
                     counts = self.merged(2, side).columns[name].grid_counts
-                    ranks = quantile_ranks(QUANTILES, sketch.count)
-                    found = np.searchsorted(np.cumsum(counts), ranks, side="right")
-                    buckets.update((found + plan.grid[0]).tolist())
+                    buckets |= quantile_buckets(QUANTILES, sketch.count, counts, plan)
             plans.append(
                 ColumnPlan(name, plan.center, plan.scale, plan.grid,
-                           selected=tuple(sorted(buckets)), parse=plan.parse)
+                           selected=tuple(sorted(buckets)))
             )  # fmt: skip
         performance = None
         if self._planner is not None:
@@ -1302,13 +1243,10 @@ class ReportJob(Job):
         sketch = self.merged(1, side).columns.get(name)
         if plan is None or sketch is None or sketch.raw is not None or not sketch.count:
             return None
-        assert plan.grid is not None
         grid = self.merged(2, side).columns[name].grid_counts
         picked = self.merged(3, side).columns.get(name)
         selected = (picked.selected if picked is not None else None) or {}
-        ranks = quantile_ranks(QUANTILES, sketch.count)
-        values = order_statistics(ranks, grid, plan.grid[0], plan, selected)
-        return exact_quantiles(QUANTILES, sketch.count, values)
+        return grid_quantiles(QUANTILES, sketch.count, grid, plan, selected)
 
     def result(self, progress: Callable[[int, int, str], None] | None = None) -> DriftReport:
         """The report (call after :meth:`next_pass` returned None)."""
@@ -1578,17 +1516,8 @@ def _report_datasets(
     sources = {}
     for side, source in (("reference", reference), ("current", current)):
         sources[side] = open_dataset(source) if is_dataset_source(source) else source
-    names = {side: _source_columns(s) for side, s in sources.items()}
-    present = names["reference"] + [n for n in names["current"] if n not in names["reference"]]
-    listed = job._listed() or present
-    _check_names(listed, present, job.columns, job.roles)
-    _check_stray(listed, job.options)
-    run_job(
-        job,
-        sources,
-        workers=_default_workers() if workers is None else max(1, workers),
-        progress=row_progress,
-    )
+    job.column_names(_source_columns(sources["reference"]), _source_columns(sources["current"]))
+    run_job(job, sources, workers=workers, progress=row_progress)
     return job.result(progress)
 
 
@@ -1666,48 +1595,27 @@ def report(
     stats = _load_stats()
     import pandas as pd
 
-    if is_dataset_source(reference) or is_dataset_source(current):
-        job = ReportJob(
-            columns=columns,
-            numerical=numerical,
-            categorical=categorical,
-            stattests=stattests,
-            thresholds=thresholds,
-            drift_share=drift_share,
-            mapping=mapping,
-            target=target,
-            prediction=prediction,
-            score=score,
-            task=task,
-            positive_label=positive_label,
-            method=method,
-            false_alarm_rate=false_alarm_rate,
-        )
-        return _report_datasets(reference, current, job, progress, workers, row_progress)
+    datasets = any(
+        is_dataset_source(side) or isinstance(side, Dataset) for side in (reference, current)
+    )
     for label, frame in (("reference", reference), ("current", current)):
-        if not isinstance(frame, pd.DataFrame):
+        if not datasets and not isinstance(frame, pd.DataFrame):
             raise TypeError(
                 f"{label} must be a pandas DataFrame or a dataset (path, glob or list of "
                 f"paths), got {type(frame).__name__}"
             )
-    _check_options(stats, drift_share, stattests, method, false_alarm_rate)
-    column_mapping = _column_mapping(
-        mapping, target=target, prediction=prediction, score=score, task=task,
-        positive_label=positive_label, numerical=numerical, categorical=categorical,
+    job = ReportJob(
+        columns=columns, numerical=numerical, categorical=categorical, stattests=stattests,
+        thresholds=thresholds, drift_share=drift_share, mapping=mapping, target=target,
+        prediction=prediction, score=score, task=task, positive_label=positive_label,
+        method=method, false_alarm_rate=false_alarm_rate,
     )  # fmt: skip
-    roles = column_mapping.roles()
-    options = _options(column_mapping, stattests, thresholds)
+    if datasets:
+        return _report_datasets(reference, current, job, progress, workers, row_progress)
     reference = reference.rename(columns=str)
     current = current.rename(columns=str)
-    present = [str(c) for c in reference.columns]
-    present += [str(c) for c in current.columns if str(c) not in set(present)]
-    listed = None if columns is None else [str(c) for c in columns]
-    names = present if listed is None else listed + [
-        c for c in roles.values() if c not in listed
-    ]
-    _check_names(names, present, listed, roles)
-    _check_stray(names, options)
-    options.plan = _decision_plan(method, false_alarm_rate, len(names))
+    names = job.column_names(list(reference.columns), list(current.columns))
+    options = job.options
 
     pairs = [
         (
@@ -1721,7 +1629,7 @@ def report(
     def one(pair: tuple[str, Any, Any]) -> ColumnDrift:
         return _column(*pair, options, stats)
 
-    workers = min(_default_workers() if workers is None else max(1, workers), len(pairs) or 1)
+    workers = min(worker_count(workers), len(pairs) or 1)
     results = []
     # numpy's sorts (most of the time) release the GIL, so columns run in parallel threads.
     with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
@@ -1730,9 +1638,9 @@ def report(
             results.append(result)
             if progress is not None:
                 progress(done, len(pairs), result.name)
-    performance = _performance_in_memory(reference, current, column_mapping)
+    performance = _performance_in_memory(reference, current, job.mapping)
     return _assemble(
-        results, len(reference), len(current), drift_share, column_mapping, performance,
+        results, len(reference), len(current), drift_share, job.mapping, performance,
         method, false_alarm_rate,
     )
 
