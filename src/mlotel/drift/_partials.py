@@ -97,9 +97,7 @@ def arrow_kind(pa_type: Any) -> str:
     import pyarrow as pa
 
     if pa.types.is_dictionary(pa_type):
-        return arrow_kind(pa_type.value_type) if not pa.types.is_string(
-            pa_type.value_type
-        ) else "string"
+        return arrow_kind(pa_type.value_type)
     if pa.types.is_floating(pa_type):
         return "float"
     if pa.types.is_integer(pa_type):

@@ -50,7 +50,7 @@ get_supplied = _supplied.get
 """The ids supplied by an enclosing :func:`prediction_ids` block, or None."""
 
 
-def as_list(ids: Any, rows: int | None = None) -> list[Any]:
+def as_list(ids: Any) -> list[Any]:
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
         return [ids]  # one id for a one-row call
     tolist = getattr(ids, "tolist", None)  # numpy arrays, pandas Series/Index

@@ -12,11 +12,10 @@ by ``outcome_store_size``: the oldest rows are overwritten, and unmatched rows
 that go this way are counted in ``mlotel.internal.dropped{component=outcomes,
 reason=outcome_store_size}``. :func:`record_outcome` looks the id up (a dict
 lookup), marks the row matched and queues the pair; the next flush moves the
-queued pairs into the sliding window and republishes ``ml.model.performance``;
-the recording thread emits one ``ml.outcome`` log record per pair in the
-prediction's span context (with ``outcome_log="sampled"``, the default, only for
-rows of calls whose payload was logged: the log volume follows
-``payload_sample_rate``).
+queued pairs into the sliding window, republishes ``ml.model.performance`` and
+emits one ``ml.outcome`` log record per pair in the prediction's span context
+(with ``outcome_log="sampled"``, the default, only for rows of calls whose payload
+was logged: the log volume follows ``payload_sample_rate``).
 """
 
 from __future__ import annotations
